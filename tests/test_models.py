@@ -1,0 +1,256 @@
+"Tests of fastreid_vehicle.models: shapes, gradients, splitter, loss composition and tiny training steps."
+import pickle
+import pytest, torch, torch.nn as nn
+
+from fastreid_vehicle.models import *
+from fastreid_vehicle.models import reid_loss
+from fastreid_vehicle.losses import ANetLoss, BoTLoss, MFGNetLoss
+
+torch.set_num_threads(1)
+
+class TinyBackbone(nn.Module):
+    "Stand-in backbone: (B, 3, H, W) -> (B, 32, H/4, W/4), with `.out_channels`."
+    def __init__(self, c=32):
+        super().__init__()
+        self.out_channels = c
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.Conv2d(16, c, 3, 2, 1), nn.BatchNorm2d(c), nn.ReLU())
+    def forward(self, x): return self.body(x)
+
+N_IDS, ATTRS = 4, {'color': 3, 'type': 2}
+
+def batch(h=32, w=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(8, 3, h, w, generator=g)
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    yc = torch.tensor([0, 0, 1, 1, 2, 2, -1, -1])
+    yt = torch.tensor([1, 1, 0, 0, -1, 1, 0, 0])
+    return x, y, yc, yt
+
+def make(arch, backbone=None, **kw):
+    torch.manual_seed(0)
+    return create_reid_model(arch, N_IDS, ATTRS, backbone=backbone or TinyBackbone(), **kw)
+
+# ---------------------------------------------------------------- shapes
+def test_botnet_shapes():
+    m = make('bot'); x, *_ = batch()
+    out = m(x)
+    assert set(out) == {'feat', 'bn_feat', 'logits'}
+    assert out['feat'].shape == (8, 32) and out['logits'].shape == (8, N_IDS)
+    m.eval()
+    assert m(x).shape == (8, 32) == (8, m.embed_dim)
+    assert torch.allclose(m(x), m.head(m.backbone(x))[1])   # post-BN feature at test time
+    m2 = make('bot', neck_feat='before').eval()
+    assert torch.allclose(m2(x), m2.head(m2.backbone(x))[0])
+    with pytest.raises(ValueError, match="neck_feat"): make('bot', neck_feat='middle')
+
+def test_botnet_gem():
+    m = make('bot', pool='gem')
+    assert any(n.endswith('pool.p') for n, _ in m.named_parameters())
+    x, y, *_ = batch()
+    BoTLoss()(m(x), y).backward()
+    assert m.head.pool.p.grad is not None
+
+@pytest.mark.parametrize("n_stripes", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("cam", ['se', 'danet'])
+def test_mfgnet_stripes_and_cams(n_stripes, cam):
+    m = make('mfgnet', n_stripes=n_stripes, cam=cam, global_dim=24, local_dim=16)
+    x, y, *_ = batch()
+    out = m(x)
+    assert set(out) == {'feat', 'bn_feat', 'logits', 'local_feats', 'local_logits'}
+    assert out['feat'].shape == (8, 24) and out['logits'].shape == (8, N_IDS)
+    assert len(out['local_logits']) == n_stripes and all(l.shape == (8, N_IDS) for l in out['local_logits'])
+    assert all(f.shape == (8, 16) for f in out['local_feats'])
+    assert torch.isfinite(MFGNetLoss()(out, y))
+    m.eval()
+    assert m(x).shape == (8, 24 + 16 * n_stripes) == (8, m.embed_dim)
+
+def test_mfgnet_stripes_see_their_rows_only():
+    m = make('mfgnet', n_stripes=4, cam=None).eval()
+    fmap = torch.rand(2, 32, 8, 4)
+    m.backbone = nn.Identity(); m.backbone.out_channels = 32
+    base = m(fmap)
+    fmap2 = fmap.clone(); fmap2[:, :, 6:] += 1.   # change the last stripe's rows only
+    emb2 = m(fmap2)
+    g, l = 256, 256
+    assert not torch.allclose(base[:, :g], emb2[:, :g])                  # global sees everything
+    assert torch.allclose(base[:, g:g + 3 * l], emb2[:, g:g + 3 * l])    # stripes 1-3 unchanged
+    assert not torch.allclose(base[:, g + 3 * l:], emb2[:, g + 3 * l:])
+
+def test_mfgnet_ablation_switches_and_errors():
+    x, *_ = batch()
+    m = make('mfgnet', global_conv=False, local=False, cam=None).eval()
+    assert m(x).shape == (8, 32) and len(m.local_heads) == 0 and isinstance(m.global_pre, nn.Identity)
+    assert isinstance(make('mfgnet', cam=None).global_cam, nn.Identity)
+    out = make('mfgnet', local=False)(x)
+    assert out['local_logits'] == []
+    with pytest.raises(ValueError, match="n_stripes"): make('mfgnet', n_stripes=0)
+    with pytest.raises(ValueError, match="cam"): make('mfgnet', cam='cbam')
+
+def test_anet_shapes():
+    m = make('anet'); x, *_ = batch()
+    out = m(x)
+    assert set(out) == {'f', 'f_bn', 'f_logits', 'j', 'j_bn', 'j_logits', 'g', 'attr_feats', 'attr_logits'}
+    assert out['f'].shape == out['j'].shape == (8, 512) and out['g'].shape == (8, 32)
+    assert out['f_logits'].shape == out['j_logits'].shape == (8, N_IDS)
+    assert {k: tuple(v.shape) for k, v in out['attr_logits'].items()} == {'color': (8, 3), 'type': (8, 2)}
+    assert {k: tuple(v.shape) for k, v in out['attr_feats'].items()} == {'color': (8, 128), 'type': (8, 128)}
+    m.eval()
+    e = m(x)
+    assert e.shape == (8, 512) and torch.allclose(e.norm(dim=1), torch.ones(8), atol=1e-5)
+    sizes = make('anet', s_f=64, s_a=16, s_j=32)(x)
+    assert sizes['f'].shape == (8, 64) and sizes['j'].shape == (8, 32) and sizes['attr_feats']['type'].shape == (8, 16)
+
+def test_anet_attribute_branches_from_attr_classes():
+    with pytest.raises(ValueError, match="at least one attribute"): ANet(N_IDS, {}, backbone=TinyBackbone())
+    with pytest.raises(ValueError, match="at least one attribute"): ANet(N_IDS, None, backbone=TinyBackbone())
+    with pytest.raises(ValueError, match="at least one attribute"): ANet(N_IDS, {'color': 0}, backbone=TinyBackbone())
+    m = ANet(N_IDS, {'color': 0, 'type': 9}, backbone=TinyBackbone())
+    assert m.attr_names == ['type'] and len(m.attr_heads) == 1
+    x, y, yc, yt = batch()
+    out = m(x)
+    assert list(out['attr_logits']) == ['type']
+    lf = ANetLoss()
+    assert torch.isfinite(lf(out, y, yc, yt)) and 'att_type' in lf.components and 'att_color' not in lf.components
+
+def test_anet_joint_feature_is_f_plus_greid():
+    m = make('anet').eval()
+    x, *_ = batch()
+    with torch.no_grad():
+        F_ = m.backbone(x)
+        s = sum(att(F_) for att in m.attr_att)
+        G = s + m.theta_A(s)
+        J = F_ + m.theta_g1(m.theta_g2(G))
+        j_bn = m.j_head(J)[1]
+        assert torch.allclose(m(x), torch.nn.functional.normalize(j_bn, dim=1), atol=1e-6)
+        # each attribute feature is F re-weighted per channel by its SE gate
+        assert torch.allclose(m.attr_att[0](F_), F_ * m.attr_att[0].gate(F_))
+
+def test_backbone_argument():
+    with pytest.raises(TypeError, match="out_channels"): BoTNet(N_IDS, backbone=nn.Flatten())
+    with pytest.raises(TypeError, match="backbone"): BoTNet(N_IDS, backbone=3)
+    with pytest.raises(ValueError, match="arch"): create_reid_model('pcb', N_IDS)
+
+def test_bnneck_has_no_bias():
+    for arch in MODELS:
+        m = make(arch)
+        necks = [mod for mod in m.modules() if isinstance(mod, BNNeck)]
+        assert necks and all(n.bias is None for n in necks)
+        names = [n for n, _ in m.named_parameters()]
+        assert not any(n.endswith('bnneck.bias') for n in names)
+
+# ---------------------------------------------------------------- gradients, splitter
+def _loss(arch, m, x, y, yc, yt, **kw):
+    return reid_loss(arch, **kw)(m(x), y, yc, yt)
+
+@pytest.mark.parametrize("arch,kw", [('bot', {}), ('mfgnet', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
+def test_gradients_reach_backbone_and_every_head(arch, kw):
+    m = make(arch, **kw)
+    x, y, yc, yt = batch()
+    _loss(arch, m, x, y, yc, yt).backward()
+    for n, p in m.named_parameters():
+        assert p.grad is not None, f"{arch}: no gradient for {n}"
+        assert torch.isfinite(p.grad).all(), n
+    # every top-level child (backbone and each head) gets a non-zero gradient
+    for name, child in m.named_children():
+        ps = [p for p in child.parameters()]
+        if ps: assert sum(p.grad.abs().sum() for p in ps) > 0, f"{arch}: zero gradient in {name}"
+
+@pytest.mark.parametrize("arch", ['bot', 'mfgnet', 'anet'])
+def test_splitter_covers_every_parameter_once(arch):
+    m = make(arch)
+    bb, heads = reid_splitter(m)
+    ids_bb, ids_h = [id(p) for p in bb], [id(p) for p in heads]
+    assert len(set(ids_bb)) == len(ids_bb) and len(set(ids_h)) == len(ids_h)
+    assert not set(ids_bb) & set(ids_h)
+    assert set(ids_bb) | set(ids_h) == {id(p) for p in m.parameters()}
+    assert set(ids_bb) == {id(p) for p in m.backbone.parameters()} and heads
+
+# ---------------------------------------------------------------- losses on real model outputs
+def test_anet_batch_without_attributes_is_nan_free():
+    m = make('anet')
+    x, y, *_ = batch()
+    none = torch.full((8,), -1)
+    lf = ANetLoss()
+    loss = lf(m(x), y, none, none)
+    assert torch.isfinite(loss)
+    assert all(lf.components[k] == 0 for k in ('att_color', 'att_type', 'tri_g'))
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+def test_anet_second_stage_composition_on_model_output():
+    m = make('anet')
+    x, y, yc, yt = batch()
+    out = m(x)
+    lf = ANetLoss()
+    L = lf(out, y, yc, yt); c = dict(lf.components)
+    lf.ameliorate = True
+    L2 = lf(out, y, yc, yt)
+    assert torch.allclose(L2, L + c['ac_tri'] + c['ac_id'] - (c['tri_f'] + c['id_f']), atol=1e-5)
+    m.zero_grad(); L2.backward()
+    # f's own head only meets the (detached) constraints and the disabled f losses: no gradient
+    assert all(p.grad is None for p in m.f_head.parameters())
+    assert all(p.grad is not None for p in m.j_head.parameters())
+
+def test_eval_embeddings_with_loss_tensor_path():
+    for arch in MODELS:
+        m = make(arch).eval()
+        x, y, yc, yt = batch()
+        v = reid_loss(arch)(m(x), y, yc, yt)
+        assert v.ndim == 0 and torch.isfinite(v)
+
+@pytest.mark.parametrize("arch", ['bot', 'mfgnet', 'anet'])
+def test_sgd_steps_reduce_the_loss(arch):
+    m = make(arch)
+    x, y, yc, yt = batch()
+    lf = reid_loss(arch)
+    opt = torch.optim.SGD(m.parameters(), lr=0.02, momentum=0.9)
+    losses = []
+    for _ in range(6):
+        opt.zero_grad()
+        loss = lf(m(x), y, yc, yt)
+        loss.backward(); opt.step()
+        losses.append(loss.item())
+    with torch.no_grad(): final = lf(m(x), y, yc, yt).item()
+    assert final < 0.9 * losses[0], (arch, losses, final)
+
+def test_pickle_round_trip_gives_identical_embeddings():
+    for arch in MODELS:
+        m = make(arch).eval()
+        x, *_ = batch()
+        m2 = pickle.loads(pickle.dumps(m))
+        assert torch.equal(m(x), m2(x))
+
+# ---------------------------------------------------------------- real backbone through create_backbone
+@pytest.mark.parametrize("arch", ['bot', 'mfgnet', 'anet'])
+def test_resnet18_backbone_by_name(arch):
+    torch.manual_seed(0)
+    m = create_reid_model(arch, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18', n_stripes=4) if arch == 'mfgnet' \
+        else create_reid_model(arch, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18')
+    assert m.backbone.out_channels == 512
+    x = torch.randn(4, 3, 64, 32)
+    y = torch.tensor([0, 0, 1, 1])
+    out = m(x)
+    reid_loss(arch)(out, y, torch.tensor([0, 1, 2, -1]), torch.tensor([3, 3, 4, 4])).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.backbone.parameters())
+    m.eval()
+    with torch.no_grad(): assert m(x).shape == (4, m.embed_dim)
+
+# ---------------------------------------------------------------- mixed precision
+def test_danet_affinity_does_not_overflow_in_half():
+    cam = DANetCAM(); 
+    with torch.no_grad(): cam.gamma.fill_(1.)
+    x = (torch.rand(1, 16, 16, 16) * 60).half()   # sum_k x_ik x_jk ~ 256 * 60^2 / 4 > float16 max (65504)
+    assert torch.isinf((x.float().reshape(1, 16, -1) @ x.float().reshape(1, 16, -1).transpose(1, 2)).half()).any()
+    out = cam(x)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+
+@pytest.mark.parametrize("arch,kw", [('bot', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
+def test_bf16_autocast_forward_and_loss(arch, kw):
+    m = make(arch, **kw)
+    x, y, yc, yt = batch()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = reid_loss(arch)(m(x), y, yc, yt)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
