@@ -138,7 +138,7 @@ class AmeliorationTripletLoss(Module):
     def __init__(self, mining:str='j', detach_f:bool=True, normalize:bool=False): store_attr()
     def forward(self, j, f, labels): return ac_triplet(j, f, labels, self.mining, self.detach_f, self.normalize)
 
-# %% ../nbs/07_losses.ipynb #28dd811b
+# %% ../nbs/07_losses.ipynb #5de772d0
 class HeadTerm(Module):
     "Apply `loss` to `pred[key]` and the target `target` ('id' or the index of an attribute target)."
     def __init__(self, loss:nn.Module, key:str, target:str|int='id', reduce:str='sum'): store_attr()
@@ -158,6 +158,11 @@ class MultiHeadLoss(Module):
         self.weights = dict(weights or {})
         self.eval_loss = TripletLoss(margin, soft_margin, normalize)
         self.components = {}
+
+    @property
+    def component_names(self) -> list:
+        "Names of the terms this loss reports in `components` (known before the first call, for the Recorder)."
+        return list(self.terms)
 
     def weight(self, name:str) -> float:
         "Weight of term `name` in the total (1 unless set in `weights`)."
@@ -194,7 +199,7 @@ class MFGNetLoss(MultiHeadLoss):
                           'tri': HeadTerm(TripletLoss(margin, soft_margin, normalize), 'feat')},
                          {'id_global': alpha, 'id_local': alpha, 'tri': beta}, margin, soft_margin, normalize)
 
-# %% ../nbs/07_losses.ipynb #10bf586a
+# %% ../nbs/07_losses.ipynb #d1c6a914
 class ANetLoss(MultiHeadLoss):
     "AttributeNet loss L = L_JM + lambda L_VAN; with `ameliorate=True` the second-stage L' (AC on, f losses off)."
     def __init__(self, attr_names=('color', 'type'), eps:float=0.1, attr_eps:float|None=None, margin:float=0.3,
@@ -218,6 +223,10 @@ class ANetLoss(MultiHeadLoss):
         if name == 'ac_tri': return self.w_ac_tri if self.ameliorate else 0.
         if name == 'ac_id': return self.w_ac_id if self.ameliorate else 0.
         raise KeyError(name)
+
+    @property
+    def component_names(self) -> list:
+        return ['tri_j', 'id_j', 'tri_g', 'tri_f', 'id_f'] + [f'att_{n}' for n in self.attr_names] + ['ac_tri', 'ac_id']
 
     def _attr_targets(self, pred, y_attrs):
         "Targets of the model's attribute heads, in head order."
