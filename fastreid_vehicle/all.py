@@ -5,5 +5,22 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #6798b8ba
+# %% ../nbs/99_all.ipynb #e6d8cab3
 from . import __version__
+from .readers import *
+from .synthetic import *
+from .data import *
+from .metrics import *
+from .evaluation import *
+from .search import *
+from .backbones import *
+from .losses import *
+from .models import *
+from .learner import *
+from .plots import *
+from .inference import *
+from .cli import train, load_reid_data
+
+# %% ../nbs/99_all.ipynb #75c05311
+# every public name imported above (each module's own `__all__`), so that a star import of this module brings them
+__all__ = sorted(n for n in dir() if not n.startswith('_'))
