@@ -1,0 +1,347 @@
+"Tests of fastreid_vehicle.evaluation: protocols, flip TTA, AQE, k-reciprocal re-ranking, verification curve."
+import tracemalloc
+import numpy as np, pandas as pd, pytest, torch
+from torch import nn
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from fastreid_vehicle.evaluation import (l2_normalize, flip_embed, FlipTTA, query_expansion, aqe, re_ranking,
+    re_ranking_dist, tar_at_far, roc_auc, verification_curve, dataset_key, evaluate_protocol, evaluate_veri776,
+    evaluate_veriwild, evaluate_vehicleid, evaluate_vric, ProtocolResult)
+from fastreid_vehicle.metrics import evaluate_features, evaluate_reid
+from fastreid_vehicle.readers import vehicleid_gallery_mask
+
+torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- dense references written here, independently
+def rerank_dense(sqd, nq, k1=20, k2=6, lam=0.3):
+    "Zhong et al. 2017 k-reciprocal re-ranking, straight from the definition, on a full (N, N) squared-distance matrix"
+    d = sqd / sqd.max(1, keepdims=True)
+    n = len(d)
+    rank = np.argsort(d, axis=1, kind='stable')
+    def k_rec(i, k):
+        return np.array([j for j in rank[i, :k + 1] if i in rank[j, :k + 1]], dtype=int)
+    V = np.zeros((n, n))
+    for i in range(n):
+        r = k_rec(i, k1)
+        expanded = set(r.tolist())
+        for c in r:
+            rc = k_rec(c, int(np.around(k1 / 2)))
+            if len(set(rc.tolist()) & set(r.tolist())) > 2 / 3 * len(rc): expanded |= set(rc.tolist())
+        ex = np.array(sorted(expanded))
+        w = np.exp(-d[i, ex]); V[i, ex] = w / w.sum()
+    if k2 != 1: V = np.stack([V[rank[i, :k2]].mean(0) for i in range(n)])
+    jac = np.empty((nq, n - nq))
+    for i in range(nq):
+        for j in range(nq, n):
+            jac[i, j - nq] = 1 - np.minimum(V[i], V[j]).sum() / np.maximum(V[i], V[j]).sum()
+    return jac * (1 - lam) + d[:nq, nq:] * lam
+
+
+def clustered(n, dim=8, n_ids=6, noise=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, n_ids, n)
+    return (rng.normal(size=(n_ids, dim))[ids] + noise * rng.normal(size=(n, dim))).astype(np.float32), ids
+
+
+def sq_dists(f):
+    f = f.astype(np.float64)
+    return ((f[:, None] - f[None]) ** 2).sum(-1)
+
+
+# ---------------------------------------------------------------- re-ranking
+@pytest.mark.parametrize("n,nq,k1,k2,lam", [(60, 15, 8, 3, 0.3), (70, 20, 20, 6, 0.3), (40, 10, 5, 1, 0.0),
+                                            (12, 4, 20, 6, 1.0), (50, 10, 3, 2, 0.5)])
+def test_rerank_matches_dense_reference(n, nq, k1, k2, lam):
+    f, _ = clustered(n, seed=n + k1)
+    ref = rerank_dense(sq_dists(f), nq, k1, k2, lam)
+    ours = re_ranking(f[:nq], f[nq:], k1=k1, k2=k2, lambda_value=lam)
+    assert ours.shape == (nq, n - nq) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    # tiny chunks and pair budgets exercise every chunk boundary
+    small = re_ranking(f[:nq], f[nq:], k1=k1, k2=k2, lambda_value=lam, chunk_size=7, max_pairs=40)
+    np.testing.assert_allclose(small, ref, atol=1e-5)
+
+
+def test_rerank_cosine_and_distmat_entry():
+    f, _ = clustered(50, seed=3)
+    fn = f / np.linalg.norm(f, axis=1, keepdims=True)
+    ref = rerank_dense(sq_dists(fn), 12, 10, 4)
+    np.testing.assert_allclose(re_ranking(torch.tensor(f[:12]), torch.tensor(f[12:]), k1=10, k2=4, metric='cosine'), ref, atol=1e-5)
+    ed = np.sqrt(sq_dists(f))   # torchreid convention: Euclidean distances in, squared inside
+    np.testing.assert_allclose(re_ranking_dist(ed[:12, 12:], ed[:12, :12], ed[12:, 12:], k1=10, k2=4, chunk_size=9),
+                               rerank_dense(sq_dists(f), 12, 10, 4), atol=1e-5)
+
+
+def test_rerank_improves_a_clustered_problem():
+    f, ids = clustered(300, dim=16, n_ids=15, noise=0.9, seed=5)
+    qf, gf, qp, gp = f[:60], f[60:], ids[:60], ids[60:]
+    cams_q, cams_g = np.zeros(60, int), np.ones(240, int)
+    base = evaluate_features(qf, gf, qp, gp, cams_q, cams_g, metric='euclidean')
+    rr = evaluate_reid(re_ranking(qf, gf, k1=10, k2=3), qp, gp, cams_q, cams_g)
+    assert rr.mAP > base.mAP
+
+
+def test_rerank_memory_is_bounded():
+    "No (Q+G)^2 dense float64 matrix: the numpy peak stays far below N*N*8 bytes"
+    f, _ = clustered(4000, dim=16, n_ids=200, seed=2)
+    tracemalloc.start()
+    out = re_ranking(f[:400], f[400:], k1=20, k2=6, chunk_size=256, max_pairs=1 << 18)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.shape == (400, 3600)
+    assert peak < 4000 * 4000 * 8 / 4, peak     # numpy / scipy allocations; torch blocks are 256 x 4000 float32
+
+
+def test_rerank_errors():
+    f, _ = clustered(20)
+    with pytest.raises(ValueError, match='dim'): re_ranking(f[:5], f[5:, :4])
+    with pytest.raises(ValueError, match='lambda_value'): re_ranking(f[:5], f[5:], lambda_value=2)
+    with pytest.raises(ValueError, match='metric'): re_ranking(f[:5], f[5:], metric='manhattan')
+    with pytest.raises(ValueError, match='NaN'): re_ranking(np.full((2, 8), np.nan), f)
+
+
+# ---------------------------------------------------------------- AQE, L2, flip TTA
+def qe_brute(f, k, alpha):
+    fn = f / np.linalg.norm(f, axis=1, keepdims=True)
+    out = []
+    for i in range(len(f)):
+        s = fn @ fn[i]
+        nb = np.argsort(-s, kind='stable')[:k]
+        out.append((f[nb] * (np.maximum(s[nb], 0) ** alpha)[:, None]).mean(0))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("k,alpha", [(1, 3.0), (3, 0.0), (5, 3.0), (40, 1.0)])
+def test_query_expansion_brute_force(k, alpha):
+    f, _ = clustered(30, seed=k)
+    np.testing.assert_allclose(query_expansion(f, k=k, alpha=alpha, chunk_size=7), qe_brute(f, min(k, 30), alpha), atol=1e-5)
+
+
+def test_aqe_pairs_and_times():
+    f, _ = clustered(25, seed=1)
+    q, g = aqe(f[:5], f[5:], k=4, alpha=3.0, times=2)
+    twice = qe_brute(qe_brute(f, 4, 3.0), 4, 3.0)
+    np.testing.assert_allclose(np.concatenate([q, g]), twice, atol=1e-5)
+    qt, gt = aqe(torch.tensor(f[:5]), torch.tensor(f[5:]), k=1)
+    assert isinstance(qt, torch.Tensor)
+    np.testing.assert_allclose(qt.numpy(), f[:5], atol=1e-6)    # k=1: only itself, weight 1
+    with pytest.raises(ValueError, match='dim'): aqe(f[:5], f[5:, :3])
+
+
+def test_l2_normalize():
+    x = np.array([[3., 4.], [0., 0.]], np.float32)
+    np.testing.assert_allclose(l2_normalize(x), [[.6, .8], [0, 0]])
+    assert isinstance(l2_normalize(torch.tensor(x)), torch.Tensor)
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 5 * 6, 8))
+
+
+def test_flip_embed_on_flip_symmetric_input():
+    m = tiny_model()
+    x = torch.randn(3, 3, 5, 6)
+    assert not torch.allclose(m(x), m(x.flip(-1)), atol=1e-4)     # the model itself is not flip invariant
+    e = flip_embed(m, x)
+    torch.testing.assert_close(e, (m(x) + m(x.flip(-1))) / 2)
+    torch.testing.assert_close(flip_embed(m, x.flip(-1)), e)       # TTA makes it invariant
+    sym = x + x.flip(-1)
+    torch.testing.assert_close(flip_embed(m, sym), m(sym))         # symmetric input: nothing changes
+    m.train(); flip_embed(m, x); assert m.training                 # mode restored
+    en = flip_embed(m, x, normalize=True)
+    torch.testing.assert_close(en, (nn.functional.normalize(m.eval()(x), dim=1) + nn.functional.normalize(m(x.flip(-1)), dim=1)) / 2)
+
+
+def test_flip_tta_callback_in_get_preds():
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    from fastai.learner import Learner
+    from torch.utils.data import TensorDataset
+    m = tiny_model()
+    xs = torch.randn(10, 3, 5, 6)
+    ds = TensorDataset(xs, torch.arange(10))
+    dls = DataLoaders(DataLoader(ds, bs=4), DataLoader(ds, bs=4))
+    learn = Learner(dls, m, loss_func=lambda p, y: p.sum() * 0, cbs=[FlipTTA()])
+    preds, _ = learn.get_preds(dl=dls.valid)
+    torch.testing.assert_close(preds, flip_embed(m, xs), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- verification curve
+def brute_tar(P, N, far):
+    ts = np.append(np.unique(np.concatenate([P, N])), np.inf)
+    return max((P >= t).mean() for t in ts if (N >= t).mean() <= far)
+
+
+def brute_auc(P, N):
+    return np.mean([(p > n) + 0.5 * (p == n) for p in P for n in N])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=15), st.lists(st.integers(0, 6), min_size=1, max_size=25),
+       st.sampled_from([0.0, 0.05, 0.1, 0.3, 0.29, 0.5, 1.0]))
+def test_tar_at_far_and_auc_brute_force(pos, neg, far):
+    "Integer scores: many ties"
+    P, N = np.array(pos, float), np.array(neg, float)
+    tars, thr = tar_at_far(P, N, [far])
+    assert tars[0] == pytest.approx(brute_tar(P, N, far))
+    assert (N > thr[0]).mean() <= far
+    assert roc_auc(P, N) == pytest.approx(brute_auc(P, N))
+
+
+@pytest.mark.parametrize("metric", ['cosine', 'euclidean'])
+def test_verification_curve_brute_force(metric):
+    rng = np.random.default_rng(0)
+    qp, gp = rng.integers(0, 6, 25), rng.integers(0, 6, 40)
+    qc, gc = rng.integers(0, 3, 25), rng.integers(0, 3, 40)
+    qf, gf = rng.normal(size=(25, 5)) + qp[:, None], rng.normal(size=(40, 5)) + gp[:, None]
+    fars = [0.001, 0.01, 0.1, 0.5]
+    res = verification_curve(qf, gf, qp, gp, qc, gc, metric=metric, fars=fars)
+    if metric == 'cosine':
+        S = (qf / np.linalg.norm(qf, axis=1, keepdims=True)) @ (gf / np.linalg.norm(gf, axis=1, keepdims=True)).T
+    else: S = -np.sqrt(((qf[:, None] - gf[None]) ** 2).sum(-1))
+    same = qp[:, None] == gp[None]
+    P, N = S[same & (qc[:, None] != gc[None])], S[~same]
+    assert (res.n_pos, res.n_neg, res.sampled) == (len(P), len(N), False)
+    np.testing.assert_allclose(res.tars, [brute_tar(P, N, f) for f in fars], atol=1e-6)
+    assert res.auc == pytest.approx(brute_auc(P, N), abs=1e-6)
+    # from a distance matrix, and without junk removal
+    D = -S
+    r2 = verification_curve(q_pids=qp, g_pids=gp, q_camids=qc, g_camids=gc, distmat=D, fars=fars)
+    np.testing.assert_allclose(r2.tars, res.tars, atol=1e-6)
+    r3 = verification_curve(q_pids=qp, g_pids=gp, q_camids=qc, g_camids=gc, distmat=D, fars=fars, remove_junk=False)
+    assert r3.n_pos == same.sum() and r3.auc == pytest.approx(brute_auc(S[same], N))
+    assert set(res.as_dict()) == {'TAR@FAR=1e-03', 'TAR@FAR=1e-02', 'TAR@FAR=1e-01', 'TAR@FAR=5e-01', 'AUC'}
+
+
+def test_verification_positives_are_same_id_pairs():
+    "Perfectly separated ids: AUC 1 and TAR 1 (inverted labels would give 0)"
+    pid = np.repeat(np.arange(5), 4)
+    f = np.eye(5)[pid] + 0.01 * np.random.default_rng(0).normal(size=(20, 5))
+    res = verification_curve(f[::2], f[1::2], pid[::2], pid[1::2], fars=[0.0, 0.01])
+    assert res.auc == 1.0 and (res.tars == 1.0).all()
+
+
+def test_verification_single_set_and_sampling():
+    rng = np.random.default_rng(1)
+    pid = rng.integers(0, 8, 60)
+    f = rng.normal(size=(60, 6)) + 2 * np.eye(8, 6)[pid % 6]
+    res = verification_curve(f, q_pids=pid, metric='euclidean', fars=[0.05, 0.2])
+    S = -np.sqrt(((f[:, None] - f[None]) ** 2).sum(-1))
+    iu = np.triu_indices(60, 1)
+    same = (pid[:, None] == pid[None])[iu]
+    P, N = S[iu][same], S[iu][~same]
+    np.testing.assert_allclose(res.tars, [brute_tar(P, N, 0.05), brute_tar(P, N, 0.2)], atol=1e-6)
+    assert res.auc == pytest.approx(brute_auc(P, N))
+    # more negatives than max_neg_pairs: a seeded sample (reproducible) and close to the exact answer
+    s1 = verification_curve(f, q_pids=pid, metric='euclidean', fars=[0.2], max_neg_pairs=1000, seed=3)
+    s2 = verification_curve(f, q_pids=pid, metric='euclidean', fars=[0.2], max_neg_pairs=1000, seed=3)
+    assert s1.sampled and s1.n_neg < 1000 and s1.n_neg_total == len(N)
+    np.testing.assert_array_equal(s1.tars, s2.tars)
+    assert abs(s1.auc - res.auc) < 0.05
+
+
+def test_verification_errors():
+    with pytest.raises(ValueError, match='q_pids'): verification_curve(np.ones((2, 2)))
+    with pytest.raises(ValueError, match='query and'):
+        verification_curve(q_pids=[1, 2], g_pids=[1, 2, 3], distmat=np.zeros((2, 2)))
+
+
+# ---------------------------------------------------------------- protocols
+def toy(n_ids=8, per_id=6, n_cams=4, seed=0, dataset='VeRi-776', train_rows=0):
+    rng = np.random.default_rng(seed)
+    pid = np.repeat(np.arange(n_ids), per_id)
+    cam = rng.integers(0, n_cams, len(pid))
+    split = np.where(np.arange(len(pid)) % per_id == 0, 'query', 'gallery')
+    df = pd.DataFrame(dict(path=[f'/x/{i}.jpg' for i in range(len(pid))], pid=pid, camid=cam, split=split))
+    if train_rows:
+        tr = pd.DataFrame(dict(path=[f'/t/{i}.jpg' for i in range(train_rows)], pid=100 + np.arange(train_rows),
+                               camid=0, split='train'))
+        df = pd.concat([tr, df], ignore_index=True)
+    df.attrs['dataset'] = dataset
+    feats = (rng.normal(size=(n_ids, 16))[pid] + 0.9 * rng.normal(size=(len(pid), 16))).astype(np.float32)
+    return df, feats
+
+
+def test_dataset_key():
+    assert [dataset_key(n) for n in ['veri776', 'VeRi-776', 'VERI-Wild', 'veriwild', 'VehicleID', 'vric', 'custom']] == \
+           ['veri776', 'veri776', 'veriwild', 'veriwild', 'vehicleid', 'vric', None]
+
+
+def test_veri776_protocol_equals_direct_evaluation_and_alignment():
+    df, f = toy(train_rows=5)
+    test = df[df.split != 'train']
+    q, g = (test.split == 'query').to_numpy(), (test.split == 'gallery').to_numpy()
+    direct = evaluate_features(f[q], f[g], test.pid[q].to_numpy(), test.pid[g].to_numpy(), test.camid[q].to_numpy(),
+                               test.camid[g].to_numpy(), metric='cosine')
+    r = evaluate_protocol(df, f)                      # features of the non-train rows only
+    assert isinstance(r, ProtocolResult) and r.dataset == 'veri776' and len(r.draws) == 1
+    assert r.mAP == pytest.approx(direct.mAP) and r.rank1 == pytest.approx(direct.rank1)
+    full = np.concatenate([np.zeros((5, 16), np.float32), f])   # one row per df row
+    assert evaluate_protocol(df, full).mAP == pytest.approx(direct.mAP)
+    assert np.isnan(r.std['mAP']) and 'mAP_std' not in r.as_dict()
+    with pytest.raises(ValueError, match='one per DataFrame row'): evaluate_protocol(df, f[:-1])
+    with pytest.raises(ValueError, match='unknown dataset'): evaluate_protocol(df, f, dataset='market1501')
+
+
+def test_protocol_test_time_options_compose():
+    df, f = toy(seed=4)
+    q, g = (df.split == 'query').to_numpy(), (df.split == 'gallery').to_numpy()
+    pid, cam = df.pid.to_numpy(), df.camid.to_numpy()
+    fa = query_expansion(l2_normalize(f), k=3)
+    dm = re_ranking(fa[q], fa[g], k1=5, k2=2, metric='cosine')
+    want = evaluate_reid(dm, pid[q], pid[g], cam[q], cam[g])
+    got = evaluate_veri776(df, f, normalize=True, aqe=dict(k=3), rerank=dict(k1=5, k2=2))
+    assert got.mAP == pytest.approx(want.mAP) and got.mINP == pytest.approx(want.mINP)
+
+
+def test_veriwild_same_camera_option():
+    rng = np.random.default_rng(3)
+    pid = np.repeat(np.arange(10), 4); cam = np.tile([0, 0, 1, 2], 10)
+    split = np.tile(['query', 'gallery', 'gallery', 'gallery'], 10)
+    df = pd.DataFrame(dict(path='', pid=pid, camid=cam, split=split)); df.attrs['dataset'] = 'veriwild'
+    f = rng.normal(size=(40, 8)).astype(np.float32)
+    f[1::4] = f[0::4] + 0.01 * rng.normal(size=(10, 8))   # same-camera twin of every query
+    keep = evaluate_veriwild(df, f, remove_same_camera=False)
+    drop = evaluate_protocol(df, f)                       # default: removed
+    assert keep.rank1 == 1.0 and drop.rank1 < 1.0 and drop.mAP < keep.mAP
+    assert drop.options['remove_same_camera'] is True and drop.dataset == 'veriwild'
+    # removal gives exactly the junk-removed evaluation, keeping gives the plain one
+    q, g = split == 'query', split == 'gallery'
+    assert drop.mAP == pytest.approx(evaluate_features(f[q], f[g], pid[q], pid[g], cam[q], cam[g]).mAP)
+    assert keep.mAP == pytest.approx(evaluate_features(f[q], f[g], pid[q], pid[g], cam[q], cam[g], remove_junk=False).mAP)
+
+
+def test_vehicleid_draws_reproducible_and_different():
+    df, f = toy(n_ids=30, per_id=5, seed=2, dataset='VehicleID', train_rows=3)
+    r = evaluate_protocol(df, f, n_draws=10, seed=0)
+    assert len(r.draws) == 10 and r.dataset == 'vehicleid'
+    t = r.table()
+    np.testing.assert_array_equal(t.values, evaluate_vehicleid(df, f, seed=0).table().values)   # same seed, same numbers
+    assert t['mAP'].nunique() > 1                                                           # draws differ
+    assert not np.allclose(evaluate_vehicleid(df, f, seed=1).table().values, t.values)      # another seed differs
+    d = r.as_dict()
+    assert d['mAP'] == pytest.approx(t['mAP'].mean()) and d['mAP_std'] == pytest.approx(t['mAP'].std(ddof=1))
+    np.testing.assert_allclose(t['mAP'], t['mINP'])                    # one gallery image per id: AP = INP = 1/rank
+    # draw 3 is exactly: one gallery image per id from the readers' mask, all other test images are queries
+    test = df[df.split != 'train']; pid = test.pid.to_numpy()
+    gm = vehicleid_gallery_mask(pid, trial=3, seed=0)
+    assert len(np.unique(pid[gm])) == gm.sum() == 30
+    direct = evaluate_features(f[~gm], f[gm], pid[~gm], pid[gm], np.zeros((~gm).sum()), np.ones(gm.sum()))
+    assert t['mAP'][3] == pytest.approx(direct.mAP) and t['rank5'][3] == pytest.approx(direct.rank5)
+    assert r.draws[3].num_valid == (~gm).sum()
+
+
+def test_vric_single_shot():
+    rng = np.random.default_rng(5)
+    pid = np.repeat(np.arange(12), 2)
+    df = pd.DataFrame(dict(path='', pid=pid, camid=np.zeros(24, int), split=np.tile(['query', 'gallery'], 12)))
+    df.attrs['dataset'] = 'VRIC'
+    f = (rng.normal(size=(12, 8))[pid] + 0.8 * rng.normal(size=(24, 8))).astype(np.float32)
+    r = evaluate_protocol(df, f)
+    # same camera everywhere: with junk removal every probe would lose its only match; single shot keeps them
+    assert r.dataset == 'vric' and r.draws[0].num_valid == 12
+    assert r.mAP == pytest.approx(np.mean(1 / (r.draws[0].first_hit + 1))) and r.mINP == pytest.approx(r.mAP)
+    df2 = df.copy(); df2.loc[3, 'split'] = 'query'   # id 1 now has two probes
+    with pytest.warns(UserWarning, match='single shot'): evaluate_vric(df2, f)

@@ -1,0 +1,160 @@
+"Tests of fastreid_vehicle.search.GalleryIndex: exact search, approximate recall, save/load, errors."
+import json, os
+import numpy as np, pandas as pd, pytest, faiss
+
+from fastreid_vehicle.search import GalleryIndex, SearchResult
+
+faiss.omp_set_num_threads(1)
+
+
+def clustered(n, dim=16, per_id=10, noise=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n // per_id, dim))
+    x = centres[np.arange(n) // per_id] + noise * rng.normal(size=(n, dim))
+    q = centres[rng.integers(0, n // per_id, 100)] + noise * rng.normal(size=(100, dim))
+    return x.astype(np.float32), q.astype(np.float32)
+
+
+def brute(x, q, metric, k):
+    if metric == 'cosine':
+        x, q = x / np.linalg.norm(x, axis=1, keepdims=True), q / np.linalg.norm(q, axis=1, keepdims=True)
+    if metric == 'l2':
+        s = ((q[:, None].astype(np.float64) - x[None]) ** 2).sum(-1); order = np.argsort(s, 1, kind='stable')
+    else:
+        s = q.astype(np.float64) @ x.T.astype(np.float64); order = np.argsort(-s, 1, kind='stable')
+    return np.take_along_axis(s, order, 1)[:, :k], order[:, :k]
+
+
+def meta_frame(n, start=0):
+    i = np.arange(start, start + n)
+    return pd.DataFrame({'pid': i // 3, 'path': [f'/g/{j}.jpg' for j in i],
+                         'color': pd.array([None if j % 4 == 0 else j % 10 for j in i], dtype='Int64'),
+                         'conf': i / 7.0, 'flag': i % 2 == 0})
+
+
+@pytest.mark.parametrize("metric", ['cosine', 'ip', 'l2'])
+def test_exact_search_equals_brute_force(metric):
+    x, q = clustered(400)
+    gi = GalleryIndex(16, metric=metric).add(x[:150], meta_frame(150)).add(x[150:], meta_frame(250, 150))
+    res = gi.search(q, k=8)
+    assert isinstance(res, SearchResult) and res.indices.shape == (100, 8) and res.indices.dtype == np.int64
+    s, i = brute(x, q, metric, 8)
+    np.testing.assert_array_equal(res.indices, i)
+    np.testing.assert_allclose(res.scores, s, rtol=1e-4, atol=1e-4)
+    few = gi.search(q[:3], k=8)                  # up to 16 queries take the torch path
+    np.testing.assert_array_equal(few.indices, i[:3]); np.testing.assert_allclose(few.scores, s[:3], rtol=1e-4, atol=1e-4)
+    gi.add(x[:5], meta_frame(5, 400))            # the l2 norm cache follows additions
+    s2, i2 = brute(np.concatenate([x, x[:5]]), q[:2], metric, 8)
+    np.testing.assert_allclose(gi.search(q[:2], k=8).scores, s2, rtol=1e-4, atol=1e-4)
+    assert gi.higher_is_better == (metric != 'l2')
+    # metadata rows: long format, one per hit, matching the indices
+    m = res.metadata
+    assert list(m.columns[:4]) == ['query', 'rank', 'index', 'score'] and len(m) == 800
+    np.testing.assert_array_equal(m['index'].to_numpy(), res.indices.ravel())
+    assert (m['path'] == [f'/g/{j}.jpg' for j in m['index']]).all()
+
+
+def test_k_clipped_single_query_and_dict_metadata():
+    x, q = clustered(30)
+    gi = GalleryIndex(16).add(x, {'pid': np.arange(30)})
+    res = gi.search(q[0], k=50)                  # a single 1-d query, k larger than the gallery
+    assert res.indices.shape == (1, 30) and sorted(res.indices[0]) == list(range(30))
+    assert len(gi) == 30 and gi.embeddings.shape == (30, 16)
+    np.testing.assert_allclose(np.linalg.norm(gi.embeddings, axis=1), 1, rtol=1e-5)   # cosine: stored normalised
+
+
+def test_errors():
+    x, q = clustered(50)
+    with pytest.raises(ValueError, match='empty'): GalleryIndex(16).search(q)
+    gi = GalleryIndex(16).add(x, meta_frame(50))
+    with pytest.raises(ValueError, match=r'\(n, 16\)'): gi.search(q[:, :8])
+    with pytest.raises(ValueError, match=r'\(n, 16\)'): gi.add(x[:, :8], meta_frame(50))
+    with pytest.raises(ValueError, match='49 rows but 50'): GalleryIndex(16).add(x, meta_frame(49))
+    with pytest.raises(ValueError, match='same length'): GalleryIndex(16).add(x[:3], {'a': [1, 2, 3], 'b': [1]})
+    with pytest.raises(ValueError, match='differ'): gi.add(x[:2], {'pid': [1, 2]})
+    with pytest.raises(ValueError, match='reserved'): GalleryIndex(16).add(x[:2], {'score': [1, 2]})
+    with pytest.raises(ValueError, match='NaN'): GalleryIndex(16).add(np.full((2, 16), np.nan))
+    with pytest.raises(ValueError, match='k must be'): gi.search(q, k=0)
+    with pytest.raises(ValueError, match='kind must be'): GalleryIndex(16, kind='annoy')
+    with pytest.raises(ValueError, match='metric must be'): GalleryIndex(16, metric='hamming')
+    with pytest.raises(ValueError, match='store_embeddings'): GalleryIndex(16, store_embeddings=False)
+    with pytest.raises(ValueError, match='divide'): GalleryIndex(16, kind='ivfpq', m=5)
+    with pytest.raises(ValueError, match='fewer than nlist'): GalleryIndex(16, kind='ivf', nlist=64).add(x)
+
+
+def test_save_load_round_trip(tmp_path):
+    x, q = clustered(500)
+    meta = meta_frame(500)
+    gi = GalleryIndex(16).add(x, meta)
+    p = gi.save(tmp_path / 'gallery')
+    assert sorted(os.listdir(p)) == ['embeddings.safetensors', 'header.json', 'metadata.csv']
+    h = json.loads((p / 'header.json').read_text())
+    assert (h['dim'], h['ntotal'], h['kind'], h['metric']) == (16, 500, 'exact', 'cosine')
+    back = GalleryIndex.load(p)
+    pd.testing.assert_frame_equal(back.metadata, meta)      # dtypes (int64, str, Int64 with NA, float, bool) kept
+    r1, r2 = gi.search(q, 5), back.search(q, 5)
+    np.testing.assert_array_equal(r1.indices, r2.indices); np.testing.assert_array_equal(r1.scores, r2.scores)
+    pd.testing.assert_frame_equal(r1.metadata, r2.metadata)
+    # the loaded index keeps growing
+    back.add(x[:10], meta_frame(10, 500))
+    assert len(back) == 510 and back.metadata['path'].iloc[-1] == '/g/509.jpg'
+    # saving again replaces the folder and leaves no temporary folders behind
+    back.save(p)
+    assert len(GalleryIndex.load(p)) == 510 and os.listdir(tmp_path) == ['gallery']
+
+
+@pytest.mark.parametrize("kind,kw", [('ivf', dict(nlist=16)), ('ivfpq', dict(nlist=16, m=4, nbits=5)),
+                                     ('hnsw', dict(hnsw_m=8))])
+def test_save_load_approximate(tmp_path, kind, kw):
+    x, q = clustered(1000)
+    gi = GalleryIndex(16, kind=kind, **kw).add(x, {'pid': np.arange(1000) // 10})
+    gi.save(tmp_path / 'g')
+    assert 'index.faiss' in os.listdir(tmp_path / 'g')
+    back = GalleryIndex.load(tmp_path / 'g')
+    assert back.kind == kind and back.params['nlist'] == gi.params['nlist']
+    r1, r2 = gi.search(q, 10), back.search(q, 10)
+    np.testing.assert_array_equal(r1.indices, r2.indices)
+    np.testing.assert_allclose(r1.scores, r2.scores, rtol=1e-6)
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    x, q = clustered(100)
+    GalleryIndex(16).add(x, meta_frame(100)).save(tmp_path / 'g')
+    before = GalleryIndex.load(tmp_path / 'g').search(q, 3).indices
+    bigger = GalleryIndex(16).add(np.concatenate([x, x]), meta_frame(200))
+    import fastreid_vehicle.search as S
+    def boom(*a, **k): raise OSError('disk full')
+    monkeypatch.setattr(S, '_write_meta', boom)
+    with pytest.raises(OSError, match='disk full'): bigger.save(tmp_path / 'g')
+    assert os.listdir(tmp_path) == ['g']                              # no temporary folder left behind
+    np.testing.assert_array_equal(GalleryIndex.load(tmp_path / 'g').search(q, 3).indices, before)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='header.json'): GalleryIndex.load(tmp_path)
+    x, _ = clustered(20)
+    p = GalleryIndex(16).add(x).save(tmp_path / 'g')
+    h = json.loads((p / 'header.json').read_text()); h['version'] = 99
+    (p / 'header.json').write_text(json.dumps(h))
+    with pytest.raises(ValueError, match='version'): GalleryIndex.load(p)
+
+
+@pytest.mark.parametrize("kind,kw", [('ivf', dict(nprobe=8)), ('ivfpq', dict(m=8, nbits=6, nprobe=8)),
+                                     ('ivfpq', dict(m=8, nbits=6, nprobe=8, refine=1)), ('hnsw', dict())])
+def test_approximate_recall_is_high(kind, kw):
+    x, q = clustered(5000)
+    exact = GalleryIndex(16).add(x).search(q, 10).indices
+    approx = GalleryIndex(16, kind=kind, **kw).add(x).search(q, 10).indices
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, exact)])
+    assert recall > (0.8 if kw.get('refine') == 1 else 0.95), recall
+
+
+def test_approximate_train_then_add_and_no_stored_embeddings():
+    x, q = clustered(3000)
+    gi = GalleryIndex(16, kind='ivf', nlist=32, store_embeddings=False).train(x[:2000])
+    gi.add(x[:1000]).add(x[1000:])
+    assert len(gi) == 3000 and gi.params['nlist'] == 32
+    with pytest.raises(ValueError, match='store_embeddings=False'): gi.embeddings
+    exact = GalleryIndex(16).add(x).search(q, 10).indices
+    got = gi.search(q, 10, nprobe=32).indices          # every list probed: exact
+    np.testing.assert_array_equal(np.sort(got, 1), np.sort(exact, 1))
