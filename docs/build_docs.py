@@ -33,8 +33,16 @@ def notebooks(): return sorted(p for p in NBS.glob('*.ipynb') if not p.name.star
 
 def modules(): return sorted(p.stem for p in PKG.glob('*.py') if p.stem not in SKIP_MODULES)
 
+_BAR = re.compile(r'█?(?:Epoch \d+/\d+ :)?\s*\|[█\-]*\|\s*[\d.]+% \[[^\]]*\]')
+
+def clean_progress(text:str) -> str:
+    "Drop the console progress bars fastprogress prints outside Jupyter, keeping the table it logs."
+    text = _BAR.sub('', text)
+    text = re.sub(r'█?Epoch \d+/\d+ :\s*', '', text).replace('█', '')
+    return '\n'.join(l.strip() for l in text.splitlines() if l.strip()) + '\n'
+
 def _out_text(o):
-    if o.get('output_type') == 'stream': return ''.join(o.get('text', ''))
+    if o.get('output_type') == 'stream': return clean_progress(''.join(o.get('text', ''))) if o.get('name') == 'stdout' else ''
     data = o.get('data', {})
     if 'text/markdown' in data: return None
     return ''.join(data.get('text/plain', '')) if 'text/plain' in data else ''
@@ -50,7 +58,7 @@ def readme_text(nb: Path = NBS/'index.ipynb') -> str:
             if not lines: continue
             parts.append('```python\n' + '\n'.join(lines) + '\n```')
             outs = [t for t in map(_out_text, c.get('outputs', [])) if t]
-            if outs: parts.append('```\n' + ''.join(outs).rstrip() + '\n```')
+            if outs: parts.append('```\n' + ''.join(outs).strip() + '\n```')
     return '<!-- Generated from nbs/index.ipynb by `python docs/build_docs.py --readme`: edit the notebook. -->\n\n' + '\n\n'.join(parts) + '\n'
 
 def write_atomic(path: Path, text: str):
@@ -64,6 +72,9 @@ def _clean_nb(nb: dict) -> dict:
     nb['cells'] = [c for c in nb['cells'] if not re.search(r'^#\|\s*hide\s*$', ''.join(c['source']), re.M)]
     for c in nb['cells']:
         c.get('metadata', {}).pop('execution', None)
+        c['outputs'] = [o for o in c.get('outputs', []) if not (o.get('output_type') == 'stream' and o.get('name') == 'stderr')]
+        for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream': o['text'] = clean_progress(''.join(o.get('text', '')))
         if c['cell_type'] == 'code':
             src = ''.join(c['source']).splitlines(True)
             c['source'] = ''.join(l for l in src if not l.startswith('#|'))

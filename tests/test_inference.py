@@ -17,7 +17,7 @@ def test_flip_embedding_is_mean_of_both_views(tiny_dls):
     with learn.no_bar(): e, ef = embed(learn), embed(learn, flip=True)
     x = tiny_dls.valid.one_batch()[0]
     with torch.no_grad(): want = (learn.model.eval()(x) + learn.model(x.flip(-1))) / 2
-    assert torch.allclose(ef[:len(x)], want, atol=1e-5) and not torch.allclose(e, ef)
+    assert torch.allclose(ef[:len(x)], want, atol=1e-4) and not torch.allclose(e, ef)
 
 def test_split_query_gallery_errors():
     import pandas as pd
