@@ -7,7 +7,7 @@ from fastreid_vehicle.cli import main, train, load_reid_data, _value
 def test_train_writes_model_metrics_and_figures(tmp_path):
     res = train(dataset='synthetic', preset='tiny', root=tmp_path/'veri', out=tmp_path/'run', size=64, P=4, K=4,
                 epochs=1, progress=False)
-    for k in ('model', 'learner', 'history', 'retrieval', 'cmc', 'metrics'): assert Path(res['files'][k]).exists(), k
+    for k in ('batch', 'model', 'learner', 'history', 'retrieval', 'cmc', 'metrics'): assert Path(res['files'][k]).exists(), k
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
     assert saved['rank1'] == pytest.approx(res['rank1']) and 0 <= saved['mAP'] <= 1
     assert (tmp_path/'run'/'history.csv').read_text().startswith('epoch,train_loss,valid_loss,rank1,mAP,mINP')
