@@ -19,8 +19,9 @@ __all__ = ['SYNTH_BASE_RGB', 'SYNTH_COLOR_WEIGHTS', 'SYNTH_TYPE_WEIGHTS', 'SYNTH
            'synth_world', 'render_image', 'synthetic_veri_path', 'synthesize_veri', 'synthetic_sample_grid',
            'attribute_only_baseline']
 
-# %% ../nbs/01_synthetic.ipynb #c68c45f3
+# %% ../nbs/01_synthetic.ipynb #eecbfbf2
 from .readers import VERI_COLORS, VERI_TYPES
+from .metrics import evaluate_reid
 SYNTH_BASE_RGB = {1: (222, 190, 30), 2: (232, 118, 28), 3: (38, 128, 62), 4: (128, 130, 132), 5: (186, 28, 32),
                   6: (30, 72, 168), 7: (236, 236, 232), 8: (196, 162, 92), 9: (108, 68, 40), 10: (26, 26, 28)}
 # How often each colour / type is drawn (roughly VeRi-776's mix: many white, black, gray and red sedans)
@@ -829,21 +830,11 @@ def synthetic_sample_grid(src, n_ids:int=8, n_cams:int=8, size:int=96, pids=None
         Path(fname).parent.mkdir(parents=True, exist_ok=True); grid.save(fname, optimize=True)
     return grid
 
-# %% ../nbs/01_synthetic.ipynb #87733fd6
+# %% ../nbs/01_synthetic.ipynb #1e26f1c5
 def _rank1_map(dist, q_pid, g_pid, q_cam, g_cam, rng):
-    "Rank-1 and mAP of `dist` (queries x gallery, small non-negative integers), VeRi protocol, ties broken at random."
-    r1, aps = [], []
-    for i in range(len(q_pid)):
-        keep = ~((g_pid == q_pid[i]) & (g_cam == q_cam[i]))
-        d, match = dist[i, keep].astype(np.int64), (g_pid == q_pid[i])[keep]
-        if not match.any(): continue
-        n_all, n_hit = np.bincount(d), np.bincount(d[match], minlength=d.max() + 1)
-        before = np.cumsum(n_all) - n_all                    # gallery items ranked before each distance level
-        # within a level the order is random: the true matches take a random subset of its positions
-        ranks = np.concatenate([before[l] + 1 + np.sort(rng.choice(n_all[l], n_hit[l], replace=False))
-                                for l in np.flatnonzero(n_hit)])
-        r1.append(ranks[0] == 1); aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))
-    return float(np.mean(r1)), float(np.mean(aps)), len(aps)
+    "Rank-1, mAP and valid queries of integer distances `dist` by `evaluate_reid` (VeRi protocol), ties broken at random."
+    res = evaluate_reid(np.asarray(dist, np.float64) + rng.random(np.shape(dist)) * 0.5, q_pid, g_pid, q_cam, g_cam)
+    return float(res.rank1), float(res.mAP), res.num_valid
 
 def _read_split(root, fname):
     names = (Path(root) / fname).read_text().split()

@@ -3,7 +3,7 @@
 Cells flagged `#|slow` or `#|notest` are skipped, as `nbdev-test` does by default."""
 from pathlib import Path
 import pytest
-from nbdev.test import test_nb
+import nbdev.test as nbdev_test
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
 NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
@@ -11,5 +11,5 @@ NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook(nb, monkeypatch):
     monkeypatch.setenv('MPLBACKEND', 'Agg')
-    ok, secs = test_nb(nb, skip_flags=['notest', 'slow'], showerr=True)
+    ok, secs = nbdev_test.test_nb(nb, skip_flags=['notest', 'slow'], showerr=True)
     assert ok, f'{nb.name} failed (see the traceback above)'
