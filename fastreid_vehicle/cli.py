@@ -46,10 +46,10 @@ def _save_fig(fig, path:Path, dpi:int=90):
     fig.savefig(tmp, dpi=dpi, bbox_inches='tight'); plt.close(fig)
     os.replace(tmp, path)
 
-# %% ../nbs/12_cli.ipynb #d0572ccf
+# %% ../nbs/12_cli.ipynb #3c890cb6
 def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small', out='runs/main',
           backbone:str='resnet18', pretrained:bool=False, weights=None, size=(64, 64), P:int=16, K:int=4,
-          pad:int=4, erase_p:float=0., epochs:int=12, lr:float=3e-3, opt:str='adam', schedule:str='one_cycle', milestones=(), warmup_epochs:int=0,
+          pad:int=4, erase_p:float=0., epochs:int=10, lr:float=3e-3, opt:str='adam', schedule:str='one_cycle', milestones=(), warmup_epochs:int=0,
           stage2_epochs:int=0, amp:bool|str|None=None, channels_last:bool|None=None, flip_test:bool=False,
           seed:int=0, threads:int|None=None, progress:bool=True, reader_kwargs:dict|None=None, **settings) -> dict:
     "Train `arch` on `dataset`, evaluate on its query/gallery split, save model, metrics and figures in `out`."
@@ -113,7 +113,7 @@ def _settings(pairs) -> dict:
         k, v = p.split('=', 1); out[k.strip()] = _value(v.strip())
     return out
 
-# %% ../nbs/12_cli.ipynb #d20d0b47
+# %% ../nbs/12_cli.ipynb #22f04694
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='fastreid-vehicle', description='Vehicle re-identification with fastai.')
     sub = p.add_subparsers(dest='cmd', required=True)
@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--P', type=int, default=16); t.add_argument('--K', type=int, default=4)
     t.add_argument('--pad', type=int, default=4, help='padding before the random crop')
     t.add_argument('--erase-p', type=float, default=0., help='per-image random erasing probability')
-    t.add_argument('--epochs', type=int, default=12); t.add_argument('--lr', type=float, default=3e-3)
+    t.add_argument('--epochs', type=int, default=10); t.add_argument('--lr', type=float, default=3e-3)
     t.add_argument('--opt', default='adam', choices=['adam', 'amsgrad', 'sgd'])
     t.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'step'])
     t.add_argument('--milestones', type=_value, default=(), help='step-decay epochs, e.g. 10,20')
