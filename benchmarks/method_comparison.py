@@ -1,0 +1,187 @@
+"""Evidence that the methods work (issue 4, section 5): short seeded runs on the synthetic `small` benchmark.
+
+    python benchmarks/method_comparison.py [--epochs 6] [--size 64] [--seeds 0,1,2] [--backbone resnet18]
+                                           [--only arch,anet_stage2,stripes] [--out results.json] [--threads 1]
+    python benchmarks/method_comparison.py --table-only --out results.json      # just print the table
+
+Groups of configurations (each run: `ReidDataLoaders.from_df(df, size, P=16, K=4, seed=s)`, `reid_learner(...,
+backbone, amp=True, channels_last=True)`, `fit_one_cycle(epochs, 2e-3)`, then `evaluate_learner` without flip):
+- `arch`: baseline (Bag of Tricks, `bot`) vs MFG-Net (4 stripes) vs ANet;
+- `anet_stage2`: ANet after its `epochs` ("without"), then the same model continued with the second stage,
+  `learn.fit(S, 2e-4, cbs=AmeliorationStage())`, S = max(2, epochs // 3) ("with");
+- `stripes`: MFG-Net with 1..5 stripes.
+A run is identified by its configuration and seed, so shared configurations are trained once: group `arch`'s ANet runs
+are `anet_stage2`'s "without" runs (and, when `anet_stage2` is selected, they go on with the second stage right away),
+group `arch`'s MFG-Net runs are the 4-stripe runs of `stripes`.
+
+Every result (rank-1, mAP, mINP, the first 20 CMC entries, training seconds: for ANet with stage 2 both stages,
+with `stage2_seconds` apart, and the 1-minute load average) is appended to the JSON file `--out`
+right after its run (temp file + `os.replace`), and runs already in the file are skipped: a crash loses nothing and
+rerunning the same command resumes. Per-epoch validation is switched off during training (only the final evaluation
+counts, it would only cost time). Prints a Markdown table: mean +- sample std over the seeds of each configuration.
+Threads: 1 by default; on the shared 2-core machine at load ~5, 2 torch threads made a training step ~10x slower
+(6 s vs 0.67 s per 64-image batch at 64x64: OpenMP threads spin-waiting for a core).
+"""
+import argparse, json, os, platform, statistics, sys, tempfile, time
+from pathlib import Path
+
+GROUPS = ('arch', 'anet_stage2', 'stripes')
+
+
+def group_configs(group:str, epochs:int) -> list:
+    "(label, spec) pairs of `group`; a spec is the arch, its settings and the second-stage epochs (0: none)."
+    s2 = max(2, epochs // 3)
+    return {
+        'arch': [('baseline (BoT)', dict(arch='bot', stage2=0)),
+                 ('MFG-Net (4 stripes)', dict(arch='mfgnet', n_stripes=4, stage2=0)),
+                 ('ANet', dict(arch='anet', stage2=0))],
+        'anet_stage2': [('ANet without stage 2', dict(arch='anet', stage2=0)),
+                        (f'ANet with stage 2 (+{s2} ep)', dict(arch='anet', stage2=s2))],
+        'stripes': [(f'MFG-Net {n} stripe{"s" * (n > 1)}', dict(arch='mfgnet', n_stripes=n, stage2=0))
+                    for n in range(1, 6)],
+    }[group]
+
+
+def run_key(spec:dict, seed:int, a) -> str:
+    "The identity of a run: configuration, seed and the shared training settings."
+    return json.dumps(dict(spec, seed=seed, epochs=a.epochs, size=a.size, backbone=a.backbone, P=16, K=4, lr=2e-3),
+                      sort_keys=True)
+
+
+# ------------------------------------------------------------------ results file
+def load_results(path:Path) -> dict:
+    if not path.exists(): return {'runs': []}
+    try: return json.loads(path.read_text())
+    except json.JSONDecodeError as e: raise SystemExit(f"{path}: not a valid results file ({e}); move it away to start over")
+
+
+def save_results(res:dict, path:Path):
+    "Write `res` to `path` atomically (temp file in the same folder, then os.replace)."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f: json.dump(res, f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.unlink(tmp)
+
+
+# ------------------------------------------------------------------ training
+def _record(key, spec, seed, r, train_s, extra=None) -> dict:
+    return dict(key=key, spec=spec, seed=seed, rank1=float(r.rank1), mAP=float(r.mAP), mINP=float(r.mINP),
+                cmc=[float(c) for c in r.cmc[:20]], train_seconds=round(train_s, 1),
+                loadavg_1min=round(os.getloadavg()[0], 2), finished=time.strftime('%Y-%m-%d %H:%M:%S'), **(extra or {}))
+
+
+def train_run(df, spec:dict, seed:int, a, stage2:int):
+    "Train `spec` with `seed`; yield (spec, record) after the main run and, for ANet with `stage2` > 0, after stage 2."
+    from fastai.basics import set_seed, Callback, CancelValidException
+    from fastreid_vehicle.all import ReidDataLoaders, reid_learner, evaluate_learner, AmeliorationStage
+
+    class NoValidation(Callback):
+        "Skip the per-epoch validation pass (only the final evaluation is used); a `fit` callback, not the learner's."
+        def before_validate(self): raise CancelValidException()
+
+    set_seed(seed, reproducible=True)
+    settings = {k: v for k, v in spec.items() if k not in ('arch', 'stage2')}
+    dls = ReidDataLoaders.from_df(df, size=a.size, P=16, K=4, seed=seed)
+    learn = reid_learner(dls, spec['arch'], backbone=a.backbone, amp=True, channels_last=True, metrics=[], **settings)
+    t0 = time.perf_counter()
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, 2e-3, cbs=NoValidation())
+    t_main = time.perf_counter() - t0
+    def evaluate():
+        with learn.no_bar(): return evaluate_learner(learn, flip=False)
+    yield spec, (evaluate(), t_main, None)
+    if spec['arch'] == 'anet' and stage2:
+        t0 = time.perf_counter()
+        with learn.no_bar(), learn.no_logging(): learn.fit(stage2, 2e-4, cbs=[AmeliorationStage(), NoValidation()])
+        t2 = time.perf_counter() - t0
+        yield dict(spec, stage2=stage2), (evaluate(), t_main + t2,
+                                          dict(stage2_seconds=round(t2, 1)))
+
+
+def run_all(a):
+    import torch
+    torch.set_num_threads(a.threads)
+    from fastreid_vehicle.all import load_veri776, synthesize_veri
+    df = load_veri776(synthesize_veri(preset='small'))
+    out = Path(a.out)
+    res = load_results(out)
+    res['meta'] = dict(benchmark="synthetic VeRi 'small' (load_veri776(synthesize_veri(preset='small')))",
+                       epochs=a.epochs, size=a.size, backbone=a.backbone, P=16, K=4, lr=2e-3, amp='bf16 (CPU)',
+                       channels_last=True, flip_test=False, threads=a.threads, torch=torch.__version__,
+                       python=platform.python_version(), machine=f'{platform.machine()}, {os.cpu_count()} cores',
+                       stage2_epochs=max(2, a.epochs // 3), stage2_lr=2e-4, groups=list(GROUPS))
+    save_results(res, out)
+    done = {r['key'] for r in res['runs']}
+    s2 = max(2, a.epochs // 3) if 'anet_stage2' in a.only else 0
+    for group in a.only:
+        for label, spec in group_configs(group, a.epochs):
+            for seed in a.seeds:
+                key = run_key(spec, seed, a)
+                if key in done: continue
+                base = dict(spec, stage2=0)   # the model trained first; ANet's second stage continues it
+                print(f'[{time.strftime("%H:%M:%S")}] {group}: {label}, seed {seed} ...', flush=True)
+                for sp, (r, secs, extra) in train_run(df, base, seed, a, spec['stage2'] or s2):
+                    k = run_key(sp, seed, a)
+                    if k in done: continue
+                    res['runs'].append(_record(k, sp, seed, r, secs, extra)); done.add(k)
+                    save_results(res, out)
+                    print(f'    {sp}: rank-1 {r.rank1:.4f} mAP {r.mAP:.4f} mINP {r.mINP:.4f} ({secs:.0f} s)', flush=True)
+    return res
+
+
+# ------------------------------------------------------------------ table
+def _ms(xs, pct=True):
+    f = 100 if pct else 1
+    if len(xs) == 1: return f'{xs[0] * f:.1f}'
+    return f'{statistics.mean(xs) * f:.1f} ± {statistics.stdev(xs) * f:.1f}'
+
+
+def summary_rows(res:dict, epochs:int, size:int, backbone:str) -> list:
+    "One row per (group, configuration): seeds found, mean +- std of rank-1 / mAP / mINP (%) and training seconds."
+    a = argparse.Namespace(epochs=epochs, size=size, backbone=backbone)
+    by_key = {r['key']: r for r in res['runs']}
+    rows = []
+    for group in GROUPS:
+        for label, spec in group_configs(group, epochs):
+            rs = [by_key[k] for s in sorted({r['seed'] for r in res['runs']})
+                  if (k := run_key(spec, s, a)) in by_key]
+            if not rs: continue
+            rows.append(dict(group=group, config=label, seeds=len(rs),
+                             **{m: _ms([r[m] for r in rs]) for m in ('rank1', 'mAP', 'mINP')},
+                             train_s=_ms([r['train_seconds'] for r in rs], pct=False)))
+    return rows
+
+
+def print_table(res:dict, a):
+    rows = summary_rows(res, a.epochs, a.size, a.backbone)
+    print(f"\n{a.backbone}, {a.size}x{a.size}, {a.epochs} epochs; mean ± std over seeds (%), train seconds per run\n")
+    print('| group | configuration | seeds | rank-1 | mAP | mINP | train s |')
+    print('|---|---|---|---|---|---|---|')
+    for r in rows:
+        print(f"| {r['group']} | {r['config']} | {r['seeds']} | {r['rank1']} | {r['mAP']} | {r['mINP']} | {r['train_s']} |")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--epochs', type=int, default=6)
+    p.add_argument('--size', type=int, default=64)
+    p.add_argument('--seeds', type=lambda s: [int(x) for x in s.split(',') if x], default=[0, 1, 2])
+    p.add_argument('--backbone', default='resnet18')
+    p.add_argument('--only', type=lambda s: [x for x in s.split(',') if x], default=list(GROUPS),
+                   help=f'comma-separated groups among {",".join(GROUPS)} (run in this order)')
+    p.add_argument('--out', default='results.json')
+    p.add_argument('--threads', type=int, default=1,
+                   help='torch CPU threads (1: on a loaded 2-core machine 2 threads were ~10x slower, spin-waiting)')
+    p.add_argument('--table-only', action='store_true', help='only print the table of the results file')
+    a = p.parse_args(argv)
+    bad = [g for g in a.only if g not in GROUPS]
+    if bad: p.error(f'unknown group(s) {bad}; choose among {list(GROUPS)}')
+    return a
+
+
+if __name__ == '__main__':
+    a = parse_args()
+    res = load_results(Path(a.out)) if a.table_only else run_all(a)
+    print_table(res, a)
