@@ -563,6 +563,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'fastreid_vehicle/readers.py'),
                                           'fastreid_vehicle.readers._check_listed': ( 'readers.html#_check_listed',
                                                                                       'fastreid_vehicle/readers.py'),
+                                          'fastreid_vehicle.readers._check_test_size': ( 'readers.html#_check_test_size',
+                                                                                         'fastreid_vehicle/readers.py'),
                                           'fastreid_vehicle.readers._decode_xml': ( 'readers.html#_decode_xml',
                                                                                     'fastreid_vehicle/readers.py'),
                                           'fastreid_vehicle.readers._err': ('readers.html#_err', 'fastreid_vehicle/readers.py'),

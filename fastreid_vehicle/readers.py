@@ -270,7 +270,7 @@ def vehicleid_gallery_mask(pids, trial:int=0, seed:int=0) -> np.ndarray:
     mask[first] = True
     return mask
 
-# %% ../nbs/00_readers.ipynb #c8a0e84a
+# %% ../nbs/00_readers.ipynb #1e7d1752
 def _read_pair_list(fn, layout, first='image name', second='vehicle id'):
     "`(line, first token, int second token)` of a two-column list file"
     out = []
@@ -295,14 +295,19 @@ def _sizes(folder, pattern):
     names = os.listdir(folder) if os.path.isdir(folder) else []
     return sorted(int(m[1]) for n in names if (m := re.fullmatch(pattern, n)))
 
+def _check_test_size(folder, pattern, test_size, official, layout):
+    "Raise a `DatasetFormatError` unless `folder` holds the list of `test_size` (file names like `pattern`)."
+    avail = _sizes(folder, pattern)
+    if int(test_size) in avail: return
+    fname = pattern.replace(r'(\d+)', str(test_size)).replace('\\', '')
+    raise _err(folder/fname, f"no test list for test_size={test_size}; available: {avail or 'none'} "
+               f"(official: {list(official)})", layout=layout)
+
 def load_vehicleid(root, test_size:int=800, trial:int=0, seed:int=0, check_files:bool=True) -> pd.DataFrame:
     "Read a VehicleID release at `root` with the test list of `test_size` ids and a seeded query/gallery draw"
     root = _root(root, VEHICLEID_LAYOUT, 'VehicleID')
     split_dir = root/'train_test_split'
-    avail = _sizes(split_dir, r'test_list_(\d+)\.txt')
-    if int(test_size) not in avail:
-        raise _err(split_dir/f'test_list_{test_size}.txt', f"no test list for test_size={test_size}; available: "
-                   f"{avail or 'none'} (official: {list(VEHICLEID_TEST_SIZES)})", layout=VEHICLEID_LAYOUT)
+    _check_test_size(split_dir, r'test_list_(\d+)\.txt', test_size, VEHICLEID_TEST_SIZES, VEHICLEID_LAYOUT)
     parts = []
     for split, fn in (('train', split_dir/'train_list.txt'), ('test', split_dir/f'test_list_{int(test_size)}.txt')):
         rows = _read_pair_list(fn, VEHICLEID_LAYOUT)
@@ -332,7 +337,7 @@ def load_vehicleid(root, test_size:int=800, trial:int=0, seed:int=0, check_files
         names[col] = {c: f'{what} {c}' for c in sorted(set(table.values()))}
     return _finish(df, 'vehicleid', names['color'], {}, names['model'])
 
-# %% ../nbs/00_readers.ipynb #c753454e
+# %% ../nbs/00_readers.ipynb #78643948
 _WILD_KEY = re.compile(r'(\d+)/(\d+)(?:\.jpg)?', re.I)
 
 def read_veriwild_info(fn, layout:str|None=VERIWILD_LAYOUT) -> pd.DataFrame:
@@ -365,10 +370,7 @@ def load_veriwild(root, test_size:int=3000, keep_time:bool=False, check_files:bo
     "Read a VeRi-Wild release at `root` with the query/gallery lists of `test_size` ids (`keep_time`: add a `time` column)"
     root = _root(root, VERIWILD_LAYOUT, 'VeRi-Wild')
     split_dir = root/'train_test_split'
-    avail = _sizes(split_dir, r'test_(\d+)_query\.txt')
-    if int(test_size) not in avail:
-        raise _err(split_dir/f'test_{test_size}_query.txt', f"no test lists for test_size={test_size}; available: "
-                   f"{avail or 'none'} (official: {list(VERIWILD_TEST_SIZES)})", layout=VERIWILD_LAYOUT)
+    _check_test_size(split_dir, r'test_(\d+)_query\.txt', test_size, VERIWILD_TEST_SIZES, VERIWILD_LAYOUT)
     info = read_veriwild_info(split_dir/'vehicle_info.txt')
     codes, names = {}, {}
     for c in ('model', 'type', 'color'): codes[c], names[c] = _text_codes(info[c])
