@@ -46,7 +46,7 @@ def _save_fig(fig, path:Path, dpi:int=90):
     fig.savefig(tmp, dpi=dpi, bbox_inches='tight'); plt.close(fig)
     os.replace(tmp, path)
 
-# %% ../nbs/12_cli.ipynb #3c890cb6
+# %% ../nbs/12_cli.ipynb #887f66fa
 def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small', out='runs/main',
           backbone:str='resnet18', pretrained:bool=False, weights=None, size=(64, 64), P:int=16, K:int=4,
           pad:int=4, erase_p:float=0., epochs:int=10, lr:float=3e-3, opt:str='adam', schedule:str='one_cycle', milestones=(), warmup_epochs:int=0,
@@ -66,7 +66,7 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     opt_func = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt]
     learn = reid_learner(dls, arch, backbone=backbone, pretrained=pretrained, weights=weights, opt_func=opt_func,
                          amp=amp, channels_last=channels_last, path=out, model_dir='.', **settings)
-    cbs = [CSVLogger(fname=str(out/'history.csv'))]
+    cbs = [CSVLogger(fname='history.csv')]  # relative to learn.path, which is `out`
     stage2 = [AmeliorationStage(start_epoch=epochs)] if stage2_epochs else []
     n = epochs + stage2_epochs
     ctx = learn.no_bar() if not progress else contextlib.nullcontext()
@@ -84,7 +84,7 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     _save_fig(fig, out/'retrieval.png')
     _save_fig(plot_cmc({arch: res}, max_rank=20).figure, out/'cmc.png')
     save_weights(learn.model, out/'model.safetensors')
-    learn.export(out/'learner.pkl')
+    learn.export('learner.pkl')  # relative to learn.path
     summary = dict(arch=arch, backbone=backbone, dataset=dataset, preset=preset if dataset == 'synthetic' else None,
                    epochs=epochs, stage2_epochs=stage2_epochs, size=list(_size(size)), P=P, K=K, lr=lr, seed=seed,
                    rank1=res.rank1, rank5=res.rank5, mAP=res.mAP, mINP=res.mINP, num_queries=res.num_valid,

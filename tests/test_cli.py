@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 from fastreid_vehicle.cli import main, train, load_reid_data, _value
 
-def test_train_writes_model_metrics_and_figures(tmp_path):
-    res = train(dataset='synthetic', preset='tiny', root=tmp_path/'veri', out=tmp_path/'run', size=64, P=4, K=4,
+def test_train_writes_model_metrics_and_figures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative `out`, as the README's main command uses
+    res = train(dataset='synthetic', preset='tiny', root=tmp_path/'veri', out='run', size=64, P=4, K=4,
                 epochs=1, progress=False)
     for k in ('batch', 'model', 'learner', 'history', 'retrieval', 'cmc', 'metrics'): assert Path(res['files'][k]).exists(), k
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
