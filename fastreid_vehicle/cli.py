@@ -15,7 +15,7 @@ from fastai.callback.progress import CSVLogger
 from .readers import load_dataset
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
-from .learner import reid_learner, amsgrad, AmeliorationStage
+from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
 from .inference import embed, split_query_gallery, evaluate_embeddings, save_weights
 from .metrics import pairwise_distance, plot_cmc
 from .plots import plot_ranked_retrieval
@@ -50,7 +50,7 @@ def _save_fig(fig, path:Path, dpi:int=90):
 def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small', out='runs/main',
           backbone:str='resnet18', pretrained:bool=False, weights=None, size=(64, 64), P:int=16, K:int=4,
           pad:int=4, erase_p:float=0., epochs:int=10, lr:float=3e-3, opt:str='adam', schedule:str='one_cycle', milestones=(), warmup_epochs:int=0,
-          stage2_epochs:int=0, amp:bool|str|None=None, channels_last:bool|None=None, flip_test:bool=False,
+          stage2_epochs:int=0, amp:bool|str|None='auto', channels_last:bool|None=None, flip_test:bool=False,
           seed:int=0, threads:int|None=None, progress:bool=True, reader_kwargs:dict|None=None, **settings) -> dict:
     "Train `arch` on `dataset`, evaluate on its query/gallery split, save model, metrics and figures in `out`."
     t0 = time.time()
@@ -58,7 +58,9 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     set_seed(seed, reproducible=True)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     on_cpu = not torch.cuda.is_available()
-    amp = ifnone(amp, True); channels_last = ifnone(channels_last, on_cpu)
+    amp = ifnone(amp, 'auto'); channels_last = ifnone(channels_last, on_cpu)
+    precision, why = resolve_precision(amp, default_device())  # checks `amp` before any data is made
+    print(f'precision: {precision} ({why})')
     df = load_reid_data(dataset, root, preset, seed=seed, **(reader_kwargs or {}))
     dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed)
     dls.show_batch(max_n=16)
@@ -87,6 +89,7 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     learn.export('learner.pkl')  # relative to learn.path
     summary = dict(arch=arch, backbone=backbone, dataset=dataset, preset=preset if dataset == 'synthetic' else None,
                    epochs=epochs, stage2_epochs=stage2_epochs, size=list(_size(size)), P=P, K=K, lr=lr, seed=seed,
+                   precision=learn.train_precision()[0],
                    rank1=res.rank1, rank5=res.rank5, mAP=res.mAP, mINP=res.mINP, num_queries=res.num_valid,
                    train_seconds=round(train_time, 1), total_seconds=round(time.time() - t0, 1),
                    files={k: str(out/v) for k, v in dict(batch='batch.png', model='model.safetensors', learner='learner.pkl',
@@ -141,7 +144,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--milestones', type=_value, default=(), help='step-decay epochs, e.g. 10,20')
     t.add_argument('--warmup-epochs', type=int, default=0)
     t.add_argument('--stage2-epochs', type=int, default=0, help="ANet's second stage (AmeliorationStage) epochs")
-    t.add_argument('--amp', type=_value, default=None, help='bf16 / fp16 / false (default: on)')
+    t.add_argument('--amp', type=_value, default='auto',
+                   help='auto (default: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32) / bf16 / fp16 / fp32')
     t.add_argument('--flip-test', action='store_true', help='flip test-time augmentation')
     t.add_argument('--set', action='append', metavar='NAME=VALUE', help='model / loss setting, repeatable')
     s = sub.add_parser('synth', help='write a synthetic VeRi-776-format dataset')

@@ -5,8 +5,8 @@ second stage, per-component loss logging, CPU/GPU mixed precision; the papers' o
 
 # %% ../nbs/09_learner.ipynb #ee422ef5
 from __future__ import annotations
-import inspect
-from functools import partial
+import inspect, os
+from functools import partial, lru_cache
 import torch
 from torch import nn
 from fastai.basics import *
@@ -17,7 +17,8 @@ from .models import create_reid_model, reid_loss, reid_splitter, MODELS
 from .metrics import reid_metrics
 
 # %% auto #0
-__all__ = ['amsgrad', 'ReidMixedPrecision', 'LossComponentsLogger', 'backbone_of', 'AmeliorationStage', 'end_amelioration',
+__all__ = ['CPU_BF16_ENV', 'AMP_CHOICES', 'amsgrad', 'cpu_bf16_support', 'cpu_has_native_bf16', 'check_amp', 'resolve_precision',
+           'ReidMixedPrecision', 'LossComponentsLogger', 'backbone_of', 'AmeliorationStage', 'end_amelioration',
            'sched_step_decay', 'split_settings', 'reid_learner']
 
 # %% ../nbs/09_learner.ipynb #f58c7fb4
@@ -26,30 +27,108 @@ def amsgrad(params, lr=3e-4, mom=0.9, sqr_mom=0.999, eps=1e-8, wd=5e-4, decouple
     opt = torch.optim.AdamW if decouple_wd else torch.optim.Adam
     return OptimWrapper(params, opt, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd, amsgrad=True)
 
-# %% ../nbs/09_learner.ipynb #7f99a43f
+# %% ../nbs/09_learner.ipynb #f78eac0b
+CPU_BF16_ENV = 'FASTREID_VEHICLE_CPU_BF16'
+
+def _cpuinfo_flags(path='/proc/cpuinfo') -> set:
+    "The CPU feature flags listed in Linux's `/proc/cpuinfo` (an empty set where it cannot be read)."
+    try: lines = Path(path).read_text().splitlines()
+    except OSError: return set()
+    return {f for l in lines if l.split(':', 1)[0].strip() in ('flags', 'Features') for f in l.split(':', 1)[-1].split()}
+
+@lru_cache(maxsize=None)
+def _probe_bf16() -> tuple:
+    "`(avx512_bf16, amx_bf16, source)`: torch's CPU probes where this torch has them, else `/proc/cpuinfo`."
+    caps = getattr(torch.cpu, 'get_capabilities', None)
+    c = dict(caps()) if caps is not None else {}
+    if 'avx512_bf16' in c: return bool(c['avx512_bf16']), bool(c.get('amx_bf16', False)), 'torch.cpu.get_capabilities()'
+    for mod in (torch.cpu, getattr(torch._C, '_cpu', None)):
+        avx, amx = getattr(mod, '_is_avx512_bf16_supported', None), getattr(mod, '_is_amx_tile_supported', None)
+        if avx is not None: return bool(avx()), bool(amx()) if amx else False, f'{mod.__name__}._is_avx512_bf16_supported()'
+    flags = _cpuinfo_flags()
+    return 'avx512_bf16' in flags, 'amx_bf16' in flags, '/proc/cpuinfo'
+
+def _env_bf16():
+    "The override set by `FASTREID_VEHICLE_CPU_BF16` (True / False), or None where it is unset or empty."
+    raw = os.environ.get(CPU_BF16_ENV, '')
+    v = raw.strip().lower()
+    if not v: return None
+    if v in ('1', 'true', 'yes', 'on'): return True
+    if v in ('0', 'false', 'no', 'off'): return False
+    raise ValueError(f"{CPU_BF16_ENV} must be 1 or 0 (or unset, to ask the CPU), got {raw!r}")
+
+# %% ../nbs/09_learner.ipynb #b03f562c
+def cpu_bf16_support() -> dict:
+    "This CPU's bf16 support: torch's kernel level, the AVX512-BF16 / AMX-BF16 flags, the verdict `native` and its source."
+    avx, amx, src = _probe_bf16()
+    cap = torch.backends.cpu.get_cpu_capability()
+    env = _env_bf16()
+    native = (avx or amx) and cap.startswith('AVX512') if env is None else env
+    return dict(capability=cap, avx512_bf16=avx, amx_bf16=amx, native=bool(native),
+                source=src if env is None else f'{CPU_BF16_ENV}={int(env)}')
+
+def cpu_has_native_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16); `FASTREID_VEHICLE_CPU_BF16=1/0` overrides."
+    return cpu_bf16_support()['native']
+
+# %% ../nbs/09_learner.ipynb #32003a92
+AMP_CHOICES = ('auto', True, False, 'bf16', 'fp16', 'fp32')
+
+def check_amp(amp, name:str='amp'):
+    "`amp` if it is one of `AMP_CHOICES` (an `AMPMode` becomes its string), else a `ValueError` naming `name`."
+    if isinstance(amp, AMPMode): amp = amp.value
+    if isinstance(amp, bool) or (isinstance(amp, str) and amp in AMP_CHOICES): return amp
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, AMP_CHOICES))}, got {amp!r}")
+
+# %% ../nbs/09_learner.ipynb #f57b1b30
+def resolve_precision(amp='auto', device=None) -> tuple:
+    "`(precision, reason)`: the precision ('fp32', 'bf16' or 'fp16') a `fit` with `amp` uses on `device`, and why."
+    amp, dev = check_amp(amp), torch.device(ifnone(device, default_device())).type
+    if amp in (False, 'fp32'): return 'fp32', f'amp={amp!r}'
+    if amp == 'fp16' and dev != 'cuda':
+        raise ValueError(f"amp='fp16' needs a CUDA device (the model is on {dev!r}); use amp='bf16' or amp='auto'")
+    if dev == 'cuda': return ('bf16', "amp='bf16'") if amp == 'bf16' else ('fp16', 'CUDA' if amp == 'auto' else f'CUDA, amp={amp!r}')
+    if dev != 'cpu': return ('fp32', f'no automatic mixed precision on {dev}') if amp == 'auto' else ('bf16', f'amp={amp!r} on {dev}')
+    native = cpu_has_native_bf16()
+    kind = 'CPU with native bf16' if native else 'CPU without native bf16'
+    if amp == 'auto': return ('bf16' if native else 'fp32'), kind
+    return 'bf16', f'amp={amp!r} on a {kind}' + ('' if native else "; slow, amp='auto' would use fp32")
+
+# %% ../nbs/09_learner.ipynb #8008d23f
 class ReidMixedPrecision(MixedPrecision):
-    "Mixed precision autocast on the model's device: bf16 on the CPU, fp16 (scaled) or bf16 on CUDA."
-    def __init__(self, amp_mode:str|AMPMode|None=None, **kwargs):
-        self.requested = None if amp_mode is None else AMPMode(amp_mode)
-        super().__init__(amp_mode=self.requested or AMPMode.BF16, **kwargs)
+    "Autocast on the model's device in the precision `resolve_precision(amp_mode, device)` picks at each `fit`."
+    def __init__(self, amp_mode:str|bool|AMPMode|None='auto', **kwargs):
+        self.requested = check_amp(ifnone(amp_mode, 'auto'), 'amp_mode')
+        super().__init__(amp_mode=AMPMode.BF16, **kwargs)
+        self.precision = self.reason = None
 
     def before_fit(self):
         dev = next(self.learn.model.parameters()).device.type
-        mode = self.requested or (AMPMode.FP16 if dev == 'cuda' else AMPMode.BF16)
-        if dev != 'cuda' and mode == AMPMode.FP16:
-            raise ValueError(f"amp_mode='fp16' needs a CUDA device (the model is on {dev!r}); use amp_mode='bf16'")
-        self.amp_mode = mode
-        dtype = torch.float16 if mode == AMPMode.FP16 else torch.bfloat16
-        self.kwargs['enabled'] = dtype == torch.float16
-        self.autocast = autocast(dev, dtype=dtype)
+        self.precision, self.reason = resolve_precision(self.requested, dev)
+        if self.precision == 'bf16' and dev == 'cpu' and not cpu_has_native_bf16():
+            warn("bf16 autocast on a CPU without native bf16 is about 10x slower than fp32; amp='auto' would train in fp32")
+        self.amp_mode = AMPMode.FP16 if self.precision == 'fp16' else AMPMode.BF16
+        self.kwargs['enabled'] = self.precision == 'fp16'  # the gradient scaler is for fp16 only
+        dtype = torch.float16 if self.precision == 'fp16' else torch.bfloat16
+        self.autocast = autocast(dev, dtype=dtype, enabled=self.precision != 'fp32')
         self.learn.scaler, self.scales = GradScaler(dev, **self.kwargs), L()
 
-# %% ../nbs/09_learner.ipynb #953affd1
+# %% ../nbs/09_learner.ipynb #3797f4df
 @patch
-def to_amp(self:Learner, amp_mode:str|None=None, **kwargs):
-    "Mixed precision on whatever device the model is on (`None`: bf16 on the CPU, fp16 on CUDA)."
+def to_amp(self:Learner, amp_mode:str|bool|None='auto', **kwargs):
+    "Mixed precision on the model's device, chosen at each `fit` by `resolve_precision` ('auto': only where faster)."
     self.remove_cbs(L(self.cbs).filter(lambda c: isinstance(c, MixedPrecision)))
     return self.add_cb(ReidMixedPrecision(amp_mode, **kwargs))
+
+@patch
+def train_precision(self:Learner) -> tuple:
+    "`(precision, reason)` of this learner's training: the last `fit`'s choice, or the next one's before any `fit`."
+    cb = first(c for c in self.cbs if isinstance(c, MixedPrecision))
+    dev = ifnone(getattr(self.dls, 'device', None), default_device())
+    if cb is None: return 'fp32', 'no mixed precision'
+    if not isinstance(cb, ReidMixedPrecision):  # fastai's own callback autocasts CUDA only
+        return (cb.amp_mode.value, f'fastai {type(cb).__name__}') if torch.device(dev).type == 'cuda' else ('fp32', f'fastai {type(cb).__name__} on {dev}')
+    return (cb.precision, cb.reason) if cb.precision is not None else resolve_precision(cb.requested, dev)
 
 # %% ../nbs/09_learner.ipynb #f4d4b4b3
 class LossComponentsLogger(Callback):
@@ -171,6 +250,7 @@ def reid_learner(dls:DataLoaders, arch:str='bot', backbone:str|nn.Module='resnet
                  wd=5e-4, **settings) -> Learner:
     "A fastai `Learner` for re-id: `arch` is 'bot' (baseline), 'mfgnet' or 'anet'; other `settings` go to model/loss."
     if arch not in MODELS: raise ValueError(f"arch must be one of {list(MODELS)}, got {arch!r}")
+    amp = check_amp(ifnone(amp, False))
     m_kw, l_kw = split_settings(arch, settings)
     if arch == 'anet': l_kw.setdefault('attr_names', list(getattr(dls, 'attr_classes', {}) or ('color', 'type')))
     model = create_reid_model(arch, n_ids=dls.n_ids, attr_classes=getattr(dls, 'attr_classes', {}), backbone=backbone,
@@ -180,5 +260,5 @@ def reid_learner(dls:DataLoaders, arch:str='bot', backbone:str|nn.Module='resnet
     metrics = reid_metrics() if metrics is None else metrics
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=reid_splitter, metrics=metrics,
                     cbs=[LossComponentsLogger()] + L(cbs), path=path, model_dir=model_dir, wd=wd)
-    if amp: learn.to_amp(None if amp is True else amp)
+    if amp not in (False, 'fp32'): learn.to_amp(amp)
     return learn
