@@ -17,15 +17,23 @@ from .models import create_reid_model, reid_loss, reid_splitter, MODELS
 from .metrics import reid_metrics
 
 # %% auto #0
-__all__ = ['CPU_BF16_ENV', 'AMP_CHOICES', 'amsgrad', 'cpu_bf16_support', 'cpu_has_native_bf16', 'check_amp', 'resolve_precision',
-           'ReidMixedPrecision', 'LossComponentsLogger', 'backbone_of', 'AmeliorationStage', 'end_amelioration',
-           'sched_step_decay', 'split_settings', 'reid_learner']
+__all__ = ['CPU_BF16_ENV', 'AMP_CHOICES', 'amsgrad_step', 'amsgrad', 'cpu_bf16_support', 'cpu_has_native_bf16', 'check_amp',
+           'resolve_precision', 'ReidMixedPrecision', 'LossComponentsLogger', 'backbone_of', 'amelioration_frozen',
+           'AmeliorationStage', 'end_amelioration', 'sched_step_decay', 'split_settings', 'reid_learner']
 
 # %% ../nbs/09_learner.ipynb #f58c7fb4
-def amsgrad(params, lr=3e-4, mom=0.9, sqr_mom=0.999, eps=1e-8, wd=5e-4, decouple_wd=False):
-    "AMSGrad (Adam with the max of past squared gradients) as a fastai optimiser, for `Learner(opt_func=amsgrad)`."
-    opt = torch.optim.AdamW if decouple_wd else torch.optim.Adam
-    return OptimWrapper(params, opt, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd, amsgrad=True)
+def amsgrad_step(p, lr, mom, step, sqr_mom, grad_avg, sqr_avg, eps, max_sqr_avg=None, **kwargs):
+    "Adam's step on `p` with the running maximum of the squared-gradient average in the denominator (AMSGrad)."
+    max_sqr_avg = sqr_avg.clone() if max_sqr_avg is None else torch.maximum(max_sqr_avg, sqr_avg, out=max_sqr_avg)
+    debias1, debias2 = debias(mom, 1 - mom, step), debias(sqr_mom, 1 - sqr_mom, step)
+    p.data.addcdiv_(grad_avg, (max_sqr_avg / debias2).sqrt() + eps, value=-lr / debias1)
+    return {'max_sqr_avg': max_sqr_avg}
+
+def amsgrad(params, lr=3e-4, mom=0.9, sqr_mom=0.999, eps=1e-8, wd=5e-4, decouple_wd=False) -> Optimizer:
+    "AMSGrad as a native fastai `Optimizer`, for `Learner(opt_func=amsgrad)`; `decouple_wd=True` gives AdamW's decay."
+    cbs = [weight_decay] if decouple_wd else [l2_reg]
+    cbs += [partial(average_grad, dampening=True), average_sqr_grad, step_stat, amsgrad_step]
+    return Optimizer(params, cbs, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
 # %% ../nbs/09_learner.ipynb #f78eac0b
 CPU_BF16_ENV = 'FASTREID_VEHICLE_CPU_BF16'
@@ -163,9 +171,32 @@ def backbone_of(model:nn.Module) -> nn.Module:
     if bb is None: raise AttributeError(f"{type(model).__name__} has no `.backbone` module to freeze")
     return bb
 
+def amelioration_frozen(model:nn.Module) -> list:
+    "The modules ANet's second stage keeps fixed: the backbone and `f_head`, which gives f, the constraints' reference."
+    fh = getattr(model, 'f_head', None)
+    if fh is None: raise AttributeError(f"{type(model).__name__} has no `.f_head` (the head that produces f) to freeze")
+    return [backbone_of(model), fh]
+
+_STAT_LAYERS = (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd)
+
+def _fix_stat_layers(m:nn.Module):
+    "Put the layers of `m` with running statistics or random drops (BatchNorm, InstanceNorm, Dropout) in eval mode."
+    for s in m.modules():
+        if isinstance(s, _STAT_LAYERS): s.eval()
+
+def _drop_opt_state(opt, params):
+    "Forget `opt`'s statistics (averages, step) for `params`, keeping fastai's per-parameter flags (`do_wd`...)."
+    if opt is None: return
+    if isinstance(opt, OptimWrapper):
+        for p in params: opt.opt.state.pop(p, None)
+        return
+    keep = getattr(opt, '_keep_on_clear', ('force_train', 'do_wd'))
+    for p in params:
+        if p in opt.state: opt.state[p] = {k: v for k, v in opt.state[p].items() if k in keep}
+
 # %% ../nbs/09_learner.ipynb #e88feddd
 class AmeliorationStage(Callback):
-    "ANet's second training stage from `start_epoch`: frozen backbone (weights, BN statistics, optimiser state), loss L'."
+    "ANet's second stage from `start_epoch`: backbone and f head fixed (weights, BN statistics, optimiser state), loss L'."
     order = TrainEvalCallback.order + 1  # after TrainEvalCallback has put the model in train mode
     def __init__(self, start_epoch:int=0): store_attr(); self.active = False
 
@@ -179,29 +210,29 @@ class AmeliorationStage(Callback):
         if not self.active and self.epoch >= self.start_epoch: self.start()
 
     def start(self):
-        "Freeze the backbone and switch the loss to L'."
-        bb = backbone_of(self.learn.model)
-        for p in bb.parameters():
-            p.requires_grad_(False)
-            p.grad = None
-            if self.learn.opt is not None: self.learn.opt.state.pop(p, None)
-        if self.learn.opt is not None and isinstance(self.learn.opt, OptimWrapper): self._clear_torch_state(bb)
+        "Fix the backbone and the f head (no gradients, no optimiser statistics) and switch the loss to L'."
+        params = [p for m in amelioration_frozen(self.learn.model) for p in m.parameters()]
+        for p in params: p.requires_grad_(False); p.grad = None
+        _drop_opt_state(self.learn.opt, params)
         self.loss_func.ameliorate = True
         self.active = True
 
-    def _clear_torch_state(self, bb):
-        for p in bb.parameters(): self.learn.opt.opt.state.pop(p, None)
+    def _fix_modes(self):
+        "Backbone in eval mode; the f head's BatchNorm / dropout layers too (the head needs train mode for its logits)."
+        bb, fh = amelioration_frozen(self.learn.model)
+        bb.eval(); _fix_stat_layers(fh)
 
     def before_train(self):
-        if self.active: backbone_of(self.learn.model).eval()
+        if self.active: self._fix_modes()
 
     def before_batch(self):
-        if self.active and self.training: backbone_of(self.learn.model).eval()
+        if self.active and self.training: self._fix_modes()
 
 # %% ../nbs/09_learner.ipynb #0449370f
 def end_amelioration(learn:Learner):
-    "Undo `AmeliorationStage`: make the backbone trainable again and switch the loss back to L."
-    for p in backbone_of(learn.model).parameters(): p.requires_grad_(True)
+    "Undo `AmeliorationStage`: make the backbone and the f head trainable again and switch the loss back to L."
+    for m in amelioration_frozen(learn.model):
+        for p in m.parameters(): p.requires_grad_(True)
     learn.loss_func.ameliorate = False
     learn.remove_cbs(L(learn.cbs).filter(lambda c: isinstance(c, AmeliorationStage)))
 

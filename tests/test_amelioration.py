@@ -1,0 +1,105 @@
+"""ANet's second stage (`AmeliorationStage`) with any optimiser: the backbone and the f head (the fixed reference of the
+amelioration constraints) stay bit-identical, weights and BN buffers, while the heads after f train; the stage runs
+after `export` and after `load_learner`; `amsgrad` is AMSGrad and keeps fastai's no-weight-decay rule for BN/bias."""
+from functools import partial
+import pytest, torch
+from torch import nn
+from fastai.basics import Adam, SGD, Callback, load_learner, set_seed
+from fastai.callback.training import ShortEpochCallback
+from fastai.torch_core import norm_bias_params
+from fastreid_vehicle.learner import reid_learner, AmeliorationStage, amelioration_frozen, end_amelioration, amsgrad
+
+OPTS = {'adam': Adam, 'sgd_momentum': partial(SGD, mom=0.9), 'amsgrad': amsgrad}
+
+def _snap(module): return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+def _fit(learn, *args, **kwargs):
+    with learn.no_bar(), learn.no_logging(): learn.fit(*args, **kwargs)
+
+def _frozen_snaps(model): return {'backbone': _snap(model.backbone), 'f_head': _snap(model.f_head)}
+
+def _assert_frozen_unchanged(model, before):
+    for name, snap in before.items():
+        now = _snap(getattr(model, name))
+        assert now.keys() == snap.keys()
+        moved = [k for k in snap if not torch.equal(snap[k], now[k])]
+        assert not moved, f'{name} moved in the second stage: {moved[:5]}'
+        assert any('running_mean' in k for k in snap), f'the check on {name} must cover BN buffers'
+        assert all(p.grad is None and not p.requires_grad for p in getattr(model, name).parameters())
+
+AFTER_F = ('j_head', 'theta_g1', 'theta_g2', 'theta_A', 'attr_att', 'attr_heads')
+
+def _assert_heads_after_f_trained(model, before):
+    for name in AFTER_F:
+        now = _snap(getattr(model, name))
+        assert any(not torch.equal(before[name][k], now[k]) for k in now), f'{name} did not train in the second stage'
+
+@pytest.mark.parametrize('opt', list(OPTS))
+def test_stage2_keeps_backbone_and_f_head_bit_identical(tiny_dls, opt):
+    set_seed(0)
+    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', opt_func=OPTS[opt], wd=0.05, metrics=[])
+    _fit(learn, 1, 1e-3)                        # stage 1: everything trains, gradients and optimiser state build up
+    frozen0 = _frozen_snaps(learn.model)
+    heads0 = {n: _snap(getattr(learn.model, n)) for n in AFTER_F}
+    _fit(learn, 1, 1e-3, cbs=AmeliorationStage(start_epoch=0))
+    _assert_frozen_unchanged(learn.model, frozen0)
+    _assert_heads_after_f_trained(learn.model, heads0)
+    assert [id(m) for m in amelioration_frozen(learn.model)] == [id(learn.model.backbone), id(learn.model.f_head)]
+    end_amelioration(learn)
+    assert all(p.requires_grad for m in amelioration_frozen(learn.model) for p in m.parameters())
+
+def test_stage2_after_export_and_after_load_learner(tiny_dls, tmp_path):
+    set_seed(0)
+    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', path=tmp_path, metrics=[])
+    _fit(learn, 1, 1e-3)
+    learn.export('stage1.pkl')                  # leaves the optimiser state a plain dict
+    frozen0 = _frozen_snaps(learn.model)
+    heads0 = {n: _snap(getattr(learn.model, n)) for n in AFTER_F}
+    _fit(learn, 1, 1e-3, cbs=AmeliorationStage(start_epoch=0))
+    _assert_frozen_unchanged(learn.model, frozen0)
+    _assert_heads_after_f_trained(learn.model, heads0)
+
+    learn2 = load_learner(tmp_path/'stage1.pkl')
+    learn2.dls = tiny_dls
+    frozen0 = _frozen_snaps(learn2.model)
+    heads0 = {n: _snap(getattr(learn2.model, n)) for n in AFTER_F}
+    _fit(learn2, 1, 1e-3, cbs=AmeliorationStage(start_epoch=0))
+    _assert_frozen_unchanged(learn2.model, frozen0)
+    _assert_heads_after_f_trained(learn2.model, heads0)
+
+class ZeroGrads(Callback):
+    "Zero every gradient before the step: what then moves a parameter is weight decay alone."
+    def before_step(self):
+        for p in self.learn.model.parameters():
+            if p.grad is not None: p.grad.zero_()
+
+@pytest.mark.parametrize('decouple_wd', [False, True])
+def test_amsgrad_puts_no_weight_decay_on_bn_and_bias(tiny_dls, decouple_wd):
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', opt_func=partial(amsgrad, decouple_wd=decouple_wd),
+                         wd=0.1, metrics=[])
+    p0 = {n: p.detach().clone() for n, p in learn.model.named_parameters()}
+    _fit(learn, 1, 1e-2, cbs=[ZeroGrads(), ShortEpochCallback()])
+    no_wd = {id(p) for p in norm_bias_params(learn.model)}   # fastai's rule (Learner's wd_bn_bias=False)
+    named = dict(learn.model.named_parameters())
+    bn_bias = [n for n, p in named.items() if id(p) in no_wd]
+    assert any('bn' in n for n in bn_bias) and any(n.endswith('bias') for n in bn_bias)
+    decayed = [n for n in bn_bias if not torch.equal(named[n], p0[n])]
+    assert not decayed, f'weight decay moved BN / bias parameters: {decayed[:5]}'
+    others = [n for n in named if id(named[n]) not in no_wd]
+    assert others and all(not torch.equal(named[n], p0[n]) for n in others), 'the other weights must be decayed'
+
+@pytest.mark.parametrize('decouple_wd', [False, True])
+def test_amsgrad_matches_torch_amsgrad(decouple_wd):
+    torch.manual_seed(0)
+    w = torch.randn(6, 4)
+    p, q = nn.Parameter(w.clone()), nn.Parameter(w.clone())
+    ours = amsgrad([p], lr=1e-2, mom=0.9, sqr_mom=0.99, eps=1e-8, wd=0.05, decouple_wd=decouple_wd)
+    ref = (torch.optim.AdamW if decouple_wd else torch.optim.Adam)([q], lr=1e-2, betas=(0.9, 0.99), eps=1e-8,
+                                                                   weight_decay=0.05, amsgrad=True)
+    plain = torch.optim.Adam([r := nn.Parameter(w.clone())], lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.05)
+    for i in range(30):
+        g = torch.randn(6, 4) * (4. if i < 5 else 0.3)   # large then small gradients: the running max matters
+        p.grad, q.grad, r.grad = g.clone(), g.clone(), g.clone()
+        ours.step(); ref.step(); plain.step()
+    assert torch.allclose(p, q, atol=1e-6, rtol=1e-5), (p - q).abs().max()
+    if not decouple_wd: assert not torch.allclose(p, r, atol=1e-4), 'AMSGrad must differ from plain Adam here'
