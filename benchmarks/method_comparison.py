@@ -1,26 +1,25 @@
-"""Evidence that the methods work (issue 4, section 5): short seeded runs on the synthetic `small` benchmark.
+"""Evidence that the methods work (issue 7, section 5): seeded runs with the main job's recipe on the synthetic `small`
+benchmark.
 
-    python benchmarks/method_comparison.py [--epochs 6] [--size 64] [--seeds 0,1,2] [--backbone resnet18]
-                                           [--only arch,anet_stage2,stripes] [--out results.json] [--threads 1]
+    python benchmarks/method_comparison.py [--seeds 0,1,2] [--only arch,anet_stage2,stripes] [--out results.json]
+                                           [--threads 1] [--jobs 2] [--epochs N]
     python benchmarks/method_comparison.py --table-only --out results.json      # just print the table
 
-Groups of configurations (each run: `ReidDataLoaders.from_df(df, size, P=16, K=4, seed=s)`, `reid_learner(...,
-backbone, amp=True, channels_last=True)`, `fit_one_cycle(epochs, 2e-3)`, then `evaluate_learner` without flip):
+Every run uses `fastreid_vehicle.cli.MAIN_JOB` (what `fastreid-vehicle demo` trains: data, size, P x K, augmentation,
+backbone, epochs, lr, evaluated feature) and changes only the method: `ReidDataLoaders.from_df(...)`,
+`reid_learner(..., amp=False)` (fp32: the same arithmetic on every CPU), `fit_one_cycle(epochs, lr)`, then
+`evaluate_learner` without flip, with the recipe's camera centering. Groups:
 - `arch`: baseline (Bag of Tricks, `bot`) vs MFG-Net (4 stripes) vs ANet;
 - `anet_stage2`: ANet after its `epochs` ("without"), then the same model continued with the second stage,
-  `learn.fit(S, 2e-4, cbs=AmeliorationStage())`, S = max(2, epochs // 3) ("with");
-- `stripes`: MFG-Net with 1..5 stripes.
-A run is identified by its configuration and seed, so shared configurations are trained once: group `arch`'s ANet runs
-are `anet_stage2`'s "without" runs (and, when `anet_stage2` is selected, they go on with the second stage right away),
-group `arch`'s MFG-Net runs are the 4-stripe runs of `stripes`.
+  `learn.fit(S, lr/10, cbs=AmeliorationStage())`, S = max(2, epochs // 3) ("with");
+- `stripes`: MFG-Net with 1..4 stripes (the 64x64 input gives a 4-row feature map).
+A run is identified by its configuration, seed and the recipe, so shared configurations are trained once.
 
-Every result (rank-1, mAP, mINP, the first 20 CMC entries, training seconds: for ANet with stage 2 both stages,
-with `stage2_seconds` apart, and the 1-minute load average) is appended to the JSON file `--out`
-right after its run (temp file + `os.replace`), and runs already in the file are skipped: a crash loses nothing and
-rerunning the same command resumes. Per-epoch validation is switched off during training (only the final evaluation
-counts, it would only cost time). Prints a Markdown table: mean +- sample std over the seeds of each configuration.
-Threads: 1 by default; on the shared 2-core machine at load ~5, 2 torch threads made a training step ~10x slower
-(6 s vs 0.67 s per 64-image batch at 64x64: OpenMP threads spin-waiting for a core).
+Every result (rank-1, mAP, mINP, the first 20 CMC entries, training seconds, the 1-minute load average) is appended
+to the JSON file `--out` right after its run (temp file + `os.replace`), and runs already in the file are skipped: a
+crash loses nothing and rerunning the same command resumes. Per-epoch validation is switched off during training.
+Prints a Markdown table: mean +- sample std over the seeds of each configuration. `--jobs 2` trains two runs at a
+time with one torch thread each (on a 2-core machine 2 threads per run spin-wait when anything else runs).
 """
 import argparse, json, os, platform, statistics, sys, tempfile, time
 from pathlib import Path
@@ -38,14 +37,24 @@ def group_configs(group:str, epochs:int) -> list:
         'anet_stage2': [('ANet without stage 2', dict(arch='anet', stage2=0)),
                         (f'ANet with stage 2 (+{s2} ep)', dict(arch='anet', stage2=s2))],
         'stripes': [(f'MFG-Net {n} stripe{"s" * (n > 1)}', dict(arch='mfgnet', n_stripes=n, stage2=0))
-                    for n in range(1, 6)],
+                    for n in range(1, 5)],
     }[group]
 
 
+def recipe(a) -> dict:
+    "The main job's recipe, `--epochs` applied."
+    from fastreid_vehicle.cli import MAIN_JOB
+    r = dict(MAIN_JOB)
+    if a.epochs: r['epochs'] = a.epochs
+    return r
+
+
 def run_key(spec:dict, seed:int, a) -> str:
-    "The identity of a run: configuration, seed and the shared training settings."
-    return json.dumps(dict(spec, seed=seed, epochs=a.epochs, size=a.size, backbone=a.backbone, P=16, K=4, lr=2e-3),
-                      sort_keys=True)
+    "The identity of a run: configuration, seed and the shared training settings (the recipe)."
+    r = recipe(a)
+    return json.dumps(dict(spec, seed=seed, **{k: r[k] for k in ('epochs', 'size', 'backbone', 'P', 'K', 'lr', 'synth',
+                                                                  'neck_feat', 'center_cameras', 'camera_aware') if k in r}),
+                      sort_keys=True, default=list)
 
 
 # ------------------------------------------------------------------ results file
@@ -83,51 +92,71 @@ def train_run(df, spec:dict, seed:int, a, stage2:int):
         def before_validate(self): raise CancelValidException()
 
     set_seed(seed, reproducible=True)
+    r = recipe(a)
     settings = {k: v for k, v in spec.items() if k not in ('arch', 'stage2')}
-    dls = ReidDataLoaders.from_df(df, size=a.size, P=16, K=4, seed=seed)
-    learn = reid_learner(dls, spec['arch'], backbone=a.backbone, amp=True, channels_last=True, metrics=[], **settings)
+    if 'neck_feat' in r: settings.setdefault('neck_feat', r['neck_feat'])
+    dls = ReidDataLoaders.from_df(df, size=r['size'], P=r['P'], K=r['K'], pad=r['pad'], erase_p=r['erase_p'], seed=seed,
+                                  preload=True, camera_aware=r['camera_aware'])
+    learn = reid_learner(dls, spec['arch'], backbone=r['backbone'], pretrained=r['pretrained'], amp=False, metrics=[],
+                         **settings)
     t0 = time.perf_counter()
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, 2e-3, cbs=NoValidation())
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(r['epochs'], r['lr'], cbs=NoValidation())
     t_main = time.perf_counter() - t0
     def evaluate():
-        with learn.no_bar(): return evaluate_learner(learn, flip=False)
+        with learn.no_bar(): return evaluate_learner(learn, flip=False, center_cameras=r.get('center_cameras', False))
     yield spec, (evaluate(), t_main, None)
     if spec['arch'] == 'anet' and stage2:
         t0 = time.perf_counter()
-        with learn.no_bar(), learn.no_logging(): learn.fit(stage2, 2e-4, cbs=[AmeliorationStage(), NoValidation()])
+        with learn.no_bar(), learn.no_logging(): learn.fit(stage2, r['lr'] / 10, cbs=[AmeliorationStage(), NoValidation()])
         t2 = time.perf_counter() - t0
         yield dict(spec, stage2=stage2), (evaluate(), t_main + t2,
                                           dict(stage2_seconds=round(t2, 1)))
 
 
-def run_all(a):
+def _worker(spec, seed, a, stage2):
+    "Train one configuration in a worker process; the records of its main run (and stage 2)."
     import torch
     torch.set_num_threads(a.threads)
     from fastreid_vehicle.all import load_veri776, synthesize_veri
-    df = load_veri776(synthesize_veri(preset='small'))
+    r = recipe(a)
+    df = load_veri776(synthesize_veri(preset=r['preset'], n_workers=1, **r['synth']))
+    return [(sp, res, secs, extra) for sp, (res, secs, extra) in train_run(df, spec, seed, a, stage2)]
+
+
+def run_all(a):
+    import torch
+    from concurrent.futures import ProcessPoolExecutor
+    from fastreid_vehicle.all import synthesize_veri
+    r = recipe(a)
+    synthesize_veri(preset=r['preset'], **r['synth'])   # generated once, before the workers start
     out = Path(a.out)
     res = load_results(out)
-    res['meta'] = dict(benchmark="synthetic VeRi 'small' (load_veri776(synthesize_veri(preset='small')))",
-                       epochs=a.epochs, size=a.size, backbone=a.backbone, P=16, K=4, lr=2e-3, amp='bf16 (CPU)',
-                       channels_last=True, flip_test=False, threads=a.threads, torch=torch.__version__,
-                       python=platform.python_version(), machine=f'{platform.machine()}, {os.cpu_count()} cores',
-                       stage2_epochs=max(2, a.epochs // 3), stage2_lr=2e-4, groups=list(GROUPS))
+    res['meta'] = dict(benchmark=f"synthetic VeRi {r['preset']!r} with {r['synth']} (the main job's data)",
+                       recipe=json.loads(json.dumps(r, default=list)), amp='fp32', flip_test=False, threads=a.threads,
+                       jobs=a.jobs, torch=torch.__version__, python=platform.python_version(),
+                       machine=f'{platform.machine()}, {os.cpu_count()} cores',
+                       stage2_epochs=max(2, r['epochs'] // 3), stage2_lr=r['lr'] / 10, groups=list(GROUPS))
     save_results(res, out)
-    done = {r['key'] for r in res['runs']}
-    s2 = max(2, a.epochs // 3) if 'anet_stage2' in a.only else 0
+    done = {x['key'] for x in res['runs']}
+    s2 = max(2, r['epochs'] // 3) if 'anet_stage2' in a.only else 0
+    todo, seen = [], set()
     for group in a.only:
-        for label, spec in group_configs(group, a.epochs):
+        for label, spec in group_configs(group, r['epochs']):
             for seed in a.seeds:
-                key = run_key(spec, seed, a)
-                if key in done: continue
                 base = dict(spec, stage2=0)   # the model trained first; ANet's second stage continues it
-                print(f'[{time.strftime("%H:%M:%S")}] {group}: {label}, seed {seed} ...', flush=True)
-                for sp, (r, secs, extra) in train_run(df, base, seed, a, spec['stage2'] or s2):
-                    k = run_key(sp, seed, a)
-                    if k in done: continue
-                    res['runs'].append(_record(k, sp, seed, r, secs, extra)); done.add(k)
-                    save_results(res, out)
-                    print(f'    {sp}: rank-1 {r.rank1:.4f} mAP {r.mAP:.4f} mINP {r.mINP:.4f} ({secs:.0f} s)', flush=True)
+                keys = {run_key(base, seed, a)} | ({run_key(dict(spec, stage2=s2), seed, a)} if spec['arch'] == 'anet' and s2 else set())
+                if keys <= done or run_key(base, seed, a) in seen: continue
+                seen.add(run_key(base, seed, a)); todo.append((group, label, base, seed))
+    with ProcessPoolExecutor(a.jobs) as ex:
+        futs = [(g, l, seed, ex.submit(_worker, base, seed, a, s2 if base['arch'] == 'anet' else 0)) for g, l, base, seed in todo]
+        for g, l, seed, fu in futs:
+            for sp, rr, secs, extra in fu.result():
+                k = run_key(sp, seed, a)
+                if k in done: continue
+                res['runs'].append(_record(k, sp, seed, rr, secs, extra)); done.add(k)
+                save_results(res, out)
+                print(f'[{time.strftime("%H:%M:%S")}] {g}: {sp}, seed {seed}: rank-1 {rr.rank1:.4f} mAP {rr.mAP:.4f} '
+                      f'mINP {rr.mINP:.4f} ({secs:.0f} s)', flush=True)
     return res
 
 
@@ -138,9 +167,9 @@ def _ms(xs, pct=True):
     return f'{statistics.mean(xs) * f:.1f} ± {statistics.stdev(xs) * f:.1f}'
 
 
-def summary_rows(res:dict, epochs:int, size:int, backbone:str) -> list:
+def summary_rows(res:dict, a) -> list:
     "One row per (group, configuration): seeds found, mean +- std of rank-1 / mAP / mINP (%) and training seconds."
-    a = argparse.Namespace(epochs=epochs, size=size, backbone=backbone)
+    epochs = recipe(a)['epochs']
     by_key = {r['key']: r for r in res['runs']}
     rows = []
     for group in GROUPS:
@@ -155,8 +184,9 @@ def summary_rows(res:dict, epochs:int, size:int, backbone:str) -> list:
 
 
 def print_table(res:dict, a):
-    rows = summary_rows(res, a.epochs, a.size, a.backbone)
-    print(f"\n{a.backbone}, {a.size}x{a.size}, {a.epochs} epochs; mean ± std over seeds (%), train seconds per run\n")
+    rows = summary_rows(res, a)
+    r = recipe(a)
+    print(f"\n{r['backbone']}, {r['size']}, {r['epochs']} epochs (main-job recipe); mean ± std over seeds (%), train seconds per run\n")
     print('| group | configuration | seeds | rank-1 | mAP | mINP | train s |')
     print('|---|---|---|---|---|---|---|')
     for r in rows:
@@ -165,10 +195,9 @@ def print_table(res:dict, a):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--epochs', type=int, default=6)
-    p.add_argument('--size', type=int, default=64)
+    p.add_argument('--epochs', type=int, default=None, help="epochs (default: the main job's)")
     p.add_argument('--seeds', type=lambda s: [int(x) for x in s.split(',') if x], default=[0, 1, 2])
-    p.add_argument('--backbone', default='resnet18')
+    p.add_argument('--jobs', type=int, default=2, help='runs trained at a time (one process each)')
     p.add_argument('--only', type=lambda s: [x for x in s.split(',') if x], default=list(GROUPS),
                    help=f'comma-separated groups among {",".join(GROUPS)} (run in this order)')
     p.add_argument('--out', default='results.json')

@@ -5,7 +5,7 @@ bars and the metric table, then a saved model, metrics and a ranked-retrieval fi
 
 # %% ../nbs/12_cli.ipynb #26d0ecc3
 from __future__ import annotations
-import argparse, contextlib, json, os, sys, tempfile, time
+import argparse, contextlib, inspect, json, os, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
@@ -16,20 +16,23 @@ from .readers import load_dataset
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
-from .inference import embed, split_query_gallery, evaluate_embeddings, save_weights
+from .inference import embed, split_query_gallery, evaluate_embeddings, save_weights, baseline_results
 from .metrics import pairwise_distance, plot_cmc
+from .evaluation import center_by_camera
 from .plots import plot_ranked_retrieval
 
 # %% auto #0
-__all__ = ['load_reid_data', 'train', 'main']
+__all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'main']
 
 # %% ../nbs/12_cli.ipynb #87bb74b7
-def load_reid_data(dataset:str='synthetic', root=None, preset:str='small', seed:int=0, **reader_kwargs) -> pd.DataFrame:
-    "The re-id table of `dataset`: 'synthetic' (built-in, `preset`) or a reader name with its `root` folder."
+def load_reid_data(dataset:str='synthetic', root=None, preset:str='small', seed:int=0, synth:dict|None=None,
+                   **reader_kwargs) -> pd.DataFrame:
+    "The re-id table of `dataset`: 'synthetic' (built-in, `preset` with `synth` overrides) or a reader name with its `root` folder."
     if dataset == 'synthetic':
-        root = synthesize_veri(root, preset, seed=seed) if root is not None else synthesize_veri(preset=preset, seed=seed)
+        root = synthesize_veri(root, preset, seed=seed, **(synth or {}))
         dataset = 'veri776'
     elif root is None: raise ValueError(f"dataset={dataset!r} needs root=<folder of the unpacked dataset>")
+    elif synth: raise ValueError(f"synth={synth!r} sets the synthetic generator; it does not apply to dataset={dataset!r}")
     return load_dataset(dataset, root, **reader_kwargs)
 
 # %% ../nbs/12_cli.ipynb #ff6d9179
@@ -37,6 +40,8 @@ def _atomic_json(obj, path:Path):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     with os.fdopen(fd, 'w') as f: json.dump(obj, f, indent=1, default=float)
     os.replace(tmp, path)
+
+PRELOAD_MAX_BYTES = 2 * 1024**3   # `train(preload=None)` keeps the images in memory when they take at most this
 
 def _size(size): return (size, size) if isinstance(size, int) else tuple(size)
 
@@ -48,26 +53,31 @@ def _save_fig(fig, path:Path, dpi:int=90):
 
 # %% ../nbs/12_cli.ipynb #887f66fa
 def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small', out='runs/main',
-          backbone:str='resnet18', pretrained:bool=False, weights=None, size=(64, 64), P:int=16, K:int=4,
-          pad:int=4, erase_p:float=0., epochs:int=10, lr:float=3e-3, opt:str='adam', schedule:str='one_cycle', milestones=(), warmup_epochs:int=0,
+          backbone:str='resnet18', pretrained:bool=False, weights=None, size=(64, 64), P:int=8, K:int=4,
+          pad:int=4, erase_p:float=0., epochs:int=5, lr:float=3e-3, opt:str='adam', schedule:str='one_cycle', milestones=(), warmup_epochs:int=0,
           stage2_epochs:int=0, amp:bool|str|None='auto', channels_last:bool|None=None, flip_test:bool=False,
-          seed:int=0, threads:int|None=None, progress:bool=True, reader_kwargs:dict|None=None, **settings) -> dict:
+          seed:int=0, threads:int|None=None, progress:bool=True, reader_kwargs:dict|None=None, synth:dict|None=None,
+          preload:bool|None=None, neck_feat:str='before', center_cameras:bool=True, camera_aware:bool=True,
+          **settings) -> dict:
     "Train `arch` on `dataset`, evaluate on its query/gallery split, save model, metrics and figures in `out`."
     t0 = time.time()
     if threads: torch.set_num_threads(threads)
     set_seed(seed, reproducible=True)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     on_cpu = not torch.cuda.is_available()
-    amp = ifnone(amp, 'auto'); channels_last = ifnone(channels_last, on_cpu)
+    amp = ifnone(amp, 'auto'); channels_last = ifnone(channels_last, False)  # measured slower on 2-core CPUs at 64 px
     precision, why = resolve_precision(amp, default_device())  # checks `amp` before any data is made
     print(f'precision: {precision} ({why})')
-    df = load_reid_data(dataset, root, preset, seed=seed, **(reader_kwargs or {}))
-    dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed)
+    df = load_reid_data(dataset, root, preset, seed=seed, synth=synth, **(reader_kwargs or {}))
+    preload = bool(ifnone(preload, len(df) * 3 * np.prod(_size(size)) <= PRELOAD_MAX_BYTES))
+    data_time = time.time() - t0
+    dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed, preload=preload,
+                                  camera_aware=camera_aware)
     dls.show_batch(max_n=16)
     _save_fig(plt.gcf(), out/'batch.png')
     opt_func = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt]
     learn = reid_learner(dls, arch, backbone=backbone, pretrained=pretrained, weights=weights, opt_func=opt_func,
-                         amp=amp, channels_last=channels_last, path=out, model_dir='.', **settings)
+                         amp=amp, channels_last=channels_last, path=out, model_dir='.', neck_feat=neck_feat, **settings)
     cbs = [CSVLogger(fname='history.csv')]  # relative to learn.path, which is `out`
     stage2 = [AmeliorationStage(start_epoch=epochs)] if stage2_epochs else []
     n = epochs + stage2_epochs
@@ -77,25 +87,37 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
         elif schedule == 'step': learn.fit_step_decay(n, lr, milestones, warmup_epochs=warmup_epochs, cbs=cbs + stage2)
         else: raise ValueError(f"schedule must be 'one_cycle' or 'step', got {schedule!r}")
         train_time = time.time() - t0
+        save_weights(learn.model, out/'model.safetensors')   # saved before anything that could fail
+        learn.export('learner.pkl')  # relative to learn.path
         feats = embed(learn, flip=flip_test)
     items = dls.valid.items
-    res = evaluate_embeddings(items, feats)
+    res_plain = evaluate_embeddings(items, feats)
+    if center_cameras: feats = center_by_camera(feats, items['camid'].to_numpy())
+    res = evaluate_embeddings(items, feats) if center_cameras else res_plain
+    base = baseline_results(items, seed=seed) if {'color', 'type'} <= set(items.columns) else {}
     q, g = split_query_gallery(items)
     dist = pairwise_distance(feats[torch.from_numpy(q)], feats[torch.from_numpy(g)]).numpy()
     fig = plot_ranked_retrieval(dist, items[q].reset_index(drop=True), items[g].reset_index(drop=True), n_queries=5, k=8, seed=seed)
     _save_fig(fig, out/'retrieval.png')
-    _save_fig(plot_cmc({arch: res}, max_rank=20).figure, out/'cmc.png')
-    save_weights(learn.model, out/'model.safetensors')
-    learn.export('learner.pkl')  # relative to learn.path
+    _save_fig(plot_cmc({arch: res, **{f'{k} (baseline)': v for k, v in base.items()}}, max_rank=20).figure, out/'cmc.png')
     summary = dict(arch=arch, backbone=backbone, dataset=dataset, preset=preset if dataset == 'synthetic' else None,
                    epochs=epochs, stage2_epochs=stage2_epochs, size=list(_size(size)), P=P, K=K, lr=lr, seed=seed,
-                   precision=learn.train_precision()[0],
+                   precision=learn.train_precision()[0], synth=synth if dataset == 'synthetic' else None, preload=preload,
+                   baselines={k: dict(rank1=v.rank1, mAP=v.mAP, mINP=v.mINP) for k, v in base.items()},
+                   neck_feat=neck_feat, center_cameras=center_cameras, camera_aware=camera_aware,
                    rank1=res.rank1, rank5=res.rank5, mAP=res.mAP, mINP=res.mINP, num_queries=res.num_valid,
-                   train_seconds=round(train_time, 1), total_seconds=round(time.time() - t0, 1),
+                   without_camera_centering=dict(rank1=res_plain.rank1, mAP=res_plain.mAP, mINP=res_plain.mINP),
+                   data_seconds=round(data_time, 1), train_seconds=round(train_time - data_time, 1),
+                   total_seconds=round(time.time() - t0, 1),
                    files={k: str(out/v) for k, v in dict(batch='batch.png', model='model.safetensors', learner='learner.pkl',
                           history='history.csv', retrieval='retrieval.png', cmc='cmc.png', metrics='metrics.json').items()})
     _atomic_json(summary, out/'metrics.json')
     return summary
+
+# %% ../nbs/12_cli.ipynb #8a6aaa89
+MAIN_JOB = {k: ({} if k == 'synth' and p.default is None else p.default) for k, p in inspect.signature(train).parameters.items()
+            if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs')}
+MAIN_JOB.update(arch='bot')  # the recipe of `fastreid-vehicle demo`: `train()`'s defaults (benchmarks and studies read it here)
 
 # %% ../nbs/12_cli.ipynb #f9b5c04b
 def _value(s:str):
@@ -135,10 +157,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--pretrained', action='store_true', help="timm's pretrained weights (needs network)")
     t.add_argument('--weights', default=None, help='local backbone weights file (.pth / .safetensors)')
     t.add_argument('--size', type=_value, default=(64, 64), help='image size: 256 or 384,128 (h,w)')
-    t.add_argument('--P', type=int, default=16); t.add_argument('--K', type=int, default=4)
+    t.add_argument('--P', type=int, default=8); t.add_argument('--K', type=int, default=4)
+    t.add_argument('--no-camera-aware', action='store_true', help='plain P x K batches (not camera-aware)')
     t.add_argument('--pad', type=int, default=4, help='padding before the random crop')
     t.add_argument('--erase-p', type=float, default=0., help='per-image random erasing probability')
-    t.add_argument('--epochs', type=int, default=10); t.add_argument('--lr', type=float, default=3e-3)
+    t.add_argument('--epochs', type=int, default=5); t.add_argument('--lr', type=float, default=3e-3)
     t.add_argument('--opt', default='adam', choices=['adam', 'amsgrad', 'sgd'])
     t.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'step'])
     t.add_argument('--milestones', type=_value, default=(), help='step-decay epochs, e.g. 10,20')
@@ -147,6 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--amp', type=_value, default='auto',
                    help='auto (default: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32) / bf16 / fp16 / fp32')
     t.add_argument('--flip-test', action='store_true', help='flip test-time augmentation')
+    t.add_argument('--neck-feat', default='before', choices=['before', 'after'], help='evaluated feature: before / after the BN-neck')
+    t.add_argument('--no-camera-centering', action='store_true', help='evaluate without center_by_camera')
     t.add_argument('--set', action='append', metavar='NAME=VALUE', help='model / loss setting, repeatable')
     s = sub.add_parser('synth', help='write a synthetic VeRi-776-format dataset')
     s.add_argument('dest'); s.add_argument('--preset', default='small'); s.add_argument('--seed', type=int, default=0)
@@ -154,8 +179,10 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/12_cli.ipynb #05d89465
 def _print_summary(res:dict):
-    print(f"\n{res['arch']} / {res['backbone']}: rank-1 {res['rank1']:.4f}  rank-5 {res['rank5']:.4f}  "
-          f"mAP {res['mAP']:.4f}  mINP {res['mINP']:.4f}  ({res['num_queries']} queries)")
+    rows = [(f"{res['arch']} / {res['backbone']}", res)] + [(f'{k} (baseline)', v) for k, v in res.get('baselines', {}).items()]
+    print(f"\nheld-out identities, {res['num_queries']} queries:")
+    print(f"  {'':28s} {'rank-1':>7s} {'mAP':>7s} {'mINP':>7s}")
+    for name, r in rows: print(f"  {name:28s} {r['rank1']:7.4f} {r['mAP']:7.4f} {r['mINP']:7.4f}")
     print(f"trained in {res['train_seconds']:.0f} s, total {res['total_seconds']:.0f} s; files:")
     for k, v in res['files'].items(): print(f'  {k:10s} {v}')
 
@@ -171,5 +198,6 @@ def main(argv=None):
                     pretrained=a.pretrained, weights=a.weights, size=a.size, P=a.P, K=a.K, pad=a.pad,
                     erase_p=a.erase_p, epochs=a.epochs, lr=a.lr,
                     opt=a.opt, schedule=a.schedule, milestones=a.milestones, warmup_epochs=a.warmup_epochs,
-                    stage2_epochs=a.stage2_epochs, amp=a.amp, flip_test=a.flip_test, **common, **_settings(a.set))
+                    stage2_epochs=a.stage2_epochs, amp=a.amp, flip_test=a.flip_test, neck_feat=a.neck_feat,
+                    center_cameras=not a.no_camera_centering, camera_aware=not a.no_camera_aware, **common, **_settings(a.set))
     _print_summary(res)

@@ -7,6 +7,7 @@
 # %% ../nbs/02_data.ipynb #91e21172
 from __future__ import annotations
 import math, random, itertools
+from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd, torch
 from PIL import Image, ImageOps
 from fastai.data.all import *
@@ -14,12 +15,13 @@ from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.data import ImageBlock, get_grid
 from fastai.vision.augment import Resize, FlipItem, RandTransform, ResizeMethod
 from fastai.callback.core import Callback
+from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['REID_COLUMNS', 'SPLITS', 'ReidLabel', 'ReidEncode', 'ReidIdBlock', 'ReidAttrBlock', 'check_reid_df', 'reid_vocabs',
            'query_gallery_splitter', 'reid_dblock', 'PadRandomCrop', 'PerImageRandomErasing', 'reid_tfms', 'check_pk',
-           'pk_sample', 'dataset_ids', 'ReidShowMixin', 'ReidDL', 'PKDataLoader', 'PKSamplerCallback',
-           'ReidDataLoaders']
+           'pk_sample', 'dataset_ids', 'preload_images', 'BatchFlipPadCrop', 'PreloadedBatchesMixin',
+           'attach_preloaded', 'ReidShowMixin', 'ReidDL', 'PKDataLoader', 'PKSamplerCallback', 'ReidDataLoaders']
 
 # %% ../nbs/02_data.ipynb #e6f55d2e
 class ReidLabel(str, ShowTitle):
@@ -257,16 +259,44 @@ def check_pk(
         raise ValueError(f"{n} images give {n // (P*K)} batches of P*K={P*K}, fewer than world_size={world_size} "
                          f"processes: expected P*K*world_size <= {n}")
 
+def _pk_sample_cams(groups:dict, cams:list, P:int, K:int, n_batches:int, rng:random.Random) -> list:
+    "Camera-aware P x K batches: each id's K images spread over its cameras; the P ids share a camera where they can"
+    by_cam, id_cams = {}, {}
+    for l, g in groups.items():
+        id_cams[l] = sorted({cams[i] for i in g}, key=str)
+        for c in id_cams[l]: by_cam.setdefault(c, []).append(l)
+    labels = list(groups)
+    def spread(l):
+        "K images of `l`, one per camera in turn (a positive from another camera whenever the id has one)"
+        per = {}
+        for i in rng.sample(groups[l], len(groups[l])): per.setdefault(cams[i], []).append(i)
+        lists, out = rng.sample(list(per.values()), len(per)), []
+        while len(out) < K and any(lists):
+            for lst in lists:
+                if lst and len(out) < K: out.append(lst.pop())
+        return out + rng.choices(groups[l], k=K - len(out))
+    out = []
+    for _ in range(n_batches):
+        first = rng.choice(labels)
+        members = by_cam[rng.choice(id_cams[first])]
+        pool = [l for l in rng.sample(members, len(members)) if l != first]
+        batch = [first] + pool[:P - 1]
+        if len(batch) < P: batch += rng.sample([l for l in labels if l not in set(batch)], P - len(batch))
+        for l in batch: out.extend(spread(l))
+    return out
+
 def pk_sample(
     ids:list, # Identity label of every item (hashable)
     P:int, # Identities per batch
     K:int, # Images per identity
     n_batches:int, # Number of batches to draw
     rng:random.Random, # Source of randomness
+    cams:list=None, # Camera of every item: camera-aware batches (K images over the id's cameras, ids sharing a camera)
 ) -> list:
     "Item positions of `n_batches` consecutive P x K batches drawn from `ids` with `rng`"
     groups = {}
     for i, l in enumerate(ids): groups.setdefault(l, []).append(i)
+    if cams is not None: return _pk_sample_cams(groups, cams, P, K, n_batches, rng)
     labels = list(groups)                                      # first-seen order: deterministic
     tokens = [l for l in labels for _ in range(max(1, len(groups[l]) // K))]
     stream, pools, out = [], {}, []
@@ -302,6 +332,74 @@ def dataset_ids(
         return [_key(tl[i]) for i in range(len(tl))]
     return [_key(dataset[i][idx]) for i in range(len(dataset))]
 
+# %% ../nbs/02_data.ipynb #f89949c4
+def preload_images(
+    paths:list, # Image files
+    size:int|tuple, # (height, width) to squish every image to, as `Resize(method='squish')` does
+    n_workers:int=None, # Decoding threads (default: the CPU count); PIL releases the GIL while decoding
+    progress:bool=False, # Show a progress bar
+) -> Tensor:
+    "Every image of `paths` decoded once and resized to `size`: a uint8 tensor (N, 3, height, width)"
+    h, w = _check_size(size)
+    out = torch.empty((len(paths), 3, h, w), dtype=torch.uint8)
+    def load(i):
+        try:
+            with Image.open(paths[i]) as im: im = im.convert('RGB')
+            if im.size != (w, h): im = im.resize((w, h), Image.BILINEAR)
+        except Exception as e: raise OSError(f"cannot load image {paths[i]}: {type(e).__name__}: {e}") from e
+        out[i] = torch.from_numpy(np.array(im)).permute(2, 0, 1)
+    with ThreadPoolExecutor(n_workers) as ex:
+        it = ex.map(load, range(len(paths)))
+        for _ in (progress_bar(it, total=len(paths)) if progress else it): pass
+    return out
+
+# %% ../nbs/02_data.ipynb #21759004
+class BatchFlipPadCrop(DisplayedTransform):
+    "Per-image random horizontal flip, then zero padding by `pad` and a random crop back to the size (training only)"
+    split_idx, order = 0, 5   # before `IntToFloatTensor` (10): works on uint8 and float batches
+    def __init__(self,
+        pad:int=10, # Zero padding on each side before the crop; 0: no crop
+        flip_p:float=0.5, # Probability of a horizontal flip, per image
+    ): store_attr()
+
+    def encodes(self, x:TensorImage):
+        bs, c, h, w = x.shape
+        flip = torch.rand(bs, device=x.device) < self.flip_p
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        if self.pad <= 0: return x
+        p = self.pad
+        xp = F.pad(x, (p, p, p, p))
+        dy, dx = torch.randint(0, 2 * p + 1, (2, bs), device=x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        return xp[torch.arange(bs, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+
+# %% ../nbs/02_data.ipynb #c454bc0a
+class PreloadedBatchesMixin:
+    "Batches sliced from `dataset.preloaded = (images, targets)` when it is set, else fastai's item pipeline"
+    def create_batches(self, samps):
+        pre = getattr(self.dataset, 'preloaded', None)
+        if pre is None: yield from super().create_batches(samps); return
+        images, targets = pre
+        idxs = list(samps)
+        for i in range(0, len(idxs), self.bs):
+            b = idxs[i:i + self.bs]
+            if self.drop_last and len(b) < self.bs: break
+            t = torch.as_tensor(b, dtype=torch.long)
+            yield (TensorImage(images[t]),) + tuple(y[t] for y in targets)
+
+def attach_preloaded(
+    dsets, # A fastai `Datasets` of `(image, *targets)` with a DataFrame of `path`s as items
+    size:int|tuple, # Image size (height, width)
+    **kwargs, # To `preload_images` (`n_workers`, `progress`)
+):
+    "Decode the images of `dsets` into memory and set `dsets.preloaded = (images, targets)`; returns `dsets`"
+    tls = dsets.tls[dsets.n_inp:]
+    targets = tuple(torch.stack([torch.as_tensor(tl[i]) for i in range(len(tl))]) if len(tl) else torch.zeros(0, dtype=torch.long)
+                    for tl in tls)
+    dsets.preloaded = (preload_images(dsets.items['path'].astype(str).tolist(), size, **kwargs), targets)
+    return dsets
+
 # %% ../nbs/02_data.ipynb #c4aeb376
 class ReidShowMixin:
     "`show_batch` titled with id, camera (and query/gallery) from `items`, then the attributes"
@@ -335,12 +433,12 @@ class ReidShowMixin:
         return ctxs
 
 # %% ../nbs/02_data.ipynb #3182c830
-class ReidDL(ReidShowMixin, TfmdDL):
+class ReidDL(PreloadedBatchesMixin, ReidShowMixin, TfmdDL):
     "A `TfmdDL` whose `show_batch` titles images with id, camera and attributes (the validation loader)"
     pass
 
 # %% ../nbs/02_data.ipynb #41aa23fe
-class PKDataLoader(ReidShowMixin, TfmdDL):
+class PKDataLoader(PreloadedBatchesMixin, ReidShowMixin, TfmdDL):
     "A `TfmdDL` whose every batch holds exactly `P` identities with `K` images each; an epoch is `n // (P*K)` batches"
     def __init__(self,
         dataset=None, # Training dataset (e.g. `dsets.train`)
@@ -350,10 +448,11 @@ class PKDataLoader(ReidShowMixin, TfmdDL):
         seed:int=None, # Seed of the sampling (None: random)
         label_idx:int=None, # Position of the id target in an item (default: first target)
         world_size:int=None, # Number of processes; default: `num_distrib()`
+        cams:list=None, # Camera of every item: camera-aware batches (see `pk_sample`)
         **kwargs
     ):
         for k in ('bs', 'batch_size', 'shuffle', 'drop_last'): kwargs.pop(k, None)
-        self.P, self.K, self.seed, self.label_idx, self._world_size = P, K, seed, label_idx, world_size
+        self.P, self.K, self.seed, self.label_idx, self._world_size, self.cams = P, K, seed, label_idx, world_size, cams
         self._ids = None if ids is None else [_key(o) for o in ids]
         super().__init__(dataset, bs=P * K, shuffle=True, drop_last=True, **kwargs)
         if seed is not None: self.rng = random.Random(seed)
@@ -378,14 +477,14 @@ class PKDataLoader(ReidShowMixin, TfmdDL):
     def get_idxs(self):
         if not self.n: return []
         check_pk(self.ids, self.P, self.K, self.world_size, self.n)
-        return pk_sample(self.ids, self.P, self.K, len(self), self.rng)
+        return pk_sample(self.ids, self.P, self.K, len(self), self.rng, cams=self.cams)
 
     def new(self, dataset=None, cls=None, **kwargs):
         if cls is None and kwargs.get('shuffle', True) is False:       # sequential pass (get_preds on train)
             return super().new(dataset, cls=ReidDL, **merge(dict(drop_last=False), kwargs))
         cls = ifnone(cls, type(self))
         if isinstance(cls, type) and issubclass(cls, PKDataLoader):
-            pk = dict(P=self.P, K=self.K, seed=self.seed, label_idx=self.label_idx, world_size=self._world_size)
+            pk = dict(P=self.P, K=self.K, seed=self.seed, label_idx=self.label_idx, world_size=self._world_size, cams=self.cams)
             if dataset is None or dataset is self.dataset: pk['ids'] = self._ids
             kwargs = merge(pk, kwargs)
         return super().new(dataset, cls=cls, **kwargs)
@@ -459,6 +558,8 @@ class ReidDataLoaders(DataLoaders):
         device=None, # Device of the batches (default: `default_device()`)
         item_tfms:list=None, # Extra item transforms (a transform of the same class replaces the default one)
         batch_tfms:list=None, # Extra batch transforms (same rule)
+        preload:bool=False, # Decode all images once into memory and slice batches from it (small datasets, CPUs)
+        camera_aware:bool=False, # P x K batches whose ids share a camera and whose positives span cameras
         **kwargs
     ) -> ReidDataLoaders:
         "Create from a re-id `df`: training = train split, validation = query then gallery rows"
@@ -473,12 +574,19 @@ class ReidDataLoaders(DataLoaders):
         elif P * K > len(train_ids):
             raise ValueError(f"P*K={P*K} images per batch, but the training set has only {len(train_ids)} images")
         itfms, btfms = reid_tfms(size, pad, flip_p, erase_p)
+        if preload:  # flip and crop move to the batch, per image: the same augmentation on both routes
+            itfms = [t for t in itfms if not isinstance(t, (FlipItem, PadRandomCrop))]
+            btfms = [BatchFlipPadCrop(pad, flip_p)] + btfms
         dblock = reid_dblock(df, attrs, item_tfms=itfms + L(item_tfms), batch_tfms=btfms + L(batch_tfms))
         dsets = dblock.datasets(df)
+        trn_ds, val_ds = dsets.train, dsets.valid   # each access builds a new subset: take them once
+        if preload:
+            for ds in (trn_ds, val_ds): attach_preloaded(ds, size)
         device = ifnone(device, default_device())
-        trn = ReidDL(dsets.train, bs=P * K, shuffle=True, drop_last=True, num_workers=num_workers, device=device,
+        trn = ReidDL(trn_ds, bs=P * K, shuffle=True, drop_last=True, num_workers=num_workers, device=device,
                      after_item=dblock.item_tfms, after_batch=dblock.batch_tfms, **kwargs)
         if seed is not None: trn.rng = random.Random(seed)
-        val = trn.new(dsets.valid, bs=bs_valid, shuffle=False, drop_last=False)
-        if sampler == 'pk': trn = PKDataLoader.from_dl(trn, P, K, seed=seed, ids=train_ids)
+        val = trn.new(val_ds, bs=bs_valid, shuffle=False, drop_last=False)
+        cams = df.loc[df['split'] == 'train', 'camid'].tolist() if camera_aware else None
+        if sampler == 'pk': trn = PKDataLoader.from_dl(trn, P, K, seed=seed, ids=train_ids, cams=cams)
         return cls(trn, val, path=path, device=device, id_vocab=id_vocab, attr_vocabs=attr_vocabs)

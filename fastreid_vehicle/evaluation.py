@@ -15,9 +15,9 @@ from .metrics import evaluate_reid, evaluate_features
 from .readers import vehicleid_gallery_mask
 
 # %% auto #0
-__all__ = ['l2_normalize', 'flip_embed', 'FlipTTA', 'query_expansion', 'aqe', 're_ranking', 're_ranking_dist', 'tar_at_far',
-           'roc_auc', 'VerificationResult', 'verification_curve', 'dataset_key', 'ProtocolResult', 'evaluate_veri776',
-           'evaluate_veriwild', 'evaluate_vehicleid', 'evaluate_vric', 'evaluate_protocol']
+__all__ = ['l2_normalize', 'flip_embed', 'FlipTTA', 'query_expansion', 'aqe', 'center_by_camera', 're_ranking', 're_ranking_dist',
+           'tar_at_far', 'roc_auc', 'VerificationResult', 'verification_curve', 'dataset_key', 'ProtocolResult',
+           'evaluate_veri776', 'evaluate_veriwild', 'evaluate_vehicleid', 'evaluate_vric', 'evaluate_protocol']
 
 # %% ../nbs/04_evaluation.ipynb #8628c368
 def _as_tensor(x, dtype=torch.float32) -> Tensor:
@@ -87,6 +87,17 @@ def aqe(qf, gf, k:int=10, alpha:float=3.0, times:int=1, chunk_size:int=2048):
     if q.shape[1] != g.shape[1]: raise ValueError(f"aqe: qf has dim {q.shape[1]} but gf has dim {g.shape[1]}")
     allf = query_expansion(torch.cat([q, g]), k=k, alpha=alpha, times=times, chunk_size=chunk_size)
     return _like(allf[:len(q)], qf), _like(allf[len(q):], gf)
+
+# %% ../nbs/04_evaluation.ipynb #10602914
+def center_by_camera(feats, camids, normalize:bool=True):
+    "`feats` (N, D) minus the mean (L2-normalised, if `normalize`) feature of each row's camera `camids` (N,)"
+    x = _check_feats(feats)
+    c = torch.as_tensor(np.array(camids))
+    if c.shape != (len(x),): raise ValueError(f"center_by_camera: {len(x)} features but camids has shape {tuple(c.shape)}")
+    if normalize: x = F.normalize(x, dim=1)
+    u, inv = torch.unique(c, return_inverse=True)
+    means = torch.zeros(len(u), x.shape[1], dtype=x.dtype).index_add_(0, inv, x) / torch.bincount(inv, minlength=len(u))[:, None].to(x.dtype)
+    return _like(x - means[inv], feats)
 
 # %% ../nbs/04_evaluation.ipynb #b5ea8931
 class _FeatureDistances:

@@ -13,11 +13,11 @@ from torch import nn
 from fastai.basics import Learner, ifnone
 from safetensors.torch import save_file, load_file
 from .metrics import evaluate_features, ReidResult
-from .evaluation import FlipTTA
+from .evaluation import FlipTTA, center_by_camera
 
 # %% auto #0
-__all__ = ['embed', 'split_query_gallery', 'evaluate_embeddings', 'evaluate_learner', 'save_weights', 'load_weights',
-           'export_onnx']
+__all__ = ['embed', 'split_query_gallery', 'evaluate_embeddings', 'evaluate_learner', 'baseline_embeddings', 'baseline_results',
+           'save_weights', 'load_weights', 'export_onnx']
 
 # %% ../nbs/11_inference.ipynb #ea73a884
 def embed(learn:Learner, dl=None, flip:bool=False, normalize:bool=False) -> torch.Tensor:
@@ -38,10 +38,11 @@ def split_query_gallery(items:pd.DataFrame):
     return q, g
 
 def evaluate_embeddings(items:pd.DataFrame, feats, metric:str='cosine', max_rank:int=50,
-                        remove_junk:bool=True) -> ReidResult:
-    "Rank-k, mAP and mINP of `feats`, one row per row of `items` (columns pid, camid, split: query and gallery rows)."
+                        remove_junk:bool=True, center_cameras:bool=False) -> ReidResult:
+    "Rank-k, mAP and mINP of `feats`, one row per row of `items` (columns pid, camid, split); `center_cameras`: `center_by_camera` first."
     q, g = split_query_gallery(items)
     if len(feats) != len(items): raise ValueError(f"{len(feats)} embeddings for {len(items)} rows of items")
+    if center_cameras: feats = center_by_camera(feats, items['camid'].to_numpy())
     col = lambda c, m: items[c].to_numpy()[m].astype(np.int64)
     qm, gm = torch.from_numpy(q), torch.from_numpy(g)
     return evaluate_features(feats[qm], feats[gm], col('pid', q), col('pid', g), col('camid', q), col('camid', g),
@@ -51,6 +52,22 @@ def evaluate_learner(learn:Learner, dl=None, flip:bool=False, **kwargs) -> ReidR
     "Rank-k, mAP and mINP of `learn` on `dl` (default: the validation loader of query + gallery images)."
     dl = ifnone(dl, learn.dls.valid)
     return evaluate_embeddings(dl.items, embed(learn, dl, flip=flip), **kwargs)
+
+# %% ../nbs/11_inference.ipynb #2535aaa6
+def baseline_embeddings(items:pd.DataFrame, kind:str='lookup', attrs=('color', 'type'), seed:int=0) -> torch.Tensor:
+    "Features of a trivial ranker for the rows of `items`: 'lookup' (one-hot `attrs` labels, random tie-break) or 'chance'"
+    g = torch.Generator().manual_seed(seed)
+    if kind == 'chance': return torch.randn(len(items), 16, generator=g)
+    if kind != 'lookup': raise ValueError(f"kind must be 'lookup' or 'chance', got {kind!r}")
+    miss = [a for a in attrs if a not in items.columns]
+    if miss: raise ValueError(f"items lack the attribute column(s) {miss} that the lookup ranks by")
+    cols = [torch.from_numpy(pd.get_dummies(items[a].astype('string').fillna('?')).to_numpy(np.float32).copy()) for a in attrs]
+    return torch.cat(cols + [1e-3 * torch.rand(len(items), 1, generator=g)], 1)   # the last column breaks ties at random
+
+def baseline_results(items:pd.DataFrame, attrs=('color', 'type'), seed:int=0) -> dict:
+    "`ReidResult`s of the colour + type lookup and of chance on the query/gallery rows of `items`"
+    return {k: evaluate_embeddings(items, baseline_embeddings(items, k, attrs, seed), metric='euclidean')
+            for k in ('lookup', 'chance')}
 
 # %% ../nbs/11_inference.ipynb #c463d711
 def _atomic_target(path:Path, suffix:str='.tmp'):

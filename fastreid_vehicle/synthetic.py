@@ -111,12 +111,14 @@ def _stratified(rng, n, weights):
     rest = rng.choice(codes, size=max(n - len(codes), 0), p=p)
     return rng.permutation(np.concatenate([first, rest])).astype(int)
 
-def _shade(rgb, rng):
-    "A per-vehicle variation of a paint colour (hue, saturation and value jitter)."
+def _shade(rgb, rng, jitter:float=1.):
+    "A per-vehicle variation of a paint colour (hue, saturation and value jitter, scaled by `jitter`)."
     h, s, v = colorsys.rgb_to_hsv(*[c / 255 for c in rgb])
-    h = (h + rng.normal(0, .015)) % 1
-    s = float(np.clip(s * rng.uniform(.8, 1.15), 0, 1)) if s > .08 else s
-    v = float(np.clip(v * rng.uniform(.82, 1.12), .04, 1))
+    h = (h + rng.normal(0, .015 * jitter)) % 1
+    s = float(np.clip(s * rng.uniform(1 - .2 * jitter, 1 + .15 * jitter), 0, 1)) if s > .08 else s
+    v = float(np.clip(v * rng.uniform(1 - .18 * min(jitter, 1.5), 1 + .12 * min(jitter, 1.5)), .04, 1))
+    if s <= .08 and jitter > 1:  # whites, greys and blacks: a faint tint of their own (ivory, bluish, warm grey...)
+        h, s = float(rng.random()), float(rng.uniform(0, .05 * (jitter - 1)))
     return tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
 
 COARSE_DETAILS = ('roof', 'sticker', 'sticker_color', 'decal', 'decal_color', 'plate', 'wheel_style', 'rim_color',
@@ -131,7 +133,7 @@ def _draw_details(rng, typ):
     return d
 
 # %% ../nbs/01_synthetic.ipynb #c44fc272
-def make_identities(pids, seed:int=0) -> dict:
+def make_identities(pids, seed:int=0, shade_jitter:float=1.) -> dict:
     "Dict pid -> `SynthIdentity` for `pids`, deterministic for `seed` (coarse details unique per type and colour)."
     pids = [int(p) for p in pids]
     rng = np.random.default_rng([seed, 11])
@@ -144,32 +146,34 @@ def make_identities(pids, seed:int=0) -> dict:
             key = (int(typ), int(col)) + tuple(d[k] for k in COARSE_DETAILS)
             if key not in seen: break
         seen.add(key)
-        out[pid] = SynthIdentity(pid=pid, type=int(typ), color=int(col), rgb=_shade(SYNTH_BASE_RGB[int(col)], r),
+        out[pid] = SynthIdentity(pid=pid, type=int(typ), color=int(col), rgb=_shade(SYNTH_BASE_RGB[int(col)], r, shade_jitter),
                                  dims=tuple(float(x) for x in r.uniform(.95, 1.05, 3)),
                                  cabin_shift=float(r.uniform(-.12, .12)),
                                  plate_chars=tuple(int(c) for c in r.integers(len(_GLYPHS), size=7)), **d)
     return out
 
 # %% ../nbs/01_synthetic.ipynb #06fcc1e5
-def make_cameras(n_cams:int, seed:int=0) -> list:
-    "`n_cams` `SynthCamera`s, deterministic for `seed`."
+def make_cameras(n_cams:int, seed:int=0, light_jitter:float=1., view_spread:float=1.) -> list:
+    "`n_cams` `SynthCamera`s, deterministic for `seed`; `light_jitter` scales how much their colour cast, gain and contrast vary, `view_spread` how far their views turn from the road's axis."
     rng = np.random.default_rng([seed, 21])
     modes = np.array([0., 180., 30., 150., 60., 120., 90., 330., 210.])
     cams = []
     for c in range(1, n_cams + 1):
         yaw = float(modes[(c - 1) % len(modes)] + rng.normal(0, 12)) if c <= len(modes) else float(rng.uniform(0, 360))
-        warm = rng.uniform(-.12, .12)
+        axis = 0. if math.cos(math.radians(yaw)) >= 0 else 180.      # the road axis nearest to the view
+        yaw = axis + ((yaw - axis + 180) % 360 - 180) * view_spread
+        warm = rng.uniform(-.12, .12) * light_jitter
         sun = np.array([rng.normal(), rng.normal(), rng.uniform(.6, 1.6)]); sun /= np.linalg.norm(sun)
         road = rng.uniform(80, 140); rt = rng.uniform(-6, 6)
         side = rng.choice(['kerb', 'grass', 'wall'])
         side_rgb = {'kerb': (rng.uniform(140, 185),) * 3, 'grass': (rng.uniform(55, 85), rng.uniform(90, 125), rng.uniform(40, 60)),
                     'wall': (rng.uniform(120, 180), rng.uniform(110, 160), rng.uniform(100, 140))}[side]
         cams.append(SynthCamera(
-            cid=c, yaw=yaw % 360, p_opposite=float(rng.uniform(.1, .45)), yaw_spread=float(rng.uniform(10, 28)),
+            cid=c, yaw=yaw % 360, p_opposite=float(rng.uniform(.1, .45)), yaw_spread=float(rng.uniform(10, 28) * min(1., view_spread)),
             pitch=float(rng.uniform(8, 38)), dist=float(rng.uniform(2.5, 7)), sun=tuple(float(s) for s in sun),
             ambient=float(rng.uniform(.42, .62)), diffuse=float(rng.uniform(.35, .6)),
-            tint=(1 + warm, 1 + warm * .2, 1 - warm), gain=float(rng.uniform(.7, 1.2)),
-            contrast=float(rng.uniform(.8, 1.1)), blur=float(rng.choice([0, 0, .4, .7, 1.0])),
+            tint=(1 + warm, 1 + warm * .2, 1 - warm), gain=float(1 + light_jitter * (rng.uniform(.7, 1.2) - 1)),
+            contrast=float(1 + light_jitter * (rng.uniform(.8, 1.1) - 1)), blur=float(rng.choice([0, 0, .4, .7, 1.0])),
             res=float(rng.choice([1., 1., .75, .6, .45])), noise=float(rng.uniform(1, 6)),
             jpeg_quality=int(rng.integers(60, 96)),
             occ_prob=float(rng.choice([0., 0., .15, .3])), occ_kind=str(rng.choice(['pole', 'car', 'foliage', 'sign'])),
@@ -224,7 +228,7 @@ _GLASS, _DARK, _HEAD, _TAIL = (34, 42, 52), (30, 30, 32), (236, 236, 220), (196,
 
 class _Model:
     "Coloured polygons of one vehicle in its own frame (x forward, y left, z up), plus its wheels."
-    def __init__(self): self.polys, self.parts, self.wheels = [], [], []
+    def __init__(self, ds:float=1.): self.polys, self.parts, self.wheels, self.ds = [], [], [], ds  # ds: detail scale
     def part(self, V, rgb, layer=0, faces=('front', 'back', 'left', 'right', 'top'), face_rgb=None):
         "Add hexahedron `V`; returns its part index."
         i = len(self.parts); self.parts.append((V, layer))
@@ -244,9 +248,10 @@ class _Model:
 
 # %% ../nbs/01_synthetic.ipynb #dcc91764
 def _add_plate(m, part, face, ident, fw, fh, v0=.12):
-    "A licence plate (0.44 m x 0.14 m) with the identity's glyphs on `face` of `part` (face width fw, height fh)."
+    "A licence plate (0.48 m x 0.15 m times `m.ds`) with the identity's glyphs on `face` of `part` (face width fw, height fh)."
     bg, fg = _PLATE_RGB[SYNTH_DETAILS['plate'][ident.plate]]
-    hu, hv = .24 / fw, .15 / fh
+    hu, hv = min(.45, .24 * m.ds / fw), min(.4, .15 * m.ds / fh)
+    v0 = min(v0, .98 - hv)
     u0, u1, v1 = .5 - hu, .5 + hu, v0 + hv
     m.deco(part, [face], _rect(u0, u1, v0, v1), bg)
     cw = (u1 - u0) * .86 / 7
@@ -260,16 +265,16 @@ def _add_roof(m, part, ident):
     V = m.parts[part][0]; kind = SYNTH_DETAILS['roof'][ident.roof]
     if kind == 'none': return
     top = V[:, :, 1]; x0, x1 = top[0, 0, 0], top[1, 0, 0]; wt = top[0, 1, 1]; z = top[0, 0, 2]; ln = x1 - x0
-    rail = (60, 60, 64)
+    rail, k = (60, 60, 64), m.ds   # k: heights and thicknesses scale with the detail scale
     if kind in ('rails', 'basket'):
-        for s in (-1, 1): m.part(_hexa(x0 + .1 * ln, x1 - .12 * ln, z, z + .07, .03, y=s * (wt - .1)), rail, layer=2)
+        for s in (-1, 1): m.part(_hexa(x0 + .1 * ln, x1 - .12 * ln, z, z + .07 * k, .03 * k, y=s * (wt - .1)), rail, layer=2)
     if kind == 'crossbars':
-        for f in (.3, .68): m.part(_hexa(x0 + f * ln - .04, x0 + f * ln + .04, z, z + .09, wt - .04), rail, layer=2)
+        for f in (.3, .68): m.part(_hexa(x0 + f * ln - .04 * k, x0 + f * ln + .04 * k, z, z + .09 * k, wt - .04), rail, layer=2)
     if kind == 'roof box':
-        i = m.part(_hexa(x0 + .12 * ln, x1 - .22 * ln, z + .03, z + .26, .55 * wt, x0t=x0 + .16 * ln, x1t=x1 - .28 * ln,
+        i = m.part(_hexa(x0 + .12 * ln, x1 - .22 * ln, z + .03, z + .03 + .23 * k, .55 * wt, x0t=x0 + .16 * ln, x1t=x1 - .28 * ln,
                          wt=.5 * wt), (40, 40, 44), layer=2)
     if kind == 'basket':
-        i = m.part(_hexa(x0 + .2 * ln, x1 - .25 * ln, z + .07, z + .18, .72 * wt), (36, 36, 38), layer=3)
+        i = m.part(_hexa(x0 + .2 * ln, x1 - .25 * ln, z + .07 * k, z + .18 * k, .72 * wt), (36, 36, 38), layer=3)
         m.deco(i, ['top'], _rect(.1, .9, .12, .88), (92, 86, 74))
     if kind == 'sunroof':
         m.poly(part, 'top', _rect(.2, .8, .42, .78), _GLASS, glass=True)
@@ -279,10 +284,11 @@ def _add_sticker(m, part, ident, faces=('front', 'back')):
     slot = ident.sticker
     if not slot: return
     rgb = _DETAIL_RGB[SYNTH_DETAILS['sticker_color'][ident.sticker_color]]
-    u0 = (.1, .72, .1, .72)[slot - 1]; v0 = (.6, .6, .14, .14)[slot - 1]
+    w, h = min(.4, .18 * m.ds), min(.45, .26 * m.ds)   # sticker size in windshield coordinates
+    u0 = (.1, .9 - w, .1, .9 - w)[slot - 1]; v0 = (.86 - h, .86 - h, .14, .14)[slot - 1]
     for f in faces:
-        uu = u0 if f == 'front' else 1 - u0 - .18
-        m.deco(part, [f], _rect(uu, uu + .18, v0, v0 + .26), rgb)
+        uu = u0 if f == 'front' else 1 - u0 - w
+        m.deco(part, [f], _rect(uu, uu + w, v0, v0 + h), rgb)
 
 def _add_decal(m, body, ident, top_part=None):
     "The identity's side decal on the body sides (or stripes over hood and roof)."
@@ -291,16 +297,18 @@ def _add_decal(m, body, ident, top_part=None):
     rgb = _DETAIL_RGB[SYNTH_DETAILS['decal_color'][ident.decal_color]]
     if tuple(rgb) == tuple(ident.rgb) or np.abs(np.array(rgb) - ident.rgb).sum() < 120:
         rgb = tuple(255 - c for c in rgb)  # keep the decal visible on a similar paint
-    sides = ['left', 'right']
-    if kind == 'beltline stripe': m.deco(body, sides, _rect(.02, .98, .62, .72), rgb, side=True)
+    sides, k = ['left', 'right'], m.ds
+    band = lambda c, h: (max(0., c - h * k), min(1., c + h * k))   # a band of half-height h around c, scaled
+    if kind == 'beltline stripe': m.deco(body, sides, _rect(.02, .98, *band(.67, .05)), rgb, side=True)
     elif kind == 'double stripe':
-        m.deco(body, sides, _rect(.02, .98, .55, .61), rgb, side=True); m.deco(body, sides, _rect(.02, .98, .69, .75), rgb, side=True)
-    elif kind == 'two-tone': m.deco(body, sides, _rect(.0, 1., .0, .34), rgb, side=True)
-    elif kind == 'door logo': m.deco(body, sides, _rect(.38, .6, .32, .78), rgb, side=True)
+        m.deco(body, sides, _rect(.02, .98, *band(.58, .03)), rgb, side=True); m.deco(body, sides, _rect(.02, .98, *band(.72, .03)), rgb, side=True)
+    elif kind == 'two-tone': m.deco(body, sides, _rect(.0, 1., .0, min(.5, .34 * k)), rgb, side=True)
+    elif kind == 'door logo': m.deco(body, sides, _rect(*band(.49, .11), *band(.55, .23)), rgb, side=True)
     elif kind == 'hood stripes':
+        (a0, a1), (b0, b1) = band(.41, .05), band(.59, .05)
         for p in [body] + ([top_part] if top_part is not None else []):
-            m.deco(p, ['top'], _rect(.36, .46, 0, 1), rgb); m.deco(p, ['top'], _rect(.54, .64, 0, 1), rgb)
-        m.deco(body, ['front', 'back'], _rect(.36, .46, .3, 1), rgb); m.deco(body, ['front', 'back'], _rect(.54, .64, .3, 1), rgb)
+            m.deco(p, ['top'], _rect(a0, a1, 0, 1), rgb); m.deco(p, ['top'], _rect(b0, b1, 0, 1), rgb)
+        m.deco(body, ['front', 'back'], _rect(a0, a1, .3, 1), rgb); m.deco(body, ['front', 'back'], _rect(b0, b1, .3, 1), rgb)
 
 def _add_lights(m, body, fw, fh, bumper_rgb, head_v=(.55, .82), tail_v=(.55, .8), grille=True):
     "Head lights, grille and tail lights on the body's front and back faces, and bumpers."
@@ -318,9 +326,9 @@ def _side_windows(m, cab, n, u_range=(.06, .94), v=(.12, .86)):
         m.deco(cab, ['left', 'right'], _rect(a + k * w + .02, a + (k + 1) * w - .02, *v), _GLASS, glass=True, side=True)
 
 @lru_cache(maxsize=256)
-def vehicle_model(ident:SynthIdentity) -> _Model:
-    "The coloured 3-D polygons and wheels of vehicle `ident` (cached)."
-    s = _TYPE_SPECS[ident.type]; m = _Model()
+def vehicle_model(ident:SynthIdentity, detail_scale:float=1.) -> _Model:
+    "The coloured 3-D polygons and wheels of vehicle `ident`, identity details enlarged by `detail_scale` (cached)."
+    s = _TYPE_SPECS[ident.type]; m = _Model(detail_scale)
     L, W, H = s['L'] * ident.dims[0], s['W'] * ident.dims[1], ident.dims[2]
     hl, hw = L / 2, W / 2
     z0, z1 = s['z'][0], s['z'][1] * H
@@ -504,11 +512,11 @@ def _draw_occluder(d, cam, rng, S):
 
 # %% ../nbs/01_synthetic.ipynb #fc75c378
 def render_vehicle(ident:SynthIdentity, cam:SynthCamera, rng, size:int=128, view:dict|None=None, ss:int=2,
-                   occlude:bool|None=None) -> Image.Image:
+                   occlude:bool|None=None, detail_scale:float=1.) -> Image.Image:
     "Render vehicle `ident` seen by camera `cam` as a `size` x `size` RGB image (viewpoint from `view` or drawn)."
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     view = view or sample_view(cam, rng)
-    m = vehicle_model(ident); S = size * ss
+    m = vehicle_model(ident, detail_scale); S = size * ss
     eye, f, r, u = _basis(view['yaw'], view['pitch'], view.get('roll', 0.))
     target = np.array([0, 0, m.H * .45]); C = target + eye * cam.dist * max(m.L, 4.)
     def P0(pts):
@@ -581,14 +589,20 @@ class SynthConfig:
     max_queries_per_id: int|None = None    # None: one query per camera the test vehicle passes (VeRi's protocol)
     query_in_gallery: bool = True          # VeRi-776's image_test holds the query images too
     supersample: int = 2                   # polygons are drawn at this multiple of `size`, then reduced
+    detail_scale: float = 1.               # size of the identity details (plate, sticker, decals, roof items) x this
+    shade_jitter: float = 1.               # spread of the paint shades within a colour (hue, saturation, value) x this
+    light_jitter: float = 1.               # spread of the cameras' colour cast, gain and contrast x this
+    view_spread: float = 1.                # how far the cameras' views turn away from the road axis x this
 
 SYNTH_PRESETS = {
     'tiny': SynthConfig(n_train_ids=12, n_test_ids=6, n_cams=4, size=64, imgs_per_id=6, min_imgs_per_id=4, cams_per_id=(2, 3)),
-    'small': SynthConfig(),
+    # 600 + 100 vehicles, 8 images each, 64x64 with legible details: learnable on a CPU in minutes (see the main-job study)
+    'small': SynthConfig(n_train_ids=600, n_test_ids=100, size=64, imgs_per_id=8, min_imgs_per_id=4, cams_per_id=(2, 5),
+                         detail_scale=2., shade_jitter=2.5, light_jitter=.5, view_spread=.4),
     'veri_like': SynthConfig(n_train_ids=576, n_test_ids=200, n_cams=20, size=256, imgs_per_id=62, min_imgs_per_id=12,
                              cams_per_id=(2, 18)),
 }
-SYNTH_VERSION = 1   # bump when the renderer changes: cached trees of another version are regenerated
+SYNTH_VERSION = 2   # bump when the renderer changes: cached trees of another version are regenerated
 
 # %% ../nbs/01_synthetic.ipynb #4a4edf88
 def synth_config(preset:str|SynthConfig='small', **overrides) -> SynthConfig:
@@ -657,13 +671,15 @@ def _track_view(cam, seed, pid, j):
 @lru_cache(maxsize=4)
 def synth_world(cfg:SynthConfig, seed:int=0) -> tuple:
     "The identities (dict pid -> `SynthIdentity`) and cameras (list of `SynthCamera`) of a dataset (cached)."
-    return make_identities(range(1, cfg.n_train_ids + cfg.n_test_ids + 1), seed), make_cameras(cfg.n_cams, seed)
+    return (make_identities(range(1, cfg.n_train_ids + cfg.n_test_ids + 1), seed, cfg.shade_jitter),
+            make_cameras(cfg.n_cams, seed, cfg.light_jitter, cfg.view_spread))
 
 def render_image(cfg:SynthConfig, seed:int, pid:int, cam:int, j:int) -> Image.Image:
     "Image `j` of vehicle `pid`'s track in camera `cam` of the dataset (`cfg`, `seed`)."
     idents, cams = synth_world(cfg, seed); c = cams[cam - 1]
     return render_vehicle(idents[pid], c, np.random.default_rng([seed, 41, pid, cam, j]), size=cfg.size,
-                          view=_track_view(c, seed, pid, j), ss=cfg.supersample)
+                          view=_track_view(c, seed, pid, j), ss=cfg.supersample,
+                          detail_scale=cfg.detail_scale)
 
 def _render_chunk(args):
     "Draw and save a chunk of images: args = (root, cfg, seed, jobs), jobs = [(pid, cam, j, [relative paths])]."
@@ -748,7 +764,9 @@ def _run_jobs(root, cfg, seed, jobs, n_workers):
     fn = importlib.import_module('fastreid_vehicle.synthetic')._render_chunk   # importable by spawned workers
     step = max(1, len(jobs) // (n_workers * 8) + 1)
     chunks = [(str(root), asdict(cfg), seed, jobs[i:i + step]) for i in range(0, len(jobs), step)]
-    with ProcessPoolExecutor(n_workers, mp_context=mp.get_context('spawn')) as ex: return sum(ex.map(fn, chunks))
+    # fork where the OS has it (no re-import of the caller's script, so no `if __name__ == '__main__'` guard needed)
+    ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+    with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: return sum(ex.map(fn, chunks))
 
 def synthesize_veri(dest=None, preset:str|SynthConfig='small', seed:int=0, n_workers:int|None=None, force:bool=False,
                     **overrides) -> Path:
@@ -765,7 +783,7 @@ def synthesize_veri(dest=None, preset:str|SynthConfig='small', seed:int=0, n_wor
     try:
         plan = plan_veri(cfg, seed); jobs = _jobs(plan)
         for d in ('image_train', 'image_query', 'image_test'): (tmp / d).mkdir()
-        if n_workers is None: n_workers = 1 if len(jobs) < 10_000 else min(2, os.cpu_count() or 1)
+        if n_workers is None: n_workers = 1 if len(jobs) < 2_000 else min(2, os.cpu_count() or 1)
         _run_jobs(tmp, cfg, seed, jobs, n_workers)
         idents, _ = synth_world(cfg, seed)
         _write_labels(tmp, plan, idents, cfg, seed, _manifest(cfg, preset, seed, plan))

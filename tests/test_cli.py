@@ -1,8 +1,20 @@
 "The command line and `train()` on the tiny synthetic benchmark: files written, metrics sane, errors named."
-import json, subprocess, sys
+import json, re, subprocess, sys
 from pathlib import Path
-import pytest
+import pytest, torch
+from fastai.learner import load_learner
+import fastreid_vehicle.cli as cli
 from fastreid_vehicle.cli import main, train, load_reid_data, _value
+from fastreid_vehicle.data import ReidDataLoaders
+from fastreid_vehicle.inference import load_weights
+from fastreid_vehicle.synthetic import SYNTH_MANIFEST
+
+TINY = dict(dataset='synthetic', preset='tiny', size=64, P=4, K=4, epochs=1, progress=False, threads=1)
+
+@pytest.fixture(scope='module')
+def tiny_root(tmp_path_factory):
+    "The tiny synthetic benchmark, generated once for the tests that do not change its config."
+    return tmp_path_factory.mktemp('tiny')/'veri'
 
 def test_train_writes_model_metrics_and_figures(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative `out`, as the README's main command uses
@@ -13,14 +25,88 @@ def test_train_writes_model_metrics_and_figures(tmp_path, monkeypatch):
     assert saved['rank1'] == pytest.approx(res['rank1']) and 0 <= saved['mAP'] <= 1
     assert (tmp_path/'run'/'history.csv').read_text().startswith('epoch,train_loss,valid_loss,rank1,mAP,mINP')
 
+def test_train_reports_baselines_and_synth_overrides(tmp_path):
+    synth = dict(detail_scale=2.)
+    res = train(root=tmp_path/'veri', out=tmp_path/'run', synth=synth, **TINY)
+    assert res['synth'] == synth
+    manifest = json.loads((tmp_path/'veri'/SYNTH_MANIFEST).read_text())
+    assert manifest['config']['detail_scale'] == 2. and manifest['preset'] == 'tiny'
+    saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
+    assert saved['synth'] == synth
+    for b in (res['baselines'], saved['baselines']):
+        assert set(b) == {'lookup', 'chance'}
+        for r in b.values(): assert set(r) == {'rank1', 'mAP', 'mINP'} and all(0 <= v <= 1 for v in r.values()), r
+        assert b['lookup']['mAP'] > b['chance']['mAP']
+    assert saved['baselines'] == res['baselines']
+
+@pytest.mark.parametrize('fails', ['evaluate_embeddings', 'embed'])
+def test_train_saves_model_before_evaluating(tiny_root, tmp_path, monkeypatch, fails):
+    def boom(*args, **kwargs): raise RuntimeError(f'{fails} failed')
+    monkeypatch.setattr(cli, fails, boom)
+    out = tmp_path/'run'
+    with pytest.raises(RuntimeError, match=f'{fails} failed'): train(root=tiny_root, out=out, **TINY)
+    assert (out/'model.safetensors').exists() and (out/'learner.pkl').exists()
+    assert not (out/'metrics.json').exists()   # no summary of an evaluation that did not happen
+    learn = load_learner(out/'learner.pkl')
+    sd = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    for v in learn.model.state_dict().values():
+        if v.is_floating_point(): v.zero_()
+    load_weights(learn.model, out/'model.safetensors')  # strict: the same architecture as the exported learner
+    for k, v in learn.model.state_dict().items(): assert torch.equal(v, sd[k]), k
+
+def _table(out:str) -> dict:
+    "Rows of `_print_summary`'s table: name -> (rank-1, mAP, mINP)."
+    rows = re.findall(r'^\s{2}(\S.*?)\s+(\d\.\d{4})\s+(\d\.\d{4})\s+(\d\.\d{4})\s*$', out, re.M)
+    return {name: tuple(map(float, v)) for name, *v in rows}
+
 def test_command_line_train_and_synth(tmp_path, capsys):
     main(['synth', str(tmp_path/'veri'), '--preset', 'tiny'])
     assert (tmp_path/'veri'/'name_train.txt').exists()
+    capsys.readouterr()
     main(['train', '--arch', 'mfgnet', '--preset', 'tiny', '--root', str(tmp_path/'veri'), '--out', str(tmp_path/'run'),
-          '--size', '64,32', '--P', '4', '--K', '4', '--epochs', '1', '--no-progress', '--set', 'n_stripes=2'])
+          '--size', '64,32', '--P', '4', '--K', '4', '--epochs', '1', '--no-progress', '--threads', '1', '--set', 'n_stripes=2'])
     out = capsys.readouterr().out
-    assert 'mfgnet / resnet18: rank-1' in out and 'mAP' in out
-    assert json.loads((tmp_path/'run'/'metrics.json').read_text())['size'] == [64, 32]
+    saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
+    assert saved['size'] == [64, 32]
+    assert re.search(r'^\s+rank-1\s+mAP\s+mINP$', out, re.M), out
+    rows = _table(out)
+    assert list(rows) == ['mfgnet / resnet18', 'lookup (baseline)', 'chance (baseline)'], out
+    assert rows['mfgnet / resnet18'] == pytest.approx((saved['rank1'], saved['mAP'], saved['mINP']), abs=1e-4)
+    for k in ('lookup', 'chance'):
+        b = saved['baselines'][k]
+        assert rows[f'{k} (baseline)'] == pytest.approx((b['rank1'], b['mAP'], b['mINP']), abs=1e-4)
+    assert f"{saved['num_queries']} queries" in out
+
+def _spy_preload(monkeypatch, stop=False):
+    "Record the `preload` that `train` passes to `ReidDataLoaders.from_df` (and whether the loaders hold the images)."
+    seen, orig = [], ReidDataLoaders.from_df
+    class Stop(Exception): pass
+    def from_df(cls, df, **kwargs):
+        seen.append(kwargs.get('preload'))
+        if stop: raise Stop
+        dls = orig(df, **kwargs)
+        seen.append(all(getattr(dl.dataset, 'preloaded', None) is not None for dl in (dls.train, dls.valid)))
+        return dls
+    monkeypatch.setattr(ReidDataLoaders, 'from_df', classmethod(from_df))
+    return seen, Stop
+
+@pytest.mark.parametrize('preload', [True, False])
+def test_train_with_and_without_preload(tiny_root, tmp_path, monkeypatch, preload):
+    seen, _ = _spy_preload(monkeypatch)
+    res = train(root=tiny_root, out=tmp_path/'run', preload=preload, **TINY)
+    assert seen == [preload, preload]
+    assert 0 <= res['mAP'] <= 1 and 0 <= res['rank1'] <= 1 and Path(res['files']['model']).exists()
+    assert res['synth'] is None and json.loads((tiny_root/SYNTH_MANIFEST).read_text())['config']['detail_scale'] == 1.
+
+def test_preload_none_follows_memory_budget(tiny_root, tmp_path, monkeypatch):
+    seen, Stop = _spy_preload(monkeypatch, stop=True)
+    with pytest.raises(Stop): train(root=tiny_root, out=tmp_path/'run', **TINY)  # the tiny images fit: preloaded
+    n = len(load_reid_data('synthetic', tiny_root, 'tiny'))
+    monkeypatch.setattr(cli, 'PRELOAD_MAX_BYTES', n * 3 * 64 * 64)       # exactly fits
+    with pytest.raises(Stop): train(root=tiny_root, out=tmp_path/'run', **TINY)
+    monkeypatch.setattr(cli, 'PRELOAD_MAX_BYTES', n * 3 * 64 * 64 - 1)   # one byte short
+    with pytest.raises(Stop): train(root=tiny_root, out=tmp_path/'run', **TINY)
+    assert seen == [True, True, False]
 
 def test_real_dataset_needs_root():
     with pytest.raises(ValueError, match='root'): load_reid_data('veri776')

@@ -372,3 +372,87 @@ def test_callback_passed_to_fit(df):
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=[PKSamplerCallback(P=2, K=2, seed=1), Spy()])
     assert isinstance(learn.dls.train, PKDataLoader) and len(seen) == len(learn.dls.train) > 0
     for b in seen: assert_pk(b, 2, 2)
+
+# ---------------------------------------------------------------- preload=True: batches sliced from memory
+
+def test_preload_same_batches_as_item_route(df):
+    "Without augmentation the in-memory route gives the item route's batches: same images, targets and order"
+    kw = dict(size=(24, 16), P=4, K=2, bs_valid=8, seed=3, pad=0, flip_p=0., erase_p=0.)
+    a, b = ReidDataLoaders.from_df(df, **kw), ReidDataLoaders.from_df(df, preload=True, **kw)
+    assert getattr(b.train.dataset, 'preloaded', None) is not None and getattr(a.train.dataset, 'preloaded', None) is None
+    assert len(a.train) == len(b.train) and len(a.valid) == len(b.valid)
+    for dl_a, dl_b in ((a.train, b.train), (a.valid, b.valid)):
+        for ba, bb in zip(dl_a, dl_b):
+            assert len(ba) == len(bb) == 4
+            assert type(bb[0]) is TensorImage and bb[0].dtype == torch.float32 and bb[0].shape == ba[0].shape
+            assert torch.allclose(ba[0], bb[0], atol=1e-6)
+            for ya, yb in zip(ba[1:], bb[1:]): assert torch.equal(ya.long(), yb.long())
+
+def test_preload_augments_per_image_and_exports_small(df, tmp_path):
+    dls = ReidDataLoaders.from_df(df, size=32, P=4, K=2, bs_valid=8, seed=0, pad=4, flip_p=.5, preload=True, path=tmp_path)
+    raw = dls.train.dataset.preloaded[0]
+    xb, y = dls.train.one_batch()[:2]
+    assert xb.shape == (8, 3, 32, 32) and len(set(y.tolist())) == 4
+    # validation batches are the stored images, normalised; training batches differ from them (flip / crop)
+    from fastai.vision.core import imagenet_stats
+    m, sd = (torch.tensor(v)[None, :, None, None] for v in imagenet_stats)
+    vb = dls.valid.one_batch()[0]
+    assert torch.allclose(vb, (dls.valid.dataset.preloaded[0][:8].float() / 255 - m) / sd, atol=1e-5)
+    stored = (raw.float() / 255 - m) / sd
+    assert not all(any(torch.allclose(xb[i], s_, atol=1e-5) for s_ in stored) for i in range(8))
+    # export keeps neither items nor the preloaded images
+    learn = Learner(dls, tiny_model(dls.n_ids), loss_func=reid_loss, splitter=two_groups)
+    learn.export('export.pkl')
+    assert (tmp_path / 'export.pkl').stat().st_size < 200_000
+
+def test_preload_names_bad_file(df, tmp_path):
+    bad = tmp_path / 'broken.jpg'; bad.write_bytes(b'\xff\xd8 not really a jpeg')
+    d = df.copy(); d.loc[d.index[d.split == 'train'][0], 'path'] = str(bad)
+    with pytest.raises(OSError, match='broken.jpg'): ReidDataLoaders.from_df(d, size=16, P=4, K=2, preload=True)
+
+def test_batch_flip_pad_crop_windows():
+    "Each output image is a window of its own zero-padded input, at its own offset"
+    torch.manual_seed(0)
+    x = TensorImage(torch.rand(16, 3, 8, 8) + 1)                      # no zeros inside an image
+    out = BatchFlipPadCrop(pad=3, flip_p=0.)(x, split_idx=0)
+    offsets = set()
+    for i in range(16):
+        xp = F.pad(x[i], (3, 3, 3, 3))
+        hits = [(dy, dx) for dy in range(7) for dx in range(7) if torch.equal(xp[:, dy:dy + 8, dx:dx + 8], out[i])]
+        assert len(hits) == 1; offsets.add(hits[0])
+    assert len(offsets) > 4
+    flipped = BatchFlipPadCrop(pad=0, flip_p=.5)(x, split_idx=0)
+    n_flip = sum(torch.equal(flipped[i], x[i].flip(-1)) for i in range(16))
+    assert 0 < n_flip < 16
+
+# ---------------------------------------------------------------- camera-aware P x K batches
+
+def test_camera_aware_pk_batches():
+    "With cameras: exact P x K batches, positives over the id's cameras, ids of a batch sharing a camera"
+    rng = np.random.default_rng(0)
+    ids, cams = [], []
+    for pid in range(40):
+        own = rng.choice(10, size=int(rng.integers(2, 5)), replace=False)
+        for j in range(8): ids.append(pid); cams.append(int(own[j % len(own)]))
+    out = pk_sample(ids, 6, 4, 20, random.Random(0), cams=cams)
+    assert len(out) == 20 * 24
+    shared = 0
+    for b in range(20):
+        idx = out[b * 24:(b + 1) * 24]
+        assert_pk([ids[i] for i in idx], 6, 4)
+        for k in range(6):
+            grp = idx[k * 4:(k + 1) * 4]
+            n_cams = len({c for i, c in enumerate(cams) if ids[i] == ids[grp[0]]})
+            assert len({cams[i] for i in grp}) == min(4, n_cams)      # as many cameras as the id has (up to K)
+        first_cams = {cams[i] for i, l in enumerate(ids) if l == ids[idx[0]]}
+        shared += all(first_cams & {cams[i] for i, l in enumerate(ids) if l == ids[j]} for j in idx)
+    assert shared >= 15                                                 # most batches: every id shares a camera with the first
+    assert out == pk_sample(ids, 6, 4, 20, random.Random(0), cams=cams)  # deterministic for the rng
+
+def test_camera_aware_loader(df):
+    dls = ReidDataLoaders.from_df(df, size=16, P=4, K=2, seed=0, camera_aware=True)
+    assert dls.train.cams == df.loc[df.split == 'train', 'camid'].tolist()
+    assert dls.train.new().cams == dls.train.cams
+    idxs = list(dls.train.get_idxs())
+    assert len(idxs) == len(dls.train) * 8
+    assert_pk([dls.train.ids[i] for i in idxs[:8]], 4, 2)

@@ -35,3 +35,64 @@ def test_safetensors_and_onnx_round_trip(tiny_dls, tmp_path, arch):
         p = export_onnx(m, tmp_path/'m.onnx', size=64)
         assert p.exists() and not list(tmp_path.glob('*.tmp*'))
     with pytest.raises(FileNotFoundError): load_weights(m2, tmp_path/'missing.safetensors')
+
+# the colour + type lookup and chance baselines, on hand-made query/gallery rows
+import pandas as pd
+from fastreid_vehicle.inference import baseline_embeddings, baseline_results, evaluate_embeddings
+
+def _items(rows):
+    "A validation `items` frame from (split, pid, camid, color, type) tuples."
+    return pd.DataFrame(rows, columns=['split', 'pid', 'camid', 'color', 'type'])
+
+# every query has exactly one gallery image of its colour and type, and it is its own vehicle: rank-1 must be 1
+MATCHING = _items([('query', 1, 1, 'red', 'sedan'), ('query', 4, 1, 'blue', 'suv'),
+                   ('gallery', 1, 2, 'red', 'sedan'), ('gallery', 2, 2, 'blue', 'sedan'),
+                   ('gallery', 3, 2, 'red', 'suv'), ('gallery', 4, 2, 'blue', 'suv')])
+# the query's own vehicle is labelled another colour; another vehicle has its colour and type: rank-1 must be 0
+REPAINTED = _items([('query', 1, 1, 'red', 'sedan'),
+                    ('gallery', 1, 2, 'blue', 'sedan'), ('gallery', 2, 2, 'red', 'sedan'), ('gallery', 3, 2, 'green', 'suv')])
+
+@pytest.mark.parametrize('metric', ['euclidean', 'cosine'])
+def test_lookup_ranks_same_colour_and_type_first(metric):
+    for seed in range(3):  # the random tie-break must never outweigh an attribute
+        res = evaluate_embeddings(MATCHING, baseline_embeddings(MATCHING, 'lookup', seed=seed), metric=metric)
+        assert res.rank1 == 1. and res.mAP == pytest.approx(1.)
+        res = evaluate_embeddings(REPAINTED, baseline_embeddings(REPAINTED, 'lookup', seed=seed), metric=metric)
+        assert res.rank1 == 0. and res.mAP < 1.
+
+def test_lookup_uses_both_attributes():
+    # query: a red sedan; gallery: a red suv, a blue sedan, then its own red sedan
+    items = _items([('query', 1, 1, 'red', 'sedan'),
+                    ('gallery', 2, 2, 'red', 'suv'), ('gallery', 3, 2, 'blue', 'sedan'), ('gallery', 1, 2, 'red', 'sedan')])
+    assert evaluate_embeddings(items, baseline_embeddings(items), metric='euclidean').rank1 == 1.
+    dist = lambda f: torch.cdist(f[:1], f[1:])[0].tolist()
+    d = dist(baseline_embeddings(items))                     # the right one first, the half matches after it
+    assert d[2] < .01 and min(d[0], d[1]) > 1
+    d = dist(baseline_embeddings(items, attrs=('color',)))   # by colour alone, the red suv ties with the red sedan
+    assert abs(d[0] - d[2]) < .01 and d[1] > d[2] + 1
+    d = dist(baseline_embeddings(items, attrs=('type',)))    # by type alone, the blue sedan does
+    assert abs(d[1] - d[2]) < .01 and d[0] > d[2] + 1
+
+def test_baseline_results_lookup_and_chance():
+    res = baseline_results(MATCHING)
+    assert set(res) == {'lookup', 'chance'}
+    assert res['lookup'].rank1 == 1. and res['lookup'].mAP == pytest.approx(1.) and res['lookup'].mINP == pytest.approx(1.)
+    assert all(0 <= r.rank1 <= 1 and 0 <= r.mAP <= 1 and 0 <= r.mINP <= 1 for r in res.values())
+    assert baseline_results(REPAINTED)['lookup'].rank1 == 0.
+    again = baseline_results(MATCHING)
+    assert again['chance'].mAP == res['chance'].mAP   # deterministic for a seed
+
+def test_chance_ignores_attributes():
+    base = baseline_embeddings(MATCHING, 'chance', seed=1)
+    recoloured = MATCHING.assign(color='black', type=['van', 'bus', 'suv', 'van', 'bus', 'suv'])
+    assert base.shape[0] == len(MATCHING)
+    assert torch.equal(base, baseline_embeddings(recoloured, 'chance', seed=1))
+    assert torch.equal(base, baseline_embeddings(MATCHING.drop(columns=['color', 'type']), 'chance', seed=1))  # no attributes needed
+    assert not torch.equal(base, baseline_embeddings(MATCHING, 'chance', seed=2))
+    assert not torch.equal(baseline_embeddings(MATCHING, 'lookup'), baseline_embeddings(recoloured, 'lookup'))
+
+def test_baseline_errors():
+    with pytest.raises(ValueError, match='type'): baseline_embeddings(MATCHING.drop(columns=['type']))
+    with pytest.raises(ValueError, match='make'): baseline_embeddings(MATCHING, attrs=('color', 'make'))
+    with pytest.raises(ValueError, match='type'): baseline_results(MATCHING.drop(columns=['type']))
+    with pytest.raises(ValueError, match="'nearest'"): baseline_embeddings(MATCHING, 'nearest')
