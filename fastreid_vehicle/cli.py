@@ -64,7 +64,6 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     if threads: torch.set_num_threads(threads)
     set_seed(seed, reproducible=True)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    on_cpu = not torch.cuda.is_available()
     amp = ifnone(amp, 'auto'); channels_last = ifnone(channels_last, False)  # measured slower on 2-core CPUs at 64 px
     precision, why = resolve_precision(amp, default_device())  # checks `amp` before any data is made
     print(f'precision: {precision} ({why})')
@@ -154,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--root', default=None, help='dataset folder (for synthetic: where to generate it)')
     t.add_argument('--preset', default='small', help='synthetic preset: tiny / small / veri_like')
     t.add_argument('--backbone', default='resnet18')
-    t.add_argument('--pretrained', action='store_true', help="timm's pretrained weights (needs network)")
+    t.add_argument('--pretrained', action='store_true', help="ImageNet weights: offline for tf_efficientnet_lite0/1/2 (packaged), else timm's hub")
     t.add_argument('--weights', default=None, help='local backbone weights file (.pth / .safetensors)')
     t.add_argument('--size', type=_value, default=(64, 64), help='image size: 256 or 384,128 (h,w)')
     t.add_argument('--P', type=int, default=8); t.add_argument('--K', type=int, default=4)
