@@ -42,9 +42,9 @@ def group_configs(group:str, epochs:int) -> list:
 
 
 def recipe(a) -> dict:
-    "The main job's recipe, `--epochs` applied."
+    "The main job's recipe (or `a.recipe`, the one a results file was made with), `--epochs` applied."
     from fastreid_vehicle.cli import MAIN_JOB
-    r = dict(MAIN_JOB)
+    r = dict(getattr(a, 'recipe', None) or MAIN_JOB)
     if a.epochs: r['epochs'] = a.epochs
     return r
 
@@ -213,4 +213,6 @@ def parse_args(argv=None):
 if __name__ == '__main__':
     a = parse_args()
     res = load_results(Path(a.out)) if a.table_only else run_all(a)
+    if a.table_only and 'recipe' in res.get('meta', {}):   # the recipe the file was made with
+        a.recipe = {k: tuple(v) if isinstance(v, list) else v for k, v in res['meta']['recipe'].items()}
     print_table(res, a)

@@ -53,7 +53,7 @@ def _save_fig(fig, path:Path, dpi:int=90):
 
 # %% ../nbs/12_cli.ipynb #887f66fa
 def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small', out='runs/main',
-          backbone:str='resnet18', pretrained:bool=False, weights=None, size=(64, 64), P:int=8, K:int=4,
+          backbone:str='tf_efficientnet_lite0', pretrained:bool=True, weights=None, size=(64, 64), P:int=8, K:int=4,
           pad:int=4, erase_p:float=0., epochs:int=5, lr:float=3e-3, opt:str='adam', schedule:str='one_cycle', milestones=(), warmup_epochs:int=0,
           stage2_epochs:int=0, amp:bool|str|None='auto', channels_last:bool|None=None, flip_test:bool=False,
           seed:int=0, threads:int|None=None, progress:bool=True, reader_kwargs:dict|None=None, synth:dict|None=None,
@@ -62,6 +62,7 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     "Train `arch` on `dataset`, evaluate on its query/gallery split, save model, metrics and figures in `out`."
     t0 = time.time()
     if threads: torch.set_num_threads(threads)
+    pretrained = pretrained and weights is None   # a weights file replaces the ImageNet weights
     set_seed(seed, reproducible=True)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     amp = ifnone(amp, 'auto'); channels_last = ifnone(channels_last, False)  # measured slower on 2-core CPUs at 64 px
@@ -152,8 +153,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--dataset', default='synthetic', help="'synthetic' or veri776 / vehicleid / veriwild / vric / custom")
     t.add_argument('--root', default=None, help='dataset folder (for synthetic: where to generate it)')
     t.add_argument('--preset', default='small', help='synthetic preset: tiny / small / veri_like')
-    t.add_argument('--backbone', default='resnet18')
-    t.add_argument('--pretrained', action='store_true', help="ImageNet weights: offline for tf_efficientnet_lite0/1/2 (packaged), else timm's hub")
+    t.add_argument('--backbone', default='tf_efficientnet_lite0')
+    t.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=True,
+                   help="ImageNet weights (default): offline for tf_efficientnet_lite0/1/2 (packaged), else timm's hub")
     t.add_argument('--weights', default=None, help='local backbone weights file (.pth / .safetensors)')
     t.add_argument('--size', type=_value, default=(64, 64), help='image size: 256 or 384,128 (h,w)')
     t.add_argument('--P', type=int, default=8); t.add_argument('--K', type=int, default=4)
