@@ -64,7 +64,7 @@ def test_command_line_train_and_synth(tmp_path, capsys):
     assert (tmp_path/'veri'/'name_train.txt').exists()
     capsys.readouterr()
     main(['train', '--arch', 'mfgnet', '--preset', 'tiny', '--root', str(tmp_path/'veri'), '--out', str(tmp_path/'run'),
-          '--size', '64,32', '--P', '4', '--K', '4', '--epochs', '1', '--no-progress', '--threads', '1', '--set', 'n_stripes=2'])
+          '--backbone', 'resnet18', '--no-pretrained', '--size', '64,32', '--P', '4', '--K', '4', '--epochs', '1', '--no-progress', '--threads', '1', '--set', 'n_stripes=2'])
     out = capsys.readouterr().out
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
     assert saved['size'] == [64, 32]

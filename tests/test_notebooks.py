@@ -1,15 +1,19 @@
 """Runs every notebook in `nbs/` through nbdev's own test runner (the cells `nbdev-test` runs), one test per notebook.
 
-Cells flagged `#|slow` or `#|notest` are skipped, as `nbdev-test` does by default."""
+Cells flagged `#|slow` or `#|notest` are skipped, as `nbdev-test` does by default. Each notebook runs in a process of
+its own: a notebook re-executes its module's cells (classes, `@patch`es on fastai's `Learner`) in the runner's
+namespace, which would otherwise leak into the other tests of the same pytest worker."""
+import os, subprocess, sys
 from pathlib import Path
 import pytest
-import nbdev.test as nbdev_test
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
 NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
+RUN = ("import sys, nbdev.test as t; ok, secs = t.test_nb(sys.argv[1], skip_flags=['notest', 'slow'], showerr=True); "
+       "sys.exit(0 if ok else 1)")
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook(nb, monkeypatch):
-    monkeypatch.setenv('MPLBACKEND', 'Agg')
-    ok, secs = nbdev_test.test_nb(nb, skip_flags=['notest', 'slow'], showerr=True)
-    assert ok, f'{nb.name} failed (see the traceback above)'
+def test_notebook(nb):
+    r = subprocess.run([sys.executable, '-c', RUN, str(nb)], env={**os.environ, 'MPLBACKEND': 'Agg'},
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, f'{nb.name} failed:\n{r.stdout[-4000:]}\n{r.stderr[-8000:]}'
