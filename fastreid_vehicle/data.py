@@ -6,7 +6,7 @@
 
 # %% ../nbs/02_data.ipynb #91e21172
 from __future__ import annotations
-import math, random, itertools
+import math, os, random, itertools
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd, torch
 from PIL import Image, ImageOps
@@ -348,7 +348,7 @@ def preload_images(
             if im.size != (w, h): im = im.resize((w, h), Image.BILINEAR)
         except Exception as e: raise OSError(f"cannot load image {paths[i]}: {type(e).__name__}: {e}") from e
         out[i] = torch.from_numpy(np.array(im)).permute(2, 0, 1)
-    with ThreadPoolExecutor(n_workers) as ex:
+    with ThreadPoolExecutor(n_workers or os.cpu_count() or 1) as ex:
         it = ex.map(load, range(len(paths)))
         for _ in (progress_bar(it, total=len(paths)) if progress else it): pass
     return out
