@@ -4,34 +4,56 @@
     python docs/build_docs.py            # site into _docs/site (open _docs/site/index.html)
     python docs/build_docs.py --readme   # only rewrite README.md from nbs/index.ipynb
 
-The site is MkDocs (Material theme): every notebook becomes a page rendered with its saved outputs (mkdocs-jupyter,
-nothing is re-executed), every module gets an API reference page generated from its docstrings (mkdocstrings), and
-BENCHMARKS.md is included. Quarto is not needed; nbdev's own configuration (`nbs/_quarto.yml`, `nbs/nbdev.yml`) is
-kept so that `nbdev-docs` also works where quarto is installed.
+The site is MkDocs (Material theme). Every notebook (`nbs/*.ipynb`, `nbs/tutorials/*.ipynb`) becomes a Markdown page
+written here from its saved outputs (nothing is re-executed), the way nbdev presents a notebook: `#| export` cells
+show the signature, docstring and parameter table of each public name they define (not their source; `#| exports`
+shows the source too), `#| hide` / `#| exporti` cells and test cells (assertions, `test_eq`...) are left out, outputs
+keep their tables and figures, and temporary paths are shortened. Each module gets an API page generated from the
+objects (entry points first, constructor signatures, the per-parameter `# comments` read by fastcore's `docments`);
+names in backticks link to their API entries; the CLI reference comes from the argparse parser; maths is typeset by
+MathJax, copied into the site from the `jupyter-server-mathjax` package (no CDN). The build then fails on what a
+reader would notice: missing pages, broken links or images, raw LaTeX, temporary or machine paths.
+Quarto is not needed; nbdev's own configuration (`nbs/_quarto.yml`, `nbs/nbdev.yml`) is kept for `nbdev-docs`.
 """
-import argparse, json, os, re, shutil, subprocess, sys, tempfile
+import argparse, ast, html, importlib, inspect, json, os, re, shutil, subprocess, sys, tempfile, textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NBS, PKG = ROOT/'nbs', ROOT/'fastreid_vehicle'
+NBS, PKG, PAGES = ROOT/'nbs', ROOT/'fastreid_vehicle', ROOT/'docs'/'pages'
 SKIP_MODULES = {'__init__', '_modidx', 'all'}
+TUTORIALS = 'tutorials'
+MACHINE_PATHS = re.compile(r'(?<![\w.-])/(?:tmp|work|root|home|var/folders|private/var)/(?!\.\.\.)[^\s"\'<>)]*')
+
+# ---------------------------------------------------------------- notebooks and pages
 
 def page_name(nb: Path) -> str:
     "Page file name of a notebook: numeric prefix dropped, as nbdev does (`00_readers.ipynb` -> `readers.ipynb`)."
     return re.sub(r'^\d+[a-zA-Z0-9]*_', '', nb.name)
 
+def page_path(nb: Path) -> str:
+    "Site-relative Markdown path of a notebook's page (`nbs/tutorials/01_x.ipynb` -> `tutorials/x.md`)."
+    rel = nb.relative_to(NBS).parent
+    return str(rel/page_name(nb).removesuffix('.ipynb')) + '.md' if str(rel) != '.' else page_name(nb).removesuffix('.ipynb') + '.md'
+
 def nb_title(nb: Path) -> str:
     "The first `# heading` of a notebook's markdown, else its page name."
     for c in json.loads(nb.read_text())['cells']:
         if c['cell_type'] != 'markdown': continue
-        src = ''.join(c['source'])
-        m = re.search(r'^#\s+(.+)$', src, re.M)
+        m = re.search(r'^#\s+(.+)$', ''.join(c['source']), re.M)
         if m: return m.group(1).strip()
     return page_name(nb).removesuffix('.ipynb')
 
-def notebooks(): return sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
+def _visible(p: Path) -> bool: return not any(part.startswith(('_', '.')) for part in p.relative_to(NBS).parts)
+
+def notebooks():
+    "The guide notebooks (`nbs/*.ipynb`) then the tutorials (`nbs/tutorials/*.ipynb`)."
+    return sorted(p for p in NBS.glob('*.ipynb') if _visible(p)) + tutorials()
+
+def tutorials(): return sorted(p for p in (NBS/TUTORIALS).glob('*.ipynb') if _visible(p))
 
 def modules(): return sorted(p.stem for p in PKG.glob('*.py') if p.stem not in SKIP_MODULES)
+
+# ---------------------------------------------------------------- text outputs
 
 _BAR = re.compile(r'█?(?:Epoch \d+/\d+ :)?\s*\|[█\-]*\|\s*[\d.]+% \[[^\]]*\]')
 
@@ -40,6 +62,11 @@ def clean_progress(text:str) -> str:
     text = _BAR.sub('', text)
     text = re.sub(r'█?Epoch \d+/\d+ :\s*', '', text).replace('█', '')
     return '\n'.join(l.strip() for l in text.splitlines() if l.strip()) + '\n'
+
+def short_paths(text:str) -> str:
+    "Temporary folders (`/tmp/tmpab12cd/x/y.png`) shortened to the path inside them (`x/y.png`)."
+    text = re.sub(r'(?:/private)?(?:/tmp|/var/folders/[^\s/]+/[^\s/]+/T)/(?:tmp|pytest-of-[^/\s]+/)[\w.-]*/?', '', text)
+    return text
 
 def _out_text(o):
     if o.get('output_type') == 'stream': return clean_progress(''.join(o.get('text', ''))) if o.get('name') == 'stdout' else ''
@@ -67,56 +94,540 @@ def write_atomic(path: Path, text: str):
     with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
     os.replace(tmp, path)
 
-def _clean_nb(nb: dict) -> dict:
-    "Drop execution metadata (execnb timings) that nbformat's schema rejects, and nbdev directive-only lines."
-    nb['cells'] = [c for c in nb['cells'] if not re.search(r'^#\|\s*hide\s*$', ''.join(c['source']), re.M)]
+def text_table(text:str) -> str|None:
+    "A whitespace-aligned table (fastai's console training table: `epoch train_loss ... time`) as a Markdown table."
+    lines = [l.split() for l in text.strip().splitlines()]
+    if len(lines) < 2 or lines[0][0] != 'epoch' or any(len(l) != len(lines[0]) for l in lines): return None
+    if not all(re.fullmatch(r'\d+', l[0]) for l in lines[1:]): return None
+    row = lambda l: '| ' + ' | '.join(l) + ' |'
+    return '\n'.join([row(lines[0]), '|' + '---|'*len(lines[0])] + [row(l) for l in lines[1:]])
+
+def _code_block(text:str, lang:str='') -> str: return f'```{lang}\n{text.rstrip()}\n```'
+
+def stream_markdown(text:str) -> str:
+    "Markdown of a cell's printed text: training tables as tables, the rest as a text block."
+    parts, block = [], []
+    def flush():
+        if block: parts.append(_code_block('\n'.join(block), 'text')); block.clear()
+    lines, i = text.splitlines(), 0
+    while i < len(lines):
+        if lines[i].split()[:1] == ['epoch']:
+            j = i + 1
+            while j < len(lines) and re.match(r'\d+\s', lines[j]): j += 1
+            t = text_table('\n'.join(lines[i:j]))
+            if t: flush(); parts.append(t); i = j; continue
+        block.append(lines[i]); i += 1
+    flush()
+    return '\n\n'.join(parts)
+
+# ---------------------------------------------------------------- API objects: signatures, docments, cross-links
+
+def _fmt_anno(a) -> str:
+    if a is inspect.Parameter.empty or a is None: return ''
+    if isinstance(a, str): return a
+    if isinstance(a, type): return a.__name__
+    return re.sub(r'\btyping\.', '', repr(a))
+
+_CONSTS = {}
+
+def _fmt_default(d) -> str:
+    "A default as the reader would write it: a package constant by its name, long values shortened."
+    if d is inspect.Parameter.empty: return ''
+    if inspect.isfunction(d) or inspect.isclass(d): return d.__name__
+    if not _CONSTS:
+        for m in modules():
+            mod = importlib.import_module(f'fastreid_vehicle.{m}')
+            for n in getattr(mod, '__all__', []):
+                v = getattr(mod, n, None)
+                if n.isupper() and isinstance(v, (str, dict, tuple, list)) and len(repr(v)) > 40: _CONSTS[id(v)] = n
+    if id(d) in _CONSTS: return _CONSTS[id(d)]
+    r = short_paths(repr(d))
+    return r if len(r) <= 60 else r[:57] + '...'
+
+
+def _signature(obj):
+    try: sig = inspect.signature(obj)
+    except (TypeError, ValueError): return None
+    ps = list(sig.parameters.values())
+    if ps and ps[0].name in ('self', 'cls') and not inspect.isclass(obj): sig = sig.replace(parameters=ps[1:])
+    return sig
+
+def signature_text(name:str, obj) -> str:
+    "`name(args)` wrapped at 100 columns, one parameter per line when it does not fit."
+    sig = _signature(obj)
+    if sig is None: return name
+    parts, star = [], False
+    for p in sig.parameters.values():
+        if p.kind == p.KEYWORD_ONLY and not star: parts.append('*'); star = True
+        if p.kind == p.VAR_POSITIONAL: star = True
+        s = ('*' if p.kind == p.VAR_POSITIONAL else '**' if p.kind == p.VAR_KEYWORD else '') + p.name
+        if p.annotation is not p.empty: s += ':' + _fmt_anno(p.annotation)
+        if p.default is not p.empty: s += '=' + _fmt_default(p.default)
+        parts.append(s)
+    ret = '' if sig.return_annotation is sig.empty or inspect.isclass(obj) else ' -> ' + _fmt_anno(sig.return_annotation)
+    one = f"{name}({', '.join(parts)}){ret}"
+    return one if len(one) <= 100 else f"{name}(\n" + ''.join(f'    {p},\n' for p in parts) + f"){ret}"
+
+def _docments(obj) -> dict:
+    from fastcore.docments import docments
+    try: d = docments(obj.__init__ if inspect.isclass(obj) and '__init__' in vars(obj) else obj, full=True)
+    except Exception: return {}
+    return {k: v for k, v in d.items() if k not in ('self', 'cls')}
+
+def param_table(obj, links) -> str:
+    "The fastai-docs parameter table: name, type, default, the parameter's `# comment`."
+    d, sig = _docments(obj), _signature(obj)
+    if sig is None or not any((v or {}).get('docment') for v in d.values()): return ''
+    rows = []
+    for n, p in sig.parameters.items():
+        doc = (d.get(n) or {}).get('docment') or ''
+        pre = '\\*' if p.kind == p.VAR_POSITIONAL else '\\*\\*' if p.kind == p.VAR_KEYWORD else ''
+        anno, dflt = _fmt_anno(p.annotation), _fmt_default(p.default)
+        cell = lambda s: f"`{s}`".replace('|', '\\|') if s else ''
+        rows.append(f"| {pre}`{n}` | {cell(anno)} | {cell(dflt)} | {links(doc).replace('|', '&#124;')} |")
+    r = d.get('return') or {}
+    if r.get('docment'): rows.append(f"| **Returns** | {'`'+_fmt_anno(r.get('anno'))+'`' if _fmt_anno(r.get('anno')) else ''} | | {links(r['docment'])} |")
+    if not rows: return ''
+    return '| Parameter | Type | Default | Details |\n|---|---|---|---|\n' + '\n'.join(rows)
+
+def anchor(qual:str) -> str: return 'fastreid_vehicle.' + qual
+
+def _doc(obj) -> str:
+    d = inspect.getdoc(obj) or ''
+    return d
+
+def doc_entry(name:str, obj, module:str, links, level:int=3, ident:bool=True) -> str:
+    "One documented name: heading (with an anchor on API pages), signature, docstring, parameter table."
+    kind = 'class' if inspect.isclass(obj) else 'method' if '.' in name else 'function'
+    hid = f' {{#{anchor(module + "." + name)}}}' if ident else ''
+    out = [f"{'#'*level} `{name}` <small>{kind}</small>{hid}"]
+    if callable(obj):
+        out.append(_code_block(signature_text(name, obj), 'python'))
+    doc = _doc(obj)
+    if doc: out.append(links(doc))
+    t = param_table(obj, links) if callable(obj) else ''
+    if t: out.append(t)
+    return '\n\n'.join(out)
+
+def patched(module) -> dict:
+    "`Class.method` -> function of the `@patch`ed methods a module adds to other classes (e.g. fastai's `Learner`)."
+    src = Path(module.__file__).read_text()
+    out = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.FunctionDef) and any(getattr(d, 'id', None) == 'patch' for d in node.decorator_list):
+            a = node.args.args[0].annotation if node.args.args else None
+            cls = getattr(module, getattr(a, 'id', ''), None)
+            if cls is not None and hasattr(cls, node.name): out[f'{cls.__name__}.{node.name}'] = getattr(cls, node.name)
+    return out
+
+def public_methods(cls) -> dict:
+    "Public methods and properties a class defines itself (not inherited), in source order (`forward` left out)."
+    out = {}
+    for k, v in vars(cls).items():
+        if k.startswith('_') or k == 'forward': continue
+        if isinstance(v, (classmethod, staticmethod)): out[k] = getattr(cls, k)
+        elif inspect.isfunction(v) or isinstance(v, property): out[k] = v
+    return out
+
+class Names:
+    "Where each public name of the package is documented: `name -> (module, qualified name)`, and linking of backticks."
+    def __init__(self):
+        self.where = {}
+        for m in modules():
+            mod = importlib.import_module(f'fastreid_vehicle.{m}')
+            for n in getattr(mod, '__all__', []):
+                self.where.setdefault(n, (m, n))
+                obj = getattr(mod, n, None)
+                if inspect.isclass(obj) and obj.__module__ == mod.__name__:
+                    for k in public_methods(obj): self.where.setdefault(f'{n}.{k}', (m, f'{n}.{k}'))
+            for q in patched(mod): self.where.setdefault(q, (m, q))
+            self.where.setdefault(f'fastreid_vehicle.{m}', (m, None))
+
+    def url(self, name:str, page:str) -> str|None:
+        w = self.where.get(name)
+        if w is None: return None
+        rel = os.path.relpath(f'api/{w[0]}.md', os.path.dirname(page) or '.')
+        return rel + (f'#{anchor(w[0] + "." + w[1])}' if w[1] else '')
+
+    def linker(self, page:str):
+        "A function that links `` `Name` ``, `` `Name(...)` `` and `` `Name.attr` `` in Markdown prose to the API entries."
+        code = re.compile(r'(?<![`\[\w])`([A-Za-z_][\w.]*)(\([^`]*\))?`(?![`\]])')
+        def sub(m):
+            name = m.group(1)
+            if name.startswith('fastreid_vehicle.') and name.count('.') > 1 and name not in self.where: name = name.split('.', 2)[2]
+            cands = [name, name.split('.')[0]] if '.' in name else [name]
+            for c in cands:
+                u = self.url(c, page)
+                if u: return f'[{m.group(0)}]({u})'
+            return m.group(0)
+        def links(md:str) -> str:
+            out, fence = [], False
+            for line in md.split('\n'):
+                if line.lstrip().startswith(('```', '~~~')): fence = not fence; out.append(line); continue
+                if fence or line.lstrip().startswith('#'): out.append(line); continue
+                pieces = re.split(r'(\$\$?[^$]+\$\$?)', line)   # leave maths alone
+                out.append(''.join(p if p.startswith('$') else code.sub(sub, p) for p in pieces))
+            return '\n'.join(out)
+        return links
+
+# ---------------------------------------------------------------- notebook -> Markdown
+
+TEST_CALLS = re.compile(r'^(test_\w*|assert_\w*|_test_\w*|test)$')
+
+def _is_test(node) -> bool:
+    "A statement that only checks: `assert`, a `test_eq(...)`-style call, or a block whose body is only checks."
+    if isinstance(node, ast.Assert): return True
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        f = node.value.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ''
+        return bool(TEST_CALLS.match(name))
+    if isinstance(node, (ast.For, ast.With, ast.If, ast.While)):
+        body = node.body + getattr(node, 'orelse', [])
+        return bool(body) and all(_is_test(n) for n in body)
+    return False
+
+def strip_tests(src:str) -> tuple[str, bool]:
+    "Source without its check statements (and the comments just above them); whether it had any."
+    try: tree = ast.parse(src)
+    except SyntaxError: return src, False
+    drop = set()
+    for node in tree.body:
+        if _is_test(node): drop.update(range(node.lineno - 1, node.end_lineno))
+    if not drop: return src, False
+    lines = src.split('\n')
+    for i in sorted(drop):   # a comment line right above a dropped statement goes with it
+        j = i - 1
+        while j >= 0 and j not in drop and lines[j].strip().startswith('#'): drop.add(j); j -= 1
+    kept = [l for i, l in enumerate(lines) if i not in drop]
+    # statements sharing a line with a check (`a = f(); test_eq(a, 1)`) keep their line minus the check
+    return '\n'.join(kept).strip('\n'), True
+
+def _directives(src:str) -> dict:
+    out = {}
+    for m in re.finditer(r'^#\|\s*([\w-]+)\s*:?\s*(.*)$', src, re.M): out[m.group(1)] = m.group(2).strip()
+    return out
+
+def _defined_names(src:str, module) -> list:
+    "Public names an exported cell defines, as `(display name, object)`: functions, classes, `@patch`ed methods."
+    try: tree = ast.parse(src)
+    except SyntaxError: return []
+    out = []
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) or node.name.startswith('_'): continue
+        if any(getattr(d, 'id', None) == 'patch' for d in getattr(node, 'decorator_list', [])):
+            a = node.args.args[0].annotation if node.args.args else None
+            cls = getattr(module, getattr(a, 'id', ''), None) if module else None
+            if cls is not None and hasattr(cls, node.name): out.append((f'{cls.__name__}.{node.name}', getattr(cls, node.name)))
+            continue
+        obj = getattr(module, node.name, None) if module else None
+        if obj is not None and node.name in getattr(module, '__all__', [node.name]): out.append((node.name, obj))
+    return out
+
+def _show_doc_target(src:str, ns:dict):
+    m = re.fullmatch(r'\s*show_doc\(\s*([\w.]+)\s*(?:,[^)]*)?\)\s*', src)
+    if not m: return None
+    parts = m.group(1).split('.')
+    obj = ns.get(parts[0])
+    for p in parts[1:]: obj = getattr(obj, p, None)
+    return (m.group(1), obj) if obj is not None else None
+
+class Figures:
+    "Writes a page's output images next to it (`<page>_files/figN.png`) and returns their Markdown."
+    def __init__(self, dest:Path, page:str): self.dest, self.page, self.n = dest, page, 0
+    def add(self, b64:str, ext:str) -> str:
+        import base64
+        self.n += 1
+        rel = f"{Path(self.page).stem}_files/fig{self.n}.{ext}"
+        p = self.dest/Path(self.page).parent/rel
+        p.parent.mkdir(parents=True, exist_ok=True); p.write_bytes(base64.b64decode(''.join(b64)))
+        return f'![figure {self.n}]({Path(rel).as_posix()})'
+
+def output_markdown(o:dict, figs:Figures) -> str:
+    t = o.get('output_type')
+    if t == 'stream':
+        if o.get('name') != 'stdout': return ''   # warnings and logs on stderr are not for the reader
+        txt = short_paths(clean_progress(''.join(o.get('text', ''))))
+        return stream_markdown(txt) if txt.strip() else ''
+    if t == 'error': raise RuntimeError(f"a saved output is an error ({o.get('ename')}): re-run the notebook")
+    data = o.get('data', {})
+    for mime, ext in (('image/png', 'png'), ('image/jpeg', 'jpg')):
+        if mime in data: return figs.add(data[mime], ext)
+    if 'image/svg+xml' in data: return '<div class="nb-output">' + ''.join(data['image/svg+xml']) + '</div>'
+    if 'text/markdown' in data: return short_paths(''.join(data['text/markdown']))
+    if 'text/html' in data:
+        h = short_paths(''.join(data['text/html']))
+        h = re.sub(r'<style[^>]*>.*?</style>', '', h, flags=re.S)
+        return '<div class="nb-output" markdown="0">\n' + '\n'.join(l for l in h.splitlines() if l.strip()) + '\n</div>'
+    txt = ''.join(data.get('text/plain', ''))
+    if re.fullmatch(r'<(Figure|Axes|matplotlib)[^>]*>', txt.strip()): return ''
+    return _code_block(short_paths(txt), 'text') if txt.strip() else ''
+
+def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
+    "The Markdown page of a notebook (see the module docstring for what is shown)."
+    nb = json.loads(nb_path.read_text())
+    figs, module, parts, level = Figures(dest, page), None, [], 2
+    ns = {}
     for c in nb['cells']:
-        c.get('metadata', {}).pop('execution', None)
-        c['outputs'] = [o for o in c.get('outputs', []) if not (o.get('output_type') == 'stream' and o.get('name') == 'stderr')]
-        for o in c.get('outputs', []):
-            if o.get('output_type') == 'stream': o['text'] = clean_progress(''.join(o.get('text', '')))
-        if c['cell_type'] == 'code':
-            src = ''.join(c['source']).splitlines(True)
-            c['source'] = ''.join(l for l in src if not l.startswith('#|'))
-    return nb
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'markdown':
+            for h in re.findall(r'^(#+)\s', src, re.M): level = len(h)
+            parts.append(links(src)); continue
+        if c['cell_type'] != 'code': continue
+        d = _directives(src)
+        if 'default_exp' in d:
+            module = importlib.import_module(f"fastreid_vehicle.{d['default_exp']}"); ns = vars(module); continue
+        if 'hide' in d or 'exporti' in d or d.get('include') == 'false': continue
+        body = '\n'.join(l for l in src.split('\n') if not l.startswith('#|')).strip('\n')
+        if 'export' in d or 'exports' in d:
+            if 'exports' in d: parts.append(_code_block(body, 'python'))
+            for name, obj in _defined_names(body, module):
+                parts.append(doc_entry(name, obj, '', links, level=min(level + 1, 4), ident=False))
+                if inspect.isclass(obj):   # its documented methods, one level down (as `show_doc(Class.method)`)
+                    for k, v in public_methods(obj).items():
+                        if isinstance(v, property) or not inspect.getdoc(v): continue
+                        parts.append(doc_entry(f'{name}.{k}', v, '', links, level=min(level + 2, 5), ident=False))
+            continue
+        sd = _show_doc_target(body, ns)
+        if sd:
+            parts.append(doc_entry(sd[0], sd[1], module.__name__.split('.')[-1] if module else '', links,
+                                   level=min(level + 1, 4), ident=False)); continue
+        shown, had_tests = strip_tests(body)
+        outs = [m for m in (output_markdown(o, figs) for o in c.get('outputs', [])) if m]
+        if had_tests and not outs: continue   # a test cell: it runs in the tests, not on the page
+        if shown.strip() and d.get('echo') != 'false': parts.append(_code_block(shown, 'python'))
+        if d.get('output') != 'false': parts.extend(outs)
+    return '\n\n'.join(p for p in parts if p.strip()) + '\n'
+
+# ---------------------------------------------------------------- API pages
+
+def usage_counts() -> dict:
+    "How often each name is called in the examples of the notebooks (not in their exported code): entry points rank first."
+    counts = {}
+    for nb in notebooks():
+        for c in json.loads(nb.read_text())['cells']:
+            s = ''.join(c['source'])
+            if c['cell_type'] != 'code' or re.search(r'^#\|\s*(export|exports|exporti|hide)\b', s, re.M): continue
+            for n in re.findall(r'\b([A-Za-z_]\w*)\s*(?:\(|\.from_)', s): counts[n] = counts.get(n, 0) + 1
+    return counts
+
+def api_page(m:str, names:Names, counts:dict) -> str:
+    mod = importlib.import_module(f'fastreid_vehicle.{m}')
+    page = f'api/{m}.md'
+    links = names.linker(page)
+    allnames = list(getattr(mod, '__all__', []))
+    objs = {n: getattr(mod, n) for n in allnames if hasattr(mod, n)}
+    callables = [n for n, o in objs.items() if callable(o) and not (inspect.isclass(o) and issubclass(o, dict) and not o.__init__.__module__.startswith('fastreid'))]
+    consts = [n for n in objs if n not in callables]
+    entry = sorted([n for n in callables if counts.get(n)], key=lambda n: (-counts[n], allnames.index(n)))
+    rest = [n for n in callables if n not in entry]
+    doc = (mod.__doc__ or '').strip()
+    out = [f'# `fastreid_vehicle.{m}`', links(doc) if doc else '',
+           f'Import with `from fastreid_vehicle.{m} import *` (or `from fastreid_vehicle.all import *`). '
+           f'The guide page [{m}](../{guide_page_of(m)}) explains it with examples.' if guide_page_of(m) else '']
+    pt = patched(mod)
+    def entries(ns):
+        res = []
+        for n in ns:
+            o = objs[n]
+            res.append(doc_entry(n, o, m, links, level=3))
+            if inspect.isclass(o) and o.__module__ == mod.__name__:
+                for k, v in public_methods(o).items():
+                    if isinstance(v, property):
+                        res.append(f"#### `{n}.{k}` <small>property</small> {{#{anchor(m + '.' + n + '.' + k)}}}\n\n{links(inspect.getdoc(v) or '')}")
+                    else: res.append(doc_entry(f'{n}.{k}', v, m, links, level=4))
+        return res
+    if entry: out += ['## Entry points'] + entries(entry)
+    if rest: out += ['## Building blocks' if entry else '## Names'] + entries(rest)
+    if pt:
+        out += ['## Methods added to other classes']
+        out += [doc_entry(q, f, m, links, level=3) for q, f in pt.items()]
+    if consts:
+        rows = []
+        for n in consts:
+            r = short_paths(repr(objs[n]))
+            r = r if len(r) <= 80 else r[:77] + '...'
+            rows.append(f"| `{n}` {{#{anchor(m + '.' + n)}}} | `{r.replace('|', chr(92) + '|').replace('`', '')}` |")
+        out += ['## Constants', '| Name | Value |\n|---|---|\n' + '\n'.join(rows).replace(' {#', ' <a id="').replace('} |', '"></a> |')]
+    return '\n\n'.join(p for p in out if p) + '\n'
+
+_GUIDE = {}
+def guide_page_of(m:str) -> str|None:
+    "The guide page (`readers.md`) of the notebook that exports module `m`."
+    if not _GUIDE:
+        for nb in sorted(NBS.glob('*.ipynb')):
+            for c in json.loads(nb.read_text())['cells']:
+                mm = re.search(r'^#\|\s*default_exp\s+(\S+)', ''.join(c['source']), re.M)
+                if mm: _GUIDE[mm.group(1)] = page_path(nb); break
+    return _GUIDE.get(m)
+
+# ---------------------------------------------------------------- CLI reference, BENCHMARKS
+
+def cli_page(links) -> str:
+    "The command-line reference, generated from `fastreid_vehicle.cli._parser()`."
+    from fastreid_vehicle.cli import _parser
+    p = _parser()
+    out = ['# Command-line reference',
+           'Generated from the argparse parser of `fastreid-vehicle` (`fastreid_vehicle.cli`); every option of `train` '
+           'is an argument of the Python function `train`. `python -m fastreid_vehicle.cli` runs the same commands.',
+           _code_block(p.format_usage().strip(), 'text'), p.description or '']
+    subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+    for sp in subs:
+        helps = {ca.dest: ca.help for ca in sp._choices_actions}
+        for name, q in sp.choices.items():
+            out += [f'## `fastreid-vehicle {name}`', helps.get(name) or '', _code_block(q.format_usage().strip(), 'text')]
+            rows = []
+            for a in q._actions:
+                if isinstance(a, argparse._HelpAction): continue
+                flags = ', '.join(f'`{s}`' for s in a.option_strings) or f'`{a.dest}`'
+                dflt = '' if a.default in (None, argparse.SUPPRESS) or a.option_strings == [] and a.default is None else f'`{short_paths(repr(a.default))}`'
+                if isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction)): dflt = f'`{a.default}`'
+                choices = ', '.join(f'`{c}`' for c in a.choices) if a.choices else ''
+                hlp = (a.help or '').replace('%(default)s', str(a.default)).replace('|', '&#124;').replace('\n', ' ')
+                rows.append(f'| {flags} | {dflt} | {choices} | {links(hlp)} |')
+            out.append('| Option | Default | Choices | Meaning |\n|---|---|---|---|\n' + '\n'.join(rows))
+    return '\n\n'.join(o for o in out if o) + '\n'
+
+def benchmarks_page(text:str) -> str:
+    "BENCHMARKS.md for readers: internal notes (HTML comments, which helper / issue measured it) out, no accidental quotes."
+    text = re.sub(r'<!--.*?-->', '', text, flags=re.S)
+    text = re.sub(r'\s*\((?:[^()]*?\b(?:helper|issues?\s+\d+)\b[^()]*?)\)', '', text)
+    text = re.sub(r'(?i)\bissues?\s+\d+(?:\s*,?\s*sections?\s+[\d-]+)?\s*:?\s*', '', text)
+    text = re.sub(r'^(\s*)>(?=\s*=?\s*[\d.])', r'\1\\>', text, flags=re.M)   # a wrapped `>= 20x` is not a quote
+    text = re.sub(r'(?<![\w.-])/tmp/', '', text)   # scratch folders of the recorded commands, as relative paths
+    return text
+
+# ---------------------------------------------------------------- MathJax
+
+MATHJAX_PARTS = ['MathJax.js', 'config', 'extensions', 'jax', 'fonts', 'localization/en', 'LICENSE']
+MATHJAX_URL = 'assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full'
+
+def mathjax_static() -> Path:
+    "The MathJax 2 files of the `jupyter-server-mathjax` package (a dev requirement)."
+    try: import jupyter_server_mathjax
+    except ImportError as e:
+        raise RuntimeError('the docs need MathJax from the `jupyter-server-mathjax` package: pip install -e ".[dev]"') from e
+    return Path(jupyter_server_mathjax.__file__).parent/'static'
+
+def copy_mathjax(dest:Path):
+    src = mathjax_static()
+    for part in MATHJAX_PARTS:
+        s, d = src/part, dest/part
+        if s.is_dir(): shutil.copytree(s, d, dirs_exist_ok=True, ignore=shutil.ignore_patterns('a11y'))
+        elif s.exists(): d.parent.mkdir(parents=True, exist_ok=True); shutil.copy(s, d)
+
+MATHJAX_CONFIG = """window.MathJax = {
+  showMathMenu: false, messageStyle: "none", menuSettings: {zoom: "None"},
+  tex2jax: {inlineMath: [["\\\\(", "\\\\)"]], displayMath: [["\\\\[", "\\\\]"]], processEscapes: false,
+            processClass: "arithmatex", ignoreClass: ".*"},
+  TeX: {extensions: ["noErrors.js", "noUndefined.js"]},
+  "HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null, linebreaks: {automatic: true}}
+};
+"""
+
+EXTRA_CSS = """
+.md-typeset .nb-output { overflow-x: auto; margin: 0 0 1em; }
+.md-typeset .nb-output table { font-size: .7rem; border-collapse: collapse; }
+.md-typeset .nb-output th, .md-typeset .nb-output td { padding: .2em .6em; border-bottom: 1px solid var(--md-default-fg-color--lightest); text-align: right; }
+.md-typeset img { max-width: 100%; height: auto; }
+.md-typeset h3 small, .md-typeset h4 small { font-weight: normal; color: var(--md-default-fg-color--light); font-size: .65em; margin-left: .4em; }
+.md-typeset table:not([class]) { font-size: .7rem; }
+.md-typeset .arithmatex { overflow-x: auto; }
+"""
+
+# ---------------------------------------------------------------- staging and building
 
 def stage(dest: Path) -> Path:
-    "Lay out the MkDocs source tree (pages, API stubs, config) in `dest`; return the config path."
+    "Lay out the MkDocs source tree (pages, API pages, assets, config) in `dest`; return the config path."
     if dest.exists(): shutil.rmtree(dest)
-    (dest/'api').mkdir(parents=True)
-    nav_nbs = []
+    dest.mkdir(parents=True); (dest/'api').mkdir()
+    sys.path.insert(0, str(ROOT))
+    names = Names()
+    guide, tuts = [], []
     for nb in notebooks():
-        (dest/page_name(nb)).write_text(json.dumps(_clean_nb(json.loads(nb.read_text()))))
-        if nb.name != 'index.ipynb': nav_nbs.append({nb_title(nb): page_name(nb)})
+        page = page_path(nb)
+        (dest/page).parent.mkdir(parents=True, exist_ok=True)
+        (dest/page).write_text(nb_markdown(nb, dest, page, names.linker(page)))
+        if nb.name == 'index.ipynb': continue
+        (tuts if nb.parent.name == TUTORIALS else guide).append({nb_title(nb): page})
     if (NBS/'images').exists(): shutil.copytree(NBS/'images', dest/'images')
+    for p in sorted(PAGES.glob('*.md')): (dest/p.name).write_text(names.linker(p.name)(p.read_text()))
+    (dest/'cli_reference.md').write_text(cli_page(names.linker('cli_reference.md')))
+    counts = usage_counts()
     nav_api = []
     for m in modules():
-        (dest/'api'/f'{m}.md').write_text(f'# `fastreid_vehicle.{m}`\n\n::: fastreid_vehicle.{m}\n')
+        (dest/'api'/f'{m}.md').write_text(api_page(m, names, counts))
         nav_api.append({m: f'api/{m}.md'})
-    nav = [{'Home': 'index.ipynb'}, {'Guide': nav_nbs}, {'API reference': nav_api}]
+    nav = [{'Home': 'index.md'}]
+    if (dest/'install.md').exists(): nav.append({'Installation': 'install.md'})
+    nav += [{'Tutorials': tuts}, {'Guide': guide}, {'Reference': [{'Command line': 'cli_reference.md'}] + nav_api}]
     if (ROOT/'BENCHMARKS.md').exists():
-        shutil.copy(ROOT/'BENCHMARKS.md', dest/'benchmarks.md')
+        (dest/'benchmarks.md').write_text(benchmarks_page((ROOT/'BENCHMARKS.md').read_text()))
         nav.append({'Benchmarks': 'benchmarks.md'})
+    if (dest/'papers.md').exists(): nav.append({'Papers and citations': 'papers.md'})
+    copy_mathjax(dest/'assets'/'mathjax')
+    (dest/'assets'/'mathjax-config.js').write_text(MATHJAX_CONFIG)
+    (dest/'assets'/'extra.css').write_text(EXTRA_CSS)
     cfg = dict(
         site_name='fastreid_vehicle', site_description='Vehicle re-identification for fastai',
-        docs_dir=str(dest), repo_url='https://github.com/fastreid-vehicle/fastreid_vehicle', nav=nav,
+        docs_dir=str(dest), nav=nav,   # no repo_url: the theme would query GitHub's API from every page
         theme=dict(name='material', font=False, features=['navigation.sections', 'navigation.top', 'content.code.copy']),
-        markdown_extensions=['admonition', 'tables', 'toc', 'pymdownx.highlight', 'pymdownx.superfences'],
-        plugins=['search',
-                 {'mkdocs-jupyter': dict(execute=False, include_source=True, ignore_h1_titles=False)},
-                 {'mkdocstrings': dict(handlers=dict(python=dict(paths=[str(ROOT)], options=dict(
-                     show_source=True, docstring_style=None, members_order='source', show_root_heading=False,
-                     filters=['!^_'], show_signature_annotations=True))))}])
+        extra_css=['assets/extra.css'],
+        extra_javascript=['assets/mathjax-config.js', MATHJAX_URL],
+        markdown_extensions=['admonition', 'tables', 'attr_list', 'md_in_html', {'toc': {'permalink': True}},
+                             'pymdownx.highlight', 'pymdownx.superfences', 'pymdownx.details',
+                             {'pymdownx.arithmatex': {'generic': True}}],
+        validation={'links': {'not_found': 'warn', 'anchors': 'warn', 'absolute_links': 'warn', 'unrecognized_links': 'warn'},
+                    'nav': {'omitted_files': 'info', 'not_found': 'warn'}},
+        plugins=['search'])
     path = dest.parent/'mkdocs.yml'
     path.write_text(json.dumps(cfg, indent=1))  # JSON is valid YAML
     return path
 
+class SiteProblems(RuntimeError): pass
+
+def check_site(site:Path, expected_pages) -> list:
+    "What a reader would notice: missing pages, broken local links / images, raw LaTeX, temporary or machine paths."
+    problems = []
+    for p in expected_pages:
+        if not (site/p).exists(): problems.append(f'missing page {p}')
+    for f in sorted(site.rglob('*.html')):
+        rel = f.relative_to(site)
+        if rel.parts[0] in ('assets', 'search') or rel.name == '404.html': continue
+        h = f.read_text()
+        main = re.search(r'<article[^>]*>(.*?)</article>', h, re.S)
+        body = main.group(1) if main else h
+        for m in re.finditer(r'(?:src|href)="([^"#?]+)(?:#[^"]*)?"', body):
+            u = m.group(1)
+            if re.match(r'[a-z]+:', u) or u.startswith('//'): continue
+            t = (f.parent/html.unescape(u)).resolve()
+            if t.is_dir(): t = t/'index.html'
+            if not t.exists(): problems.append(f'{rel}: broken link or image {u}')
+        text = re.sub(r'<(script|style|pre|code)[^>]*>.*?</\1>', '', body, flags=re.S)
+        text = re.sub(r'<span class="arithmatex">.*?</span>|<div class="arithmatex">.*?</div>', '', text, flags=re.S)
+        text = html.unescape(re.sub(r'<[^>]+>', '', text))
+        for m in re.finditer(r'\$[^$\n]{0,80}?(?:\\[a-zA-Z]+|[_^]\{?\w)[^$\n]{0,80}?\$', text):
+            problems.append(f'{rel}: raw LaTeX {m.group(0)[:60]!r}')
+        for m in MACHINE_PATHS.finditer(html.unescape(re.sub(r'<[^>]+>', ' ', body))):
+            problems.append(f'{rel}: machine path {m.group(0)[:60]!r}')
+    return problems
+
+def expected_pages() -> list:
+    pages = [str(Path(page_path(nb)).with_suffix('')) + '/index.html' if nb.name != 'index.ipynb' else 'index.html' for nb in notebooks()]
+    pages += [f'api/{m}/index.html' for m in modules()] + ['cli_reference/index.html', 'benchmarks/index.html']
+    pages += [f'{p.stem}/index.html' for p in PAGES.glob('*.md')]
+    return pages
+
 def build(out: Path = ROOT/'_docs'/'site', quiet: bool = True) -> Path:
-    "Build the site into `out` and return the path of its `index.html`."
-    cfg = stage(ROOT/'_docs'/'src')
-    cmd = [sys.executable, '-m', 'mkdocs', 'build', '-f', str(cfg), '-d', str(out)] + (['-q'] if quiet else [])
+    "Build the site into `out`, check it (`SiteProblems` lists what a reader would notice) and return its `index.html`."
+    out = Path(out).resolve()
+    cfg = stage(out.parent/f'{out.name}_src')
+    cmd = [sys.executable, '-m', 'mkdocs', 'build', '-f', str(cfg), '-d', str(out)]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if res.returncode: raise RuntimeError(f'mkdocs build failed:\n{res.stdout}\n{res.stderr}')
+    if not quiet: print(res.stdout + res.stderr)
+    warns = [l for l in (res.stdout + res.stderr).splitlines() if l.startswith('WARNING')]
+    problems = warns + check_site(out, expected_pages())
+    if problems: raise SiteProblems(f'{len(problems)} problems in the docs site:\n' + '\n'.join(problems[:80]))
     return out/'index.html'
 
 def main():

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
-NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
+NOTEBOOKS = sorted(p for p in [*NBS.glob('*.ipynb'), *NBS.glob('tutorials/*.ipynb')] if not p.name.startswith('_'))
 RUN = ("import sys, nbdev.test as t; ok, secs = t.test_nb(sys.argv[1], skip_flags=['notest', 'slow'], showerr=True); "
        "sys.exit(0 if ok else 1)")
 
-@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[str(p.relative_to(NBS)) for p in NOTEBOOKS])
 def test_notebook(nb):
     r = subprocess.run([sys.executable, '-c', RUN, str(nb)], env={**os.environ, 'MPLBACKEND': 'Agg'},
                        capture_output=True, text=True, timeout=1800)
