@@ -40,7 +40,7 @@ def nb_title(nb: Path) -> str:
     for c in json.loads(nb.read_text())['cells']:
         if c['cell_type'] != 'markdown': continue
         m = re.search(r'^#\s+(.+)$', ''.join(c['source']), re.M)
-        if m: return m.group(1).strip()
+        if m: return m.group(1).strip().replace('`', '')
     return page_name(nb).removesuffix('.ipynb')
 
 def _visible(p: Path) -> bool: return not any(part.startswith(('_', '.')) for part in p.relative_to(NBS).parts)
@@ -220,11 +220,16 @@ def patched(module) -> dict:
             if cls is not None and hasattr(cls, node.name): out[f'{cls.__name__}.{node.name}'] = getattr(cls, node.name)
     return out
 
+def _callback_events() -> set:
+    "fastai's callback event names (`before_fit`, `after_batch`...): how a callback works, not how it is used."
+    from fastai.callback.core import _events
+    return set(_events)
+
 def public_methods(cls) -> dict:
     "Public methods and properties a class defines itself (not inherited), in source order (`forward` left out)."
     out = {}
     for k, v in vars(cls).items():
-        if k.startswith('_') or k == 'forward': continue
+        if k.startswith('_') or k == 'forward' or k in _callback_events(): continue
         if isinstance(v, (classmethod, staticmethod)): out[k] = getattr(cls, k)
         elif inspect.isfunction(v) or isinstance(v, property): out[k] = v
     return out
@@ -277,6 +282,7 @@ TEST_CALLS = re.compile(r'^(test_\w*|assert_\w*|_test_\w*|test)$')
 def _is_test(node) -> bool:
     "A statement that only checks: `assert`, a `test_eq(...)`-style call, or a block whose body is only checks."
     if isinstance(node, ast.Assert): return True
+    if isinstance(node, ast.ImportFrom) and (node.module or '').startswith('fastcore.test'): return True
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
         f = node.value.func
         name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ''
@@ -301,6 +307,13 @@ def strip_tests(src:str) -> tuple[str, bool]:
     kept = [l for i, l in enumerate(lines) if i not in drop]
     # statements sharing a line with a check (`a = f(); test_eq(a, 1)`) keep their line minus the check
     return '\n'.join(kept).strip('\n'), True
+
+def toc_labels(md:str) -> str:
+    "Headings with maths get a plain-text label for the table of contents (`$L^g_{tri}$` -> `L^g_tri`)."
+    def label(m):
+        plain = re.sub(r'\$([^$]+)\$', lambda k: re.sub(r'\\(?:mathrm|text|mathbf)\b|[{}\\]', '', k.group(1)), m.group(2))
+        return f'{m.group(1)}{m.group(2)} {{data-toc-label="{html.escape(plain.replace("`", ""))}"}}'
+    return re.sub(r'^(#{1,6}\s+)(.*\$[^$\n]+\$.*)$', label, md, flags=re.M)
 
 def _directives(src:str) -> dict:
     out = {}
@@ -371,7 +384,7 @@ def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
         src = ''.join(c['source'])
         if c['cell_type'] == 'markdown':
             for h in re.findall(r'^(#+)\s', src, re.M): level = len(h)
-            parts.append(links(src)); continue
+            parts.append(links(toc_labels(src))); continue
         if c['cell_type'] != 'code': continue
         d = _directives(src)
         if 'default_exp' in d:
@@ -401,13 +414,16 @@ def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
 # ---------------------------------------------------------------- API pages
 
 def usage_counts() -> dict:
-    "How often each name is called in the examples of the notebooks (not in their exported code): entry points rank first."
+    """How often each name is called in the examples a reader runs: the home page and tutorials count most, then the guide
+    pages' example cells (not their exported code or test cells). Entry points rank first on the API pages."""
     counts = {}
     for nb in notebooks():
+        weight = 10 if nb.name == 'index.ipynb' or nb.parent.name == TUTORIALS else 1
         for c in json.loads(nb.read_text())['cells']:
             s = ''.join(c['source'])
             if c['cell_type'] != 'code' or re.search(r'^#\|\s*(export|exports|exporti|hide)\b', s, re.M): continue
-            for n in re.findall(r'\b([A-Za-z_]\w*)\s*(?:\(|\.from_)', s): counts[n] = counts.get(n, 0) + 1
+            if strip_tests(s)[1] and not c.get('outputs'): continue
+            for n in re.findall(r'\b([A-Za-z_]\w*)\s*(?:\(|\.from_)', s): counts[n] = counts.get(n, 0) + weight
     return counts
 
 def api_page(m:str, names:Names, counts:dict) -> str:
@@ -454,7 +470,7 @@ _GUIDE = {}
 def guide_page_of(m:str) -> str|None:
     "The guide page (`readers.md`) of the notebook that exports module `m`."
     if not _GUIDE:
-        for nb in sorted(NBS.glob('*.ipynb')):
+        for nb in notebooks():
             for c in json.loads(nb.read_text())['cells']:
                 mm = re.search(r'^#\|\s*default_exp\s+(\S+)', ''.join(c['source']), re.M)
                 if mm: _GUIDE[mm.group(1)] = page_path(nb); break
@@ -525,6 +541,7 @@ MATHJAX_CONFIG = """window.MathJax = {
 """
 
 EXTRA_CSS = """
+.md-grid { max-width: 90rem; }
 .md-typeset .nb-output { overflow-x: auto; margin: 0 0 1em; }
 .md-typeset .nb-output table { font-size: .7rem; border-collapse: collapse; }
 .md-typeset .nb-output th, .md-typeset .nb-output td { padding: .2em .6em; border-bottom: 1px solid var(--md-default-fg-color--lightest); text-align: right; }
