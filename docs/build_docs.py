@@ -58,10 +58,13 @@ def modules(): return sorted(p.stem for p in PKG.glob('*.py') if p.stem not in S
 _BAR = re.compile(r'█?(?:Epoch \d+/\d+ :)?\s*\|[█\-]*\|\s*[\d.]+% \[[^\]]*\]')
 
 def clean_progress(text:str) -> str:
-    "Drop the console progress bars fastprogress prints outside Jupyter, keeping the table it logs."
-    text = _BAR.sub('', text)
-    text = re.sub(r'█?Epoch \d+/\d+ :\s*', '', text).replace('█', '')
-    return '\n'.join(l.strip() for l in text.splitlines() if l.strip()) + '\n'
+    "Drop the console progress bars fastprogress prints outside Jupyter, keeping the table it logs (and indentation)."
+    lines = []
+    for line in text.split('\n'):
+        line = line.rstrip('\r').split('\r')[-1]   # what a terminal shows: the text after the last carriage return
+        line = re.sub(r'^\s*Epoch \d+/\d+ :\s*$', '', _BAR.sub('', line).replace('█', ''))
+        if line.strip(): lines.append(line.rstrip())
+    return '\n'.join(lines) + '\n'
 
 def short_paths(text:str) -> str:
     "Temporary folders (`/tmp/tmpab12cd/x/y.png`) shortened to the path inside them (`x/y.png`)."

@@ -76,6 +76,9 @@ def test_notebook_presentation_helpers():
     src, had = build_docs.strip_tests("x = f(1)\n# check it\ntest_eq(x, 2)\nfor i in range(3): assert i < 3\nx")
     assert had and src == 'x = f(1)\nx'
     assert build_docs.short_paths('saved /tmp/tmpk2j_x9/veri/a.jpg') == 'saved veri/a.jpg'
+    printed = ('█\repoch  loss  time\n█\r\rEpoch 1/2 : |████----| 50.00% [1/2 00:01<00:01]\r'
+               'Epoch 1/2 :          \r\n0  1.5  00:01\n  indented  row\n')
+    assert build_docs.clean_progress(printed) == 'epoch  loss  time\n0  1.5  00:01\n  indented  row\n'
     assert build_docs.text_table('epoch  loss  time\n0  1.5  00:01\n1  1.2  00:01') == \
         '| epoch | loss | time |\n|---|---|---|\n| 0 | 1.5 | 00:01 |\n| 1 | 1.2 | 00:01 |'
     assert 'Identities per training batch' in build_docs.param_table(
