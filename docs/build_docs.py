@@ -40,7 +40,7 @@ def nb_title(nb: Path) -> str:
     for c in json.loads(nb.read_text())['cells']:
         if c['cell_type'] != 'markdown': continue
         m = re.search(r'^#\s+(.+)$', ''.join(c['source']), re.M)
-        if m: return m.group(1).strip().replace('`', '')
+        if m: t = m.group(1).strip().replace('`', ''); return t[:1].upper() + t[1:]
     return page_name(nb).removesuffix('.ipynb')
 
 def _visible(p: Path) -> bool: return not any(part.startswith(('_', '.')) for part in p.relative_to(NBS).parts)
