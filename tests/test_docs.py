@@ -87,6 +87,7 @@ def test_notebook_presentation_helpers():
 def _chromium():
     exe = os.environ.get('CHROMIUM') or next((shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')
                                               if shutil.which(n)), None)
+    if exe and not os.access(exe, os.X_OK): exe = None
     try: import playwright.sync_api  # noqa: F401
     except ImportError: return exe, 'the playwright package (pip install -e ".[dev]"; its own browsers are not needed)'
     return exe, None if exe else 'Chromium: apt-get install -y chromium (Debian/Ubuntu), or set CHROMIUM=/path/to/chrome'
@@ -119,12 +120,13 @@ PAGE_STATE = """() => ({
   }).length,
 })"""
 
-def test_site_in_browser(server):
+def test_site_in_browser(request):
     "Every page in headless Chromium: its images load, its maths is typeset, nothing fails to load; three screenshots."
     exe, missing = _chromium()
     if missing:
         if os.environ.get('CI'): pytest.fail(f'CI must run the browser test; missing {missing}')
         pytest.skip(f'the browser test needs {missing}')
+    server = request.getfixturevalue('server')   # the site is built only when a browser can open it
     from playwright.sync_api import sync_playwright
     pages = [p.removesuffix('index.html') for p in build_docs.expected_pages()]
     tutorial = build_docs.page_path(build_docs.tutorials()[0]).removesuffix('.md') + '/'
