@@ -339,6 +339,14 @@ def _defined_names(src:str, module) -> list:
         if obj is not None and node.name in getattr(module, '__all__', [node.name]): out.append((node.name, obj))
     return out
 
+def _reexports_only(src:str) -> bool:
+    "An exported cell that only re-exports the package's modules (`from fastreid_vehicle.x import *`): worth showing."
+    try: tree = ast.parse(src)
+    except SyntaxError: return False
+    stars = [n for n in tree.body if isinstance(n, ast.ImportFrom) and (n.module or '').startswith('fastreid_vehicle.')
+             and [a.name for a in n.names] == ['*']]
+    return bool(stars) and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body)
+
 def _show_doc_target(src:str, ns:dict):
     m = re.fullmatch(r'\s*show_doc\(\s*([\w.]+)\s*(?:,[^)]*)?\)\s*', src)
     if not m: return None
@@ -395,7 +403,7 @@ def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
         if 'hide' in d or 'exporti' in d or d.get('include') == 'false': continue
         body = '\n'.join(l for l in src.split('\n') if not l.startswith('#|')).strip('\n')
         if 'export' in d or 'exports' in d:
-            if 'exports' in d: parts.append(_code_block(body, 'python'))
+            if 'exports' in d or _reexports_only(body): parts.append(_code_block(body, 'python'))
             for name, obj in _defined_names(body, module):
                 parts.append(doc_entry(name, obj, '', links, level=min(level + 1, 4), ident=False))
                 if inspect.isclass(obj):   # its documented methods, one level down (as `show_doc(Class.method)`)
@@ -509,8 +517,10 @@ def cli_page(links) -> str:
 def benchmarks_page(text:str) -> str:
     "BENCHMARKS.md for readers: internal notes (HTML comments, which helper / issue measured it) out, no accidental quotes."
     text = re.sub(r'<!--.*?-->', '', text, flags=re.S)
+    text = re.sub(r'(?:the )?(?:sections of issues? \d+(?:(?:,| and) \d+)*|issue-\d+ sections)\s+\(([^()]*)\)',
+                  r'the sections on \1', text)   # "the sections of issues 3 and 4 (speed, search)" -> "the sections on speed, search"
     text = re.sub(r'\s*\((?:[^()]*?\b(?:helper|issues?\s+\d+)\b[^()]*?)\)', '', text)
-    text = re.sub(r'(?i)\bissues?\s+\d+(?:\s*,?\s*sections?\s+[\d-]+)?\s*:?\s*', '', text)
+    text = re.sub(r'\s+for issues? \d+(?=[:.,;])', '', text)
     text = re.sub(r'^(\s*)>(?=\s*=?\s*[\d.])', r'\1\\>', text, flags=re.M)   # a wrapped `>= 20x` is not a quote
     text = re.sub(r'(?<![\w.-])/tmp/', '', text)   # scratch folders of the recorded commands, as relative paths
     return text

@@ -84,6 +84,12 @@ def test_notebook_presentation_helpers():
     assert 'Identities per training batch' in build_docs.param_table(
         importlib.import_module('fastreid_vehicle.data').ReidDataLoaders.from_df, lambda s: s)
 
+def test_benchmarks_page_for_readers():
+    text = ("## Speed (metrics helper, issue 3 sections 1-2)\nTargets (issue 3): at least 20x faster, i.e.\n>= 20x here\n"
+            "<!-- note to the lead -->the `small` preset as redesigned for issue 7: 600 ids\n")
+    out = build_docs.benchmarks_page(text)
+    assert out == "## Speed\nTargets: at least 20x faster, i.e.\n\\>= 20x here\nthe `small` preset as redesigned: 600 ids\n", out
+
 def _chromium():
     exe = os.environ.get('CHROMIUM') or next((shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')
                                               if shutil.which(n)), None)
