@@ -405,16 +405,16 @@ def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
         if 'export' in d or 'exports' in d:
             if 'exports' in d or _reexports_only(body): parts.append(_code_block(body, 'python'))
             for name, obj in _defined_names(body, module):
-                parts.append(doc_entry(name, obj, '', links, level=min(level + 1, 4), ident=False))
+                parts.append(doc_entry(name, obj, '', links, level=min(max(level + 1, 3), 4), ident=False))
                 if inspect.isclass(obj):   # its documented methods, one level down (as `show_doc(Class.method)`)
                     for k, v in public_methods(obj).items():
                         if isinstance(v, property) or not inspect.getdoc(v): continue
-                        parts.append(doc_entry(f'{name}.{k}', v, '', links, level=min(level + 2, 5), ident=False))
+                        parts.append(doc_entry(f'{name}.{k}', v, '', links, level=min(max(level + 2, 4), 5), ident=False))
             continue
         sd = _show_doc_target(body, ns)
         if sd:
             parts.append(doc_entry(sd[0], sd[1], module.__name__.split('.')[-1] if module else '', links,
-                                   level=min(level + 1, 4), ident=False)); continue
+                                   level=min(max(level + 1, 3), 4), ident=False)); continue
         shown, had_tests = strip_tests(body)
         outs = [m for m in (output_markdown(o, figs) for o in c.get('outputs', [])) if m]
         if had_tests and not outs: continue   # a test cell: it runs in the tests, not on the page

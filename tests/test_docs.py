@@ -84,6 +84,27 @@ def test_notebook_presentation_helpers():
     assert 'Identities per training batch' in build_docs.param_table(
         importlib.import_module('fastreid_vehicle.data').ReidDataLoaders.from_df, lambda s: s)
 
+def test_notebook_page_shows_what_a_reader_needs(tmp_path):
+    "Exported code as signatures (no source, no private helpers), show_doc cells, hidden and test cells left out."
+    def cell(src, outputs=()): return {'cell_type': 'code', 'source': src, 'metadata': {}, 'outputs': list(outputs)}
+    nb = {'cells': [{'cell_type': 'markdown', 'source': '# Data\n\nUse `check_pk` first.', 'metadata': {}},
+                    cell('#| default_exp data'),
+                    cell('#| export\ndef _private_helper(): pass\ndef check_pk(items, P, K): return True'),
+                    cell('#| hide\nsecret_setup = 1'),
+                    cell('test_eq(check_pk(1, 2, 3), True)'),
+                    cell('show_doc(ReidDataLoaders.from_df)'),
+                    cell("print(path)", [{'output_type': 'stream', 'name': 'stdout', 'text': '/tmp/tmpab12cd/veri/a.jpg\n'},
+                                         {'output_type': 'stream', 'name': 'stderr', 'text': 'UserWarning: noise\n'}])],
+          'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    (tmp_path/'02_data.ipynb').write_text(json.dumps(nb))
+    names = build_docs.Names()
+    md = build_docs.nb_markdown(tmp_path/'02_data.ipynb', tmp_path, 'data.md', names.linker('data.md'))
+    assert '[`check_pk`](api/data.md#fastreid_vehicle.data.check_pk)' in md   # cross-link
+    assert '### `check_pk` <small>function</small>' in md and 'def check_pk' not in md and 'return True' not in md
+    assert '_private_helper' not in md and 'secret_setup' not in md and 'test_eq' not in md and 'UserWarning' not in md
+    assert '`ReidDataLoaders.from_df`' in md and 'Identities per training batch' in md
+    assert 'veri/a.jpg' in md and '/tmp/' not in md
+
 def test_benchmarks_page_for_readers():
     text = ("## Speed (metrics helper, issue 3 sections 1-2)\nTargets (issue 3): at least 20x faster, i.e.\n>= 20x here\n"
             "<!-- note to the lead -->the `small` preset as redesigned for issue 7: 600 ids\n")
