@@ -229,13 +229,14 @@ def _callback_events() -> set:
     return set(_events)
 
 def public_methods(cls) -> dict:
-    "Public methods and properties a class defines itself (not inherited), in source order (`forward` left out)."
-    out = {}
+    """Public methods and properties a class defines itself (not inherited): constructors (class methods) first, then
+    the others in source order; `forward`, fastai callback events and undocumented properties left out."""
+    ctors, rest = {}, {}
     for k, v in vars(cls).items():
         if k.startswith('_') or k == 'forward' or k in _callback_events(): continue
-        if isinstance(v, (classmethod, staticmethod)): out[k] = getattr(cls, k)
-        elif inspect.isfunction(v) or isinstance(v, property): out[k] = v
-    return out
+        if isinstance(v, (classmethod, staticmethod)): (ctors if isinstance(v, classmethod) else rest)[k] = getattr(cls, k)
+        elif inspect.isfunction(v) or (isinstance(v, property) and v.__doc__): rest[k] = v
+    return {**ctors, **rest}
 
 class Names:
     "Where each public name of the package is documented: `name -> (module, qualified name)`, and linking of backticks."
@@ -408,7 +409,7 @@ def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
                 parts.append(doc_entry(name, obj, '', links, level=min(max(level + 1, 3), 4), ident=False))
                 if inspect.isclass(obj):   # its documented methods, one level down (as `show_doc(Class.method)`)
                     for k, v in public_methods(obj).items():
-                        if isinstance(v, property) or not inspect.getdoc(v): continue
+                        if isinstance(v, property) or not getattr(v, '__doc__', None): continue
                         parts.append(doc_entry(f'{name}.{k}', v, '', links, level=min(max(level + 2, 4), 5), ident=False))
             continue
         sd = _show_doc_target(body, ns)
