@@ -63,7 +63,7 @@ def test_command_line_train_and_synth(tmp_path, capsys):
     main(['synth', str(tmp_path/'veri'), '--preset', 'tiny'])
     assert (tmp_path/'veri'/'name_train.txt').exists()
     capsys.readouterr()
-    main(['train', '--arch', 'mfgnet', '--preset', 'tiny', '--root', str(tmp_path/'veri'), '--out', str(tmp_path/'run'),
+    main(['train', '--method', 'mfgnet', '--preset', 'tiny', '--root', str(tmp_path/'veri'), '--out', str(tmp_path/'run'),
           '--backbone', 'resnet18', '--no-pretrained', '--size', '64,32', '--P', '4', '--K', '4', '--epochs', '1', '--no-progress', '--threads', '1', '--set', 'n_stripes=2'])
     out = capsys.readouterr().out
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
@@ -114,7 +114,7 @@ def test_real_dataset_needs_root():
 def test_bad_setting_is_reported(tmp_path):
     with pytest.raises(TypeError, match='n_stripez'):
         train(preset='tiny', root=tmp_path/'veri', out=tmp_path/'run', size=64, P=4, K=4, epochs=1, progress=False,
-              arch='mfgnet', n_stripez=2)
+              method='mfgnet', n_stripez=2)
 
 def test_console_script_help():
     exe = Path(sys.executable).parent/'fastreid-vehicle'

@@ -24,14 +24,14 @@ def test_split_query_gallery_errors():
     with pytest.raises(ValueError, match='split'): split_query_gallery(pd.DataFrame({'pid': [1]}))
     with pytest.raises(ValueError, match='query and gallery'): split_query_gallery(pd.DataFrame({'split': ['query']}))
 
-@pytest.mark.parametrize('arch', ['bot', 'mfgnet', 'anet'])
-def test_safetensors_and_onnx_round_trip(tiny_dls, tmp_path, arch):
-    m = reid_learner(tiny_dls, arch, backbone='resnet18').model.eval()
-    m2 = reid_learner(tiny_dls, arch, backbone='resnet18').model.eval()
+@pytest.mark.parametrize('method', ['bot', 'mfgnet', 'anet'])
+def test_safetensors_and_onnx_round_trip(tiny_dls, tmp_path, method):
+    m = reid_learner(tiny_dls, method, backbone='resnet18').model.eval()
+    m2 = reid_learner(tiny_dls, method, backbone='resnet18').model.eval()
     load_weights(m2, save_weights(m, tmp_path/'w.safetensors'))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad(): assert torch.equal(m(x), m2(x))
-    if arch == 'bot':
+    if method == 'bot':
         p = export_onnx(m, tmp_path/'m.onnx', size=64)
         assert p.exists() and not list(tmp_path.glob('*.tmp*'))
     with pytest.raises(FileNotFoundError): load_weights(m2, tmp_path/'missing.safetensors')

@@ -27,9 +27,9 @@ def batch(h=32, w=16, seed=0):
     yt = torch.tensor([1, 1, 0, 0, -1, 1, 0, 0])
     return x, y, yc, yt
 
-def make(arch, backbone=None, **kw):
+def make(method, backbone=None, **kw):
     torch.manual_seed(0)
-    return create_reid_model(arch, N_IDS, ATTRS, backbone=backbone or TinyBackbone(), **kw)
+    return create_reid_model(method, N_IDS, ATTRS, backbone=backbone or TinyBackbone(), **kw)
 
 # ---------------------------------------------------------------- shapes
 def test_botnet_shapes():
@@ -124,41 +124,41 @@ def test_anet_joint_feature_is_f_plus_greid():
         j_bn = m.j_head(J)[1]
         assert torch.allclose(m(x), torch.nn.functional.normalize(j_bn, dim=1), atol=1e-6)
         # each attribute feature is F re-weighted per channel by its SE gate
-        assert torch.allclose(m.attr_att[0](F_), F_ * m.attr_att[0].gate(F_))
+        assert torch.allclose(m.attr_att[0](F_), F_ * m.attr_att[0].channel_weights(F_))
 
 def test_backbone_argument():
     with pytest.raises(TypeError, match="out_channels"): BoTNet(N_IDS, backbone=nn.Flatten())
     with pytest.raises(TypeError, match="backbone"): BoTNet(N_IDS, backbone=3)
-    with pytest.raises(ValueError, match="arch"): create_reid_model('pcb', N_IDS)
+    with pytest.raises(ValueError, match="method"): create_reid_model('pcb', N_IDS)
 
 def test_bnneck_has_no_bias():
-    for arch in MODELS:
-        m = make(arch)
+    for method in MODELS:
+        m = make(method)
         necks = [mod for mod in m.modules() if isinstance(mod, BNNeck)]
         assert necks and all(n.bias is None for n in necks)
         names = [n for n, _ in m.named_parameters()]
         assert not any(n.endswith('bnneck.bias') for n in names)
 
 # ---------------------------------------------------------------- gradients, splitter
-def _loss(arch, m, x, y, yc, yt, **kw):
-    return reid_loss(arch, **kw)(m(x), y, yc, yt)
+def _loss(method, m, x, y, yc, yt, **kw):
+    return reid_loss(method, **kw)(m(x), y, yc, yt)
 
-@pytest.mark.parametrize("arch,kw", [('bot', {}), ('mfgnet', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
-def test_gradients_reach_backbone_and_every_head(arch, kw):
-    m = make(arch, **kw)
+@pytest.mark.parametrize("method,kw", [('bot', {}), ('mfgnet', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
+def test_gradients_reach_backbone_and_every_head(method, kw):
+    m = make(method, **kw)
     x, y, yc, yt = batch()
-    _loss(arch, m, x, y, yc, yt).backward()
+    _loss(method, m, x, y, yc, yt).backward()
     for n, p in m.named_parameters():
-        assert p.grad is not None, f"{arch}: no gradient for {n}"
+        assert p.grad is not None, f"{method}: no gradient for {n}"
         assert torch.isfinite(p.grad).all(), n
     # every top-level child (backbone and each head) gets a non-zero gradient
     for name, child in m.named_children():
         ps = [p for p in child.parameters()]
-        if ps: assert sum(p.grad.abs().sum() for p in ps) > 0, f"{arch}: zero gradient in {name}"
+        if ps: assert sum(p.grad.abs().sum() for p in ps) > 0, f"{method}: zero gradient in {name}"
 
-@pytest.mark.parametrize("arch", ['bot', 'mfgnet', 'anet'])
-def test_splitter_covers_every_parameter_once(arch):
-    m = make(arch)
+@pytest.mark.parametrize("method", ['bot', 'mfgnet', 'anet'])
+def test_splitter_covers_every_parameter_once(method):
+    m = make(method)
     bb, heads = reid_splitter(m)
     ids_bb, ids_h = [id(p) for p in bb], [id(p) for p in heads]
     assert len(set(ids_bb)) == len(ids_bb) and len(set(ids_h)) == len(ids_h)
@@ -193,17 +193,17 @@ def test_anet_second_stage_composition_on_model_output():
     assert all(p.grad is not None for p in m.j_head.parameters())
 
 def test_eval_embeddings_with_loss_tensor_path():
-    for arch in MODELS:
-        m = make(arch).eval()
+    for method in MODELS:
+        m = make(method).eval()
         x, y, yc, yt = batch()
-        v = reid_loss(arch)(m(x), y, yc, yt)
+        v = reid_loss(method)(m(x), y, yc, yt)
         assert v.ndim == 0 and torch.isfinite(v)
 
-@pytest.mark.parametrize("arch", ['bot', 'mfgnet', 'anet'])
-def test_sgd_steps_reduce_the_loss(arch):
-    m = make(arch)
+@pytest.mark.parametrize("method", ['bot', 'mfgnet', 'anet'])
+def test_sgd_steps_reduce_the_loss(method):
+    m = make(method)
     x, y, yc, yt = batch()
-    lf = reid_loss(arch)
+    lf = reid_loss(method)
     opt = torch.optim.SGD(m.parameters(), lr=0.02, momentum=0.9)
     losses = []
     for _ in range(6):
@@ -212,26 +212,26 @@ def test_sgd_steps_reduce_the_loss(arch):
         loss.backward(); opt.step()
         losses.append(loss.item())
     with torch.no_grad(): final = lf(m(x), y, yc, yt).item()
-    assert final < 0.9 * losses[0], (arch, losses, final)
+    assert final < 0.9 * losses[0], (method, losses, final)
 
 def test_pickle_round_trip_gives_identical_embeddings():
-    for arch in MODELS:
-        m = make(arch).eval()
+    for method in MODELS:
+        m = make(method).eval()
         x, *_ = batch()
         m2 = pickle.loads(pickle.dumps(m))
         assert torch.equal(m(x), m2(x))
 
 # ---------------------------------------------------------------- real backbone through create_backbone
-@pytest.mark.parametrize("arch", ['bot', 'mfgnet', 'anet'])
-def test_resnet18_backbone_by_name(arch):
+@pytest.mark.parametrize("method", ['bot', 'mfgnet', 'anet'])
+def test_resnet18_backbone_by_name(method):
     torch.manual_seed(0)
-    m = create_reid_model(arch, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18', n_stripes=4) if arch == 'mfgnet' \
-        else create_reid_model(arch, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18')
+    m = create_reid_model(method, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18', n_stripes=4) if method == 'mfgnet' \
+        else create_reid_model(method, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18')
     assert m.backbone.out_channels == 512
     x = torch.randn(4, 3, 64, 32)
     y = torch.tensor([0, 0, 1, 1])
     out = m(x)
-    reid_loss(arch)(out, y, torch.tensor([0, 1, 2, -1]), torch.tensor([3, 3, 4, 4])).backward()
+    reid_loss(method)(out, y, torch.tensor([0, 1, 2, -1]), torch.tensor([3, 3, 4, 4])).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.backbone.parameters())
     m.eval()
     with torch.no_grad(): assert m(x).shape == (4, m.embed_dim)
@@ -245,12 +245,12 @@ def test_danet_affinity_does_not_overflow_in_half():
     out = cam(x)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
 
-@pytest.mark.parametrize("arch,kw", [('bot', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
-def test_bf16_autocast_forward_and_loss(arch, kw):
-    m = make(arch, **kw)
+@pytest.mark.parametrize("method,kw", [('bot', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
+def test_bf16_autocast_forward_and_loss(method, kw):
+    m = make(method, **kw)
     x, y, yc, yt = batch()
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        loss = reid_loss(arch)(m(x), y, yc, yt)
+        loss = reid_loss(method)(m(x), y, yc, yt)
     assert torch.isfinite(loss)
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
