@@ -85,6 +85,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'fastreid_vehicle.cli._save_fig': ('cli.html#_save_fig', 'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli._settings': ('cli.html#_settings', 'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli._size': ('cli.html#_size', 'fastreid_vehicle/cli.py'),
+                                      'fastreid_vehicle.cli._tuple': ('cli.html#_tuple', 'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli._value': ('cli.html#_value', 'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli.load_reid_data': ('cli.html#load_reid_data', 'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli.main': ('cli.html#main', 'fastreid_vehicle/cli.py'),

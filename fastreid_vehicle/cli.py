@@ -138,6 +138,10 @@ def _value(s:str):
         except ValueError: pass
     return s
 
+def _tuple(s:str) -> tuple:
+    "Parse a comma-separated list as a tuple: '10,20' -> (10, 20), '10' -> (10,), '' -> ()"
+    return tuple(_value(p) for p in s.split(',') if p)
+
 def _settings(pairs) -> dict:
     out = {}
     for p in pairs or []:
@@ -187,7 +191,7 @@ def _parser(explicit_only:bool=False) -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int, default=5); t.add_argument('--lr', type=float, default=3e-3)
     t.add_argument('--opt', default='adam', choices=['adam', 'amsgrad', 'sgd'])
     t.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'step'])
-    t.add_argument('--milestones', type=_value, default=(), help='step-decay epochs, e.g. 10,20')
+    t.add_argument('--milestones', type=_tuple, default=(), help='step-decay epochs, e.g. 10,20')
     t.add_argument('--warmup-epochs', type=int, default=0)
     t.add_argument('--stage2-epochs', type=int, default=0, help="ANet's second stage (AmeliorationStage) epochs")
     t.add_argument('--amp', type=_value, default='auto',
@@ -196,7 +200,8 @@ def _parser(explicit_only:bool=False) -> argparse.ArgumentParser:
     t.add_argument('--neck-feat', default='before', choices=['before', 'after'], help='evaluated feature: before / after the BN-neck')
     t.add_argument('--no-camera-centering', action='store_true', help='evaluate without center_by_camera')
     t.add_argument('--set', action='append', metavar='NAME=VALUE', help='model / loss setting, repeatable')
-    if explicit_only: t.set_defaults(**{k: argparse.SUPPRESS for k in vars(t.parse_args([]))})
+    if explicit_only:   # argparse has no public way to drop defaults (set_defaults(SUPPRESS) would store the string)
+        for act in t._actions: act.default = argparse.SUPPRESS
     s = sub.add_parser('synth', help='write a synthetic VeRi-776-format dataset')
     s.add_argument('dest'); s.add_argument('--preset', default='small'); s.add_argument('--seed', type=int, default=0)
     return p

@@ -96,3 +96,16 @@ def test_baseline_errors():
     with pytest.raises(ValueError, match='make'): baseline_embeddings(MATCHING, attrs=('color', 'make'))
     with pytest.raises(ValueError, match='type'): baseline_results(MATCHING.drop(columns=['type']))
     with pytest.raises(ValueError, match="'nearest'"): baseline_embeddings(MATCHING, 'nearest')
+
+
+def test_evaluate_learner_uses_the_models_distance(tiny_dls):
+    "MFG-Net with the paper's Euclidean distance is scored with it; `metric=` still overrides"
+    learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', eval_distance='euclidean', bnneck=False, cls_bias=True)
+    with learn.no_bar(): feats = embed(learn)
+    items = tiny_dls.valid.items
+    q, g = (items['split'] == 'query').to_numpy(), (items['split'] == 'gallery').to_numpy()
+    args = (items['pid'].to_numpy()[q], items['pid'].to_numpy()[g], items['camid'].to_numpy()[q], items['camid'].to_numpy()[g])
+    ref = {m: evaluate_features(feats[torch.from_numpy(q)], feats[torch.from_numpy(g)], *args, metric=m) for m in ('euclidean', 'cosine')}
+    with learn.no_bar():
+        assert evaluate_learner(learn).mAP == pytest.approx(ref['euclidean'].mAP)
+        assert evaluate_learner(learn, metric='cosine').mAP == pytest.approx(ref['cosine'].mAP)

@@ -254,3 +254,59 @@ def test_bf16_autocast_forward_and_loss(method, kw):
     assert torch.isfinite(loss)
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+def test_paper_switches_bnneck_classifier_bias_shared_cam():
+    "MFG-Net's own design: no BN-neck, classifiers with a bias, one channel attention for the local branch"
+    x, y, yc, yt = batch()
+    m = make('mfgnet', bnneck=False, cls_bias=True, local_cam='shared')
+    assert len(m.local_cams) == 1 and not any(isinstance(mod, BNNeck) for mod in m.modules())
+    assert all(h.classifier.bias is not None for h in [m.global_head, *m.local_heads])
+    out = m(x)
+    assert out['bn_feat'] is out['feat']
+    reid_loss('mfgnet')(out, y, yc, yt).backward()
+    assert m.local_cams[0].fc1.weight.grad is not None          # the shared attention learns from every stripe
+    m.eval()
+    e = m(x)
+    torch.testing.assert_close(e[:, :256], m.global_head.fc(m.global_head.pool(m.global_cam(m.global_pre(m.backbone(x))))))
+    # the shared attention acts on the map before the split: stripe i of the local branch sees cam(F)[rows of i]
+    f = m.backbone(x); lm = m.local_cams[0](f)
+    torch.testing.assert_close(e[:, 256:512], m.local_heads[0].fc(m.local_heads[0].pool(lm[:, :, :2])))
+    # defaults unchanged: BN-neck, bias-free classifier, one attention per stripe
+    d = make('mfgnet')
+    assert len(d.local_cams) == 4 and isinstance(d.global_head.bnneck, BNNeck) and d.global_head.classifier.bias is None
+    with pytest.raises(ValueError, match='local_cam'): make('mfgnet', local_cam='each')
+
+@pytest.mark.parametrize('method,kw,spec', [
+    ('bot', {}, {'feature': 'bn_feat', 'distance': 'cosine'}),
+    ('bot', {'bnneck': False}, {'feature': 'feat', 'distance': 'cosine'}),
+    ('mfgnet', {'eval_distance': 'euclidean', 'neck_feat': 'before'}, {'feature': 'cat(feat, 4 local)', 'distance': 'euclidean'}),
+    ('anet', {'neck_feat': 'before'}, {'feature': 'l2norm(j)', 'distance': 'cosine'}),
+    ('anet', {}, {'feature': 'l2norm(j_bn)', 'distance': 'cosine'})])
+def test_models_say_their_eval_feature_and_distance(method, kw, spec):
+    from fastreid_vehicle.metrics import model_eval_spec
+    m = make(method, **kw)
+    assert m.eval_spec() == spec and model_eval_spec(m) == spec
+    head = {'bot': 'head', 'mfgnet': 'global_head', 'anet': 'j_head'}[method]
+    seen = []
+    getattr(m, head).register_forward_hook(lambda mod, i, o: seen.append(o))
+    x, *_ = batch()
+    e = m.eval()(x)
+    feat, bn_feat, _ = seen[-1]   # the head's (feature, BN-neck output, logits)
+    want = bn_feat if 'bn_feat' in spec['feature'] or 'j_bn' in spec['feature'] else feat
+    if method == 'anet': want = torch.nn.functional.normalize(want, dim=1)
+    torch.testing.assert_close(e[:, :want.shape[1]], want)
+    with pytest.raises(ValueError, match='eval_distance'): make(method, eval_distance='hamming')
+
+def test_local_ce_sum_or_mean_under_one_alpha():
+    x, y, yc, yt = batch()
+    out = make('mfgnet')(x)
+    s, mn = MFGNetLoss(local_reduce='sum'), MFGNetLoss(local_reduce='mean')
+    s(out, y); mn(out, y)
+    torch.testing.assert_close(s.components['id_local'], 4 * mn.components['id_local'])
+    assert s.weight('id_local') == s.weight('id_global') == 1.
+    with pytest.raises(ValueError, match='local_reduce'): MFGNetLoss(local_reduce='max')
+
+def test_arch_keyword_is_refused_with_the_new_name():
+    from fastreid_vehicle.learner import split_settings
+    with pytest.raises(TypeError, match="'method'"): split_settings('bot', {'arch': 'mfgnet'})
