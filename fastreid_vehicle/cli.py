@@ -61,7 +61,7 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
           seed:int=0, threads:int|None=None, progress:bool=True, reader_kwargs:dict|None=None, synth:dict|None=None,
           preload:bool|None=None, neck_feat:str='before', center_cameras:bool=True, camera_aware:bool=True,
           bs_valid:int=64, flip_p:float=0.5, erase_mode:str='random', erase_sl:float=0.02, erase_sh:float=0.4,
-          erase_min_aspect:float=0.3, zoom_p:float=0., max_zoom:float=1.125, recipe:str|None=None,
+          erase_min_aspect:float=0.3, zoom_p:float=0., max_zoom:float=1.125, attrs=('color', 'type'), recipe:str|None=None,
           **settings) -> dict:
     "Train `method` on `dataset` (`recipe`: a paper's recipe, the other arguments override it), evaluate, save results in `out`."
     t0 = time.time()
@@ -78,7 +78,7 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
     dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed, preload=preload,
                                   camera_aware=camera_aware, bs_valid=bs_valid, flip_p=flip_p, erase_mode=erase_mode,
                                   erase_sl=erase_sl, erase_sh=erase_sh, erase_min_aspect=erase_min_aspect, zoom_p=zoom_p,
-                                  max_zoom=max_zoom)
+                                  max_zoom=max_zoom, attrs=tuple(attrs))
     dls.show_batch(max_n=16)
     _save_fig(plt.gcf(), out/'batch.png')
     opt_func = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt]
@@ -188,6 +188,7 @@ def _parser(explicit_only:bool=False) -> argparse.ArgumentParser:
     t.add_argument('--zoom-p', type=float, default=0., help='per-image random zoom-in probability')
     t.add_argument('--max-zoom', type=float, default=1.125, help='largest random zoom factor')
     t.add_argument('--bs-valid', type=int, default=64, help='batch size of the evaluation')
+    t.add_argument('--attrs', type=_tuple, default=('color', 'type'), help='attribute columns (targets of ANet), e.g. color,model')
     t.add_argument('--epochs', type=int, default=5); t.add_argument('--lr', type=float, default=3e-3)
     t.add_argument('--opt', default='adam', choices=['adam', 'amsgrad', 'sgd'])
     t.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'step'])
@@ -232,7 +233,7 @@ def main(argv=None):
                   stage2_epochs=a.stage2_epochs, amp=a.amp, flip_test=a.flip_test, neck_feat=a.neck_feat,
                   center_cameras=not a.no_camera_centering, camera_aware=not a.no_camera_aware, **common,
                   bs_valid=a.bs_valid, flip_p=a.flip_p, erase_mode=a.erase_mode, erase_sl=a.erase_sl, erase_sh=a.erase_sh,
-                  erase_min_aspect=a.erase_min_aspect, zoom_p=a.zoom_p, max_zoom=a.max_zoom)
+                  erase_min_aspect=a.erase_min_aspect, zoom_p=a.zoom_p, max_zoom=a.max_zoom, attrs=a.attrs)
         if a.recipe:   # the recipe's values stay where no flag was given
             given = set(vars(_parser(explicit_only=True).parse_args(argv)))
             kw = {k: v for k, v in kw.items() if _FLAG_OF.get(k, k) in given}

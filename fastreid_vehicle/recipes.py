@@ -148,6 +148,8 @@ def _anet(dataset:str) -> Recipe:
         cls_bias=code_choice(False, f'not mentioned; the bias-free classifier of Bag of Tricks, which it follows'),
         ac_mining=code_choice('j', 'Eq. (12) does not say in which space I+ and I- are mined; the hardest positive and negative in j'),
         bs_valid=code_choice(128, 'no test batch size is given; it does not change the results'),
+        **({'attrs': code_choice(('color', 'model'), 'Sec. 4.2 uses n = 2 attributes, colour and type; VehicleID labels colour and model (no type), so the second branch is the model')}
+           if dataset == 'vehicleid' else {'attrs': paper_value(('color', 'type'), 'Sec. 4.2: "n = 2 for all datasets, where we consider vehicle color ... and type"')}),
         **_common_choices())
     return Recipe(f'anet-{dataset}', 'anet', dataset, s)
 
@@ -198,9 +200,11 @@ def recipe_table(method:str|None=None) -> pd.DataFrame:
 def _cell(v) -> str: return '`' + repr(v).replace('|', '\\|') + '`'
 def _text(s:str) -> str: return s.replace('|', '\\|')
 
-def recipe_markdown(method:str) -> str:
-    "Markdown table of `method`'s recipes: one row per setting, one value column per dataset, the origin and its source"
+def recipe_markdown(method:str, origin:str|None=None) -> str:
+    "Markdown table of `method`'s recipes: a row per setting (`origin`: 'paper' or 'code' ones only), a column per dataset"
+    if origin not in (None, 'paper', 'code'): raise ValueError(f"origin must be 'paper', 'code' or None, got {origin!r}")
     t = recipe_table(method)
+    if origin is not None: t = t[t['paper'] == (origin == 'paper')]
     names = list(dict.fromkeys(t['recipe']))
     head = ['setting'] + [n.split('-', 1)[1] for n in names] + ['from', 'source (paper) or reason (code)']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]

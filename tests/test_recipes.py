@@ -47,7 +47,9 @@ def paper_table(name:str) -> dict:
         sec = {'veri776': 'Sec. 4.4', 'vehicleid': 'Sec. 4.5', 'vric': 'Sec. 4.6'}[ds]
         return {**_MFG, 'dataset': (ds, 'Sec. 4.1'), 'P': (bs // 4, f'{sec}: batch {bs}'),
                 'bs_valid': (bs_test, f'{sec}: test batch {bs_test}'), 'milestones': (ms, sec), 'epochs': (ep, sec)}
-    return {**_ANET, 'dataset': (name.split('-', 1)[1], 'Sec. 4.1')}
+    ds = name.split('-', 1)[1]
+    extra = {} if ds == 'vehicleid' else {'attrs': (('color', 'type'), 'Sec. 4.2: n = 2, colour and type')}
+    return {**_ANET, 'dataset': (ds, 'Sec. 4.1'), **extra}
 
 NAMES = ['mfgnet-veri776', 'mfgnet-vehicleid', 'mfgnet-vric', 'anet-veri776', 'anet-vehicleid', 'anet-veriwild']
 
@@ -103,3 +105,41 @@ def test_tiny_run_of_every_recipe(name, tiny_root, tmp_path):
     assert res['num_queries'] > 0 and 0 <= res['mAP'] <= 1
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
     assert saved['recipe'] == name and saved['camera_aware'] is False and saved['center_cameras'] is False
+
+
+NBS = Path(__file__).resolve().parent.parent/'nbs'
+PAGES = {'mfgnet': NBS/'16_fidelity_mfgnet.ipynb', 'anet': NBS/'17_fidelity_anet.ipynb'}
+
+def _outputs(nb, needle):
+    "The saved text/markdown output of the code cell whose source contains `needle`"
+    cells = [c for c in nb['cells'] if c['cell_type'] == 'code' and needle in ''.join(c['source'])]
+    assert len(cells) == 1, needle
+    md = [o['data']['text/markdown'] for o in cells[0]['outputs'] if 'text/markdown' in o.get('data', {})]
+    return ''.join(''.join(m) if isinstance(m, list) else m for m in md)
+
+@pytest.mark.parametrize('method', list(PAGES))
+def test_fidelity_page_agrees_with_the_recipes(method):
+    "The page shows the recipes module's tables as they are now (saved outputs), and names only real switches"
+    import inspect, re
+    from fastreid_vehicle.recipes import recipe_markdown
+    from fastreid_vehicle.models import MODELS
+    from fastreid_vehicle.data import ReidDataLoaders
+    from fastreid_vehicle.cli import train
+    nb = json.loads(PAGES[method].read_text())
+    for origin in ('paper', 'code'):
+        assert _outputs(nb, f"recipe_markdown('{method}', '{origin}')") == recipe_markdown(method, origin), \
+            f'{PAGES[method].name} is stale: re-run it'
+    t = recipe_table(method)
+    shown = recipe_markdown(method, 'paper') + recipe_markdown(method, 'code')
+    assert all(f'`{k}`' in shown for k in t['setting']), 'a setting of the recipe is missing from the page'
+    # the switch column of "What the paper specifies" names arguments that exist
+    md = next(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown' and 'What the paper specifies' in ''.join(c['source']))
+    rows = [l for l in md.splitlines() if l.startswith('| ') and not l.startswith('| section')]
+    names = {m for l in rows for m in re.findall(r'`(\w+)=', l.rsplit('|', 2)[-2])}
+    model_cls, loss_cls = MODELS[method]
+    known = set()
+    for f in (model_cls.__init__, loss_cls.__init__, inspect.unwrap(train), ReidDataLoaders.from_df.__func__):
+        known |= set(inspect.signature(f).parameters)
+    from fastreid_vehicle.metrics import evaluate_reid
+    known |= set(inspect.signature(evaluate_reid).parameters)
+    assert names and names <= known, f'switches on the page that no function takes: {names - known}'
