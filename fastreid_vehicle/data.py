@@ -19,8 +19,8 @@ from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['REID_COLUMNS', 'SPLITS', 'ReidLabel', 'ReidEncode', 'ReidIdBlock', 'ReidAttrBlock', 'check_reid_df', 'reid_vocabs',
-           'query_gallery_splitter', 'reid_dblock', 'PadRandomCrop', 'PerImageRandomErasing', 'reid_tfms', 'check_pk',
-           'pk_sample', 'dataset_ids', 'preload_images', 'BatchFlipPadCrop', 'PreloadedBatchesMixin',
+           'query_gallery_splitter', 'reid_dblock', 'PadRandomCrop', 'PerImageRandomErasing', 'RandomZoom', 'reid_tfms',
+           'check_pk', 'pk_sample', 'dataset_ids', 'preload_images', 'BatchFlipPadCrop', 'PreloadedBatchesMixin',
            'attach_preloaded', 'ReidShowMixin', 'ReidDL', 'PKDataLoader', 'PKSamplerCallback', 'ReidDataLoaders']
 
 # %% ../nbs/02_data.ipynb #e6f55d2e
@@ -217,6 +217,10 @@ def _check_size(size) -> tuple[int, int]:
         raise ValueError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
     return tuple(int(s) for s in hw)
 
+class RandomZoom(Zoom):
+    "fastai's per-image random `Zoom`, on training batches only (fastai's affine transforms resample validation batches too)"
+    def __call__(self, b, split_idx=None, **kwargs): return b if split_idx else super().__call__(b, split_idx=split_idx, **kwargs)
+
 def reid_tfms(
     size:int|tuple=(256, 256), # Image size, int or (height, width)
     pad:int=10, # Zero padding before the random crop back to `size`; 0: none
@@ -235,7 +239,7 @@ def reid_tfms(
     item = [Resize(_check_size(size), method=ResizeMethod.Squish)]
     if flip_p > 0: item.append(FlipItem(flip_p))
     if pad > 0: item.append(PadRandomCrop(pad))
-    batch = [Zoom(min_zoom=1., max_zoom=max_zoom, p=zoom_p)] if zoom_p > 0 else []
+    batch = [RandomZoom(min_zoom=1., max_zoom=max_zoom, p=zoom_p)] if zoom_p > 0 else []
     batch.append(Normalize.from_stats(*imagenet_stats, cuda=False))
     if erase_p > 0: batch.append(PerImageRandomErasing(erase_p, erase_sl, erase_sh, erase_min_aspect, mode=erase_mode))
     return item, batch
