@@ -95,7 +95,7 @@ def test_tiny_run_of_every_recipe(name, tiny_root, tmp_path):
     from fastreid_vehicle.cli import train
     anet = name.startswith('anet')
     tiny = dict(dataset='veri776', root=tiny_root, out=tmp_path/'run', backbone='resnet18', pretrained=False,
-                size=(32, 32) if anet else (64, 32), P=4, K=4, bs_valid=32, epochs=1, progress=False,
+                size=(32, 32) if anet else (48, 16), P=4, K=4, bs_valid=32, epochs=1, progress=False,
                 stage2_epochs=1 if anet else 0, milestones=(1,) if anet else ())
     res = train(recipe=name, **tiny)
     args = recipe_args(name)
