@@ -71,7 +71,7 @@ def run_one(label:str, overrides:dict, threads:int, seed:int=0) -> dict:
     dls = ReidDataLoaders.from_df(df, size=tuple(r['size']), P=r['P'], K=r['K'], pad=r['pad'], flip_p=r.get('flip_p', .5),
                                   erase_p=r['erase_p'], seed=seed, preload=True if r['preload'] is None else r['preload'],
                                   camera_aware=r['camera_aware'])
-    learn = reid_learner(dls, r['arch'], backbone=r['backbone'], pretrained=r['pretrained'], amp=False,
+    learn = reid_learner(dls, r['method'], backbone=r['backbone'], pretrained=r['pretrained'], amp=False,
                          **r.get('settings', {}))
     t0 = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(r['epochs'], r['lr'])

@@ -1,7 +1,7 @@
 """Evidence that the methods work (issue 7, section 5): seeded runs with the main job's recipe on the synthetic `small`
 benchmark.
 
-    python benchmarks/method_comparison.py [--seeds 0,1,2] [--only arch,anet_stage2,stripes] [--out results.json]
+    python benchmarks/method_comparison.py [--seeds 0,1,2] [--only method,anet_stage2,stripes] [--out results.json]
                                            [--threads 1] [--jobs 2] [--epochs N]
     python benchmarks/method_comparison.py --table-only --out results.json      # just print the table
 
@@ -9,7 +9,7 @@ Every run uses `fastreid_vehicle.cli.MAIN_JOB` (what `fastreid-vehicle demo` tra
 backbone, epochs, lr, evaluated feature) and changes only the method: `ReidDataLoaders.from_df(...)`,
 `reid_learner(..., amp=False)` (fp32: the same arithmetic on every CPU), `fit_one_cycle(epochs, lr)`, then
 `evaluate_learner` without flip, with the recipe's camera centering. Groups:
-- `arch`: baseline (Bag of Tricks, `bot`) vs MFG-Net (4 stripes) vs ANet;
+- `method`: baseline (Bag of Tricks, `bot`) vs MFG-Net (4 stripes) vs ANet;
 - `anet_stage2`: ANet after its `epochs` ("without"), then the same model continued with the second stage,
   `learn.fit(S, lr/10, cbs=AmeliorationStage())`, S = max(2, epochs // 3) ("with");
 - `stripes`: MFG-Net with 1..4 stripes (the 64x64 input gives a 4-row feature map).
@@ -24,19 +24,19 @@ time with one torch thread each (on a 2-core machine 2 threads per run spin-wait
 import argparse, json, os, platform, statistics, sys, tempfile, time
 from pathlib import Path
 
-GROUPS = ('arch', 'anet_stage2', 'stripes')
+GROUPS = ('method', 'anet_stage2', 'stripes')
 
 
 def group_configs(group:str, epochs:int) -> list:
-    "(label, spec) pairs of `group`; a spec is the arch, its settings and the second-stage epochs (0: none)."
+    "(label, spec) pairs of `group`; a spec is the method, its settings and the second-stage epochs (0: none)."
     s2 = max(2, epochs // 3)
     return {
-        'arch': [('baseline (BoT)', dict(arch='bot', stage2=0)),
-                 ('MFG-Net (4 stripes)', dict(arch='mfgnet', n_stripes=4, stage2=0)),
-                 ('ANet', dict(arch='anet', stage2=0))],
-        'anet_stage2': [('ANet without stage 2', dict(arch='anet', stage2=0)),
-                        (f'ANet with stage 2 (+{s2} ep)', dict(arch='anet', stage2=s2))],
-        'stripes': [(f'MFG-Net {n} stripe{"s" * (n > 1)}', dict(arch='mfgnet', n_stripes=n, stage2=0))
+        'method': [('baseline (BoT)', dict(method='bot', stage2=0)),
+                 ('MFG-Net (4 stripes)', dict(method='mfgnet', n_stripes=4, stage2=0)),
+                 ('ANet', dict(method='anet', stage2=0))],
+        'anet_stage2': [('ANet without stage 2', dict(method='anet', stage2=0)),
+                        (f'ANet with stage 2 (+{s2} ep)', dict(method='anet', stage2=s2))],
+        'stripes': [(f'MFG-Net {n} stripe{"s" * (n > 1)}', dict(method='mfgnet', n_stripes=n, stage2=0))
                     for n in range(1, 5)],
     }[group]
 
@@ -93,11 +93,11 @@ def train_run(df, spec:dict, seed:int, a, stage2:int):
 
     set_seed(seed, reproducible=True)
     r = recipe(a)
-    settings = {k: v for k, v in spec.items() if k not in ('arch', 'stage2')}
+    settings = {k: v for k, v in spec.items() if k not in ('method', 'stage2')}
     if 'neck_feat' in r: settings.setdefault('neck_feat', r['neck_feat'])
     dls = ReidDataLoaders.from_df(df, size=r['size'], P=r['P'], K=r['K'], pad=r['pad'], erase_p=r['erase_p'], seed=seed,
                                   preload=True, camera_aware=r['camera_aware'])
-    learn = reid_learner(dls, spec['arch'], backbone=r['backbone'], pretrained=r['pretrained'], amp=False, metrics=[],
+    learn = reid_learner(dls, spec['method'], backbone=r['backbone'], pretrained=r['pretrained'], amp=False, metrics=[],
                          **settings)
     t0 = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(r['epochs'], r['lr'], cbs=NoValidation())
@@ -105,7 +105,7 @@ def train_run(df, spec:dict, seed:int, a, stage2:int):
     def evaluate():
         with learn.no_bar(): return evaluate_learner(learn, flip=False, center_cameras=r.get('center_cameras', False))
     yield spec, (evaluate(), t_main, None)
-    if spec['arch'] == 'anet' and stage2:
+    if spec['method'] == 'anet' and stage2:
         t0 = time.perf_counter()
         with learn.no_bar(), learn.no_logging(): learn.fit(stage2, r['lr'] / 10, cbs=[AmeliorationStage(), NoValidation()])
         t2 = time.perf_counter() - t0
@@ -144,11 +144,11 @@ def run_all(a):
         for label, spec in group_configs(group, r['epochs']):
             for seed in a.seeds:
                 base = dict(spec, stage2=0)   # the model trained first; ANet's second stage continues it
-                keys = {run_key(base, seed, a)} | ({run_key(dict(spec, stage2=s2), seed, a)} if spec['arch'] == 'anet' and s2 else set())
+                keys = {run_key(base, seed, a)} | ({run_key(dict(spec, stage2=s2), seed, a)} if spec['method'] == 'anet' and s2 else set())
                 if keys <= done or run_key(base, seed, a) in seen: continue
                 seen.add(run_key(base, seed, a)); todo.append((group, label, base, seed))
     with ProcessPoolExecutor(a.jobs) as ex:
-        futs = [(g, l, seed, ex.submit(_worker, base, seed, a, s2 if base['arch'] == 'anet' else 0)) for g, l, base, seed in todo]
+        futs = [(g, l, seed, ex.submit(_worker, base, seed, a, s2 if base['method'] == 'anet' else 0)) for g, l, base, seed in todo]
         for g, l, seed, fu in futs:
             for sp, rr, secs, extra in fu.result():
                 k = run_key(sp, seed, a)

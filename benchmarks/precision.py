@@ -2,8 +2,8 @@
 
 One training step = forward + loss + backward + optimiser step + zero_grad on a random batch of P*K images, as
 `train()` runs it (`reid_learner`'s model, loss and fastai optimiser; autocast around forward and loss, as
-`ReidMixedPrecision` does). The recipe (arch, backbone, size, P, K, optimiser, lr) is read from the defaults of
-`fastreid_vehicle.cli.train`, so the benchmark follows when they change; `--arch/--backbone/--size` override them.
+`ReidMixedPrecision` does). The recipe (method, backbone, size, P, K, optimiser, lr) is read from the defaults of
+`fastreid_vehicle.cli.train`, so the benchmark follows when they change; `--method/--backbone/--size` override them.
 The four settings are timed in interleaved rounds (one step of each per round) so that they share the load of a busy
 machine; the figure is the median over the rounds after `--warmup` untimed steps each. Threads: torch's default
 (`--threads` to change). Also printed: the CPU, torch's capability level, the bf16 probe and what `amp='auto'` picks.
@@ -37,13 +37,13 @@ def cpu_model() -> str:
     except OSError: pass
     return platform.processor() or platform.machine()
 
-def make_step(arch, backbone, size, P, K, n_ids, opt, lr, bf16:bool, channels_last:bool, seed=0):
+def make_step(method, backbone, size, P, K, n_ids, opt, lr, bf16:bool, channels_last:bool, seed=0):
     "A closure running one training step of the recipe in the given precision and memory format."
     torch.manual_seed(seed)
     attrs = {'color': len(VERI_COLORS), 'type': len(VERI_TYPES)}
-    model = create_reid_model(arch, n_ids=n_ids, attr_classes=attrs, backbone=backbone).train()
+    model = create_reid_model(method, n_ids=n_ids, attr_classes=attrs, backbone=backbone).train()
     if channels_last: model = model.to(memory_format=torch.channels_last)
-    loss_func = reid_loss(arch, **({'attr_names': list(attrs)} if arch == 'anet' else {}))
+    loss_func = reid_loss(method, **({'attr_names': list(attrs)} if method == 'anet' else {}))
     opt = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt](reid_splitter(model), lr=lr, wd=5e-4)
     bs = P * K
     x = torch.randn(bs, 3, *size)
@@ -59,7 +59,7 @@ def make_step(arch, backbone, size, P, K, n_ids, opt, lr, bf16:bool, channels_la
 def main(argv=None):
     d = train_defaults()
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--arch', default=d['arch']); ap.add_argument('--backbone', default=d['backbone'])
+    ap.add_argument('--method', default=d['method']); ap.add_argument('--backbone', default=d['backbone'])
     ap.add_argument('--size', type=_parse_size, default=_size(d['size']), help='64 or 128,64 (h,w)')
     ap.add_argument('--P', type=int, default=d['P']); ap.add_argument('--K', type=int, default=d['K'])
     ap.add_argument('--steps', type=int, default=3, help='timed rounds'); ap.add_argument('--warmup', type=int, default=2)
@@ -72,7 +72,7 @@ def main(argv=None):
     auto, why = resolve_precision('auto', 'cpu')
     load0 = os.getloadavg()
     configs = [(bf16, cl) for cl in (False, True) for bf16 in (False, True)]
-    steps = {c: make_step(a.arch, a.backbone, a.size, a.P, a.K, n_ids, d['opt'], d['lr'], *c) for c in configs}
+    steps = {c: make_step(a.method, a.backbone, a.size, a.P, a.K, n_ids, d['opt'], d['lr'], *c) for c in configs}
     for c in configs:
         for _ in range(a.warmup): steps[c]()
     times = {c: [] for c in configs}
@@ -87,7 +87,7 @@ def main(argv=None):
           f"Python {platform.python_version()}")
     print(f"torch capability {info['capability']}, avx512_bf16 {info['avx512_bf16']}, amx_bf16 {info['amx_bf16']} "
           f"(from {info['source']}); native bf16 detected: {info['native']}; amp='auto' picks {auto} ({why})")
-    print(f"recipe: arch={a.arch} backbone={a.backbone} size={a.size[0]}x{a.size[1]} batch={bs} (P={a.P} x K={a.K}) "
+    print(f"recipe: method={a.method} backbone={a.backbone} size={a.size[0]}x{a.size[1]} batch={bs} (P={a.P} x K={a.K}) "
           f"opt={d['opt']} lr={d['lr']}; median of {a.steps} interleaved rounds after {a.warmup} warm-up steps "
           f"({wall:.0f} s timed); load average {load0[0]:.2f} before, {os.getloadavg()[0]:.2f} after\n")
     print('| channels_last | fp32 s/step | fp32 img/s | bf16 s/step | bf16 img/s | bf16/fp32 speed |')

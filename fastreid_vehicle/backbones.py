@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import timm
 from timm.layers import create_classifier
-from timm.models import build_model_with_cfg
+from timm.models import build_model_with_cfg, register_model
 
 # %% auto #0
 __all__ = ['IBN_A_URLS', 'PACKAGED_WEIGHTS', 'BACKBONES', 'IBN', 'BottleneckIBN', 'ResNetIBN', 'resnet50_ibn_a',
@@ -168,14 +168,24 @@ def _check_download(state_dict:dict, model:nn.Module) -> dict:
     return match_state_dict(state_dict, model, source=model.pretrained_cfg.get('url', 'the download'))
 
 def _create_resnet_ibn(variant:str, pretrained:bool=False, **kwargs) -> ResNetIBN:
-    return build_model_with_cfg(ResNetIBN, variant, pretrained, pretrained_cfg=_ibn_pretrained_cfg(variant),
+    "Build `variant` through timm's `build_model_with_cfg` (`timm.create_model` passes `pretrained_cfg=None`)"
+    cfg = kwargs.pop('pretrained_cfg', None) or _ibn_pretrained_cfg(variant)
+    return build_model_with_cfg(ResNetIBN, variant, pretrained, pretrained_cfg=cfg,
                                 pretrained_filter_fn=_check_download, **kwargs)
 
+def _register(fn):
+    "Register `fn` as a timm model (`timm.create_model(fn.__name__)`); running the cell again replaces it silently"
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=f'Overwriting {fn.__name__} in registry')
+        return register_model(fn)
+
 # %% ../nbs/06_backbones.ipynb #1aed3e88
+@_register
 def resnet50_ibn_a(pretrained:bool=False, **kwargs) -> ResNetIBN:
     "IBN-a ResNet-50: IBN in `bn1` of every block of stages 1-3; `kwargs` go to `ResNetIBN` (e.g. `last_stride=1`)"
     return _create_resnet_ibn('resnet50_ibn_a', pretrained, layers=(3, 4, 6, 3), ibn_cfg=('a', 'a', 'a', None), **kwargs)
 
+@_register
 def resnet101_ibn_a(pretrained:bool=False, **kwargs) -> ResNetIBN:
     "IBN-a ResNet-101: IBN in `bn1` of every block of stages 1-3; `kwargs` go to `ResNetIBN`"
     return _create_resnet_ibn('resnet101_ibn_a', pretrained, layers=(3, 4, 23, 3), ibn_cfg=('a', 'a', 'a', None), **kwargs)

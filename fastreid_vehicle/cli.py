@@ -17,7 +17,8 @@ from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
 from .inference import embed, split_query_gallery, evaluate_embeddings, save_weights, baseline_results
-from .metrics import pairwise_distance, plot_cmc
+from .metrics import pairwise_distance, plot_cmc, model_eval_spec
+from .recipes import RECIPES, with_recipe
 from .evaluation import center_by_camera
 from .plots import plot_ranked_retrieval
 
@@ -52,14 +53,17 @@ def _save_fig(fig, path:Path, dpi:int=90):
     os.replace(tmp, path)
 
 # %% ../nbs/12_cli.ipynb #887f66fa
-def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small', out='runs/main',
+@with_recipe
+def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='small', out='runs/main',
           backbone:str='tf_efficientnet_lite0', pretrained:bool=True, weights=None, size=(64, 64), P:int=8, K:int=4,
           pad:int=4, erase_p:float=0., epochs:int=5, lr:float=3e-3, opt:str='adam', schedule:str='one_cycle', milestones=(), warmup_epochs:int=0,
           stage2_epochs:int=0, amp:bool|str|None='auto', channels_last:bool|None=None, flip_test:bool=False,
           seed:int=0, threads:int|None=None, progress:bool=True, reader_kwargs:dict|None=None, synth:dict|None=None,
           preload:bool|None=None, neck_feat:str='before', center_cameras:bool=True, camera_aware:bool=True,
+          bs_valid:int=64, flip_p:float=0.5, erase_mode:str='random', erase_sl:float=0.02, erase_sh:float=0.4,
+          erase_min_aspect:float=0.3, zoom_p:float=0., max_zoom:float=1.125, attrs=('color', 'type'), recipe:str|None=None,
           **settings) -> dict:
-    "Train `arch` on `dataset`, evaluate on its query/gallery split, save model, metrics and figures in `out`."
+    "Train `method` on `dataset` (`recipe`: a paper's recipe, the other arguments override it), evaluate, save results in `out`."
     t0 = time.time()
     if threads: torch.set_num_threads(threads)
     pretrained = pretrained and weights is None   # a weights file replaces the ImageNet weights
@@ -72,11 +76,13 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     preload = bool(ifnone(preload, len(df) * 3 * np.prod(_size(size)) <= PRELOAD_MAX_BYTES))
     data_time = time.time() - t0
     dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed, preload=preload,
-                                  camera_aware=camera_aware)
+                                  camera_aware=camera_aware, bs_valid=bs_valid, flip_p=flip_p, erase_mode=erase_mode,
+                                  erase_sl=erase_sl, erase_sh=erase_sh, erase_min_aspect=erase_min_aspect, zoom_p=zoom_p,
+                                  max_zoom=max_zoom, attrs=tuple(attrs))
     dls.show_batch(max_n=16)
     _save_fig(plt.gcf(), out/'batch.png')
     opt_func = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt]
-    learn = reid_learner(dls, arch, backbone=backbone, pretrained=pretrained, weights=weights, opt_func=opt_func,
+    learn = reid_learner(dls, method, backbone=backbone, pretrained=pretrained, weights=weights, opt_func=opt_func,
                          amp=amp, channels_last=channels_last, path=out, model_dir='.', neck_feat=neck_feat, **settings)
     cbs = [CSVLogger(fname='history.csv')]  # relative to learn.path, which is `out`
     stage2 = [AmeliorationStage(start_epoch=epochs)] if stage2_epochs else []
@@ -90,21 +96,22 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
         save_weights(learn.model, out/'model.safetensors')   # saved before anything that could fail
         learn.export('learner.pkl')  # relative to learn.path
         feats = embed(learn, flip=flip_test)
-    items = dls.valid.items
-    res_plain = evaluate_embeddings(items, feats)
+    items, spec = dls.valid.items, model_eval_spec(learn.model)   # the feature and distance the model is evaluated with
+    res_plain = evaluate_embeddings(items, feats, metric=spec['distance'])
     if center_cameras: feats = center_by_camera(feats, items['camid'].to_numpy())
-    res = evaluate_embeddings(items, feats) if center_cameras else res_plain
+    res = evaluate_embeddings(items, feats, metric=spec['distance']) if center_cameras else res_plain
     base = baseline_results(items, seed=seed) if {'color', 'type'} <= set(items.columns) else {}
     q, g = split_query_gallery(items)
-    dist = pairwise_distance(feats[torch.from_numpy(q)], feats[torch.from_numpy(g)]).numpy()
+    dist = pairwise_distance(feats[torch.from_numpy(q)], feats[torch.from_numpy(g)], spec['distance']).numpy()
     fig = plot_ranked_retrieval(dist, items[q].reset_index(drop=True), items[g].reset_index(drop=True), n_queries=5, k=8, seed=seed)
     _save_fig(fig, out/'retrieval.png')
-    _save_fig(plot_cmc({arch: res, **{f'{k} (baseline)': v for k, v in base.items()}}, max_rank=20).figure, out/'cmc.png')
-    summary = dict(arch=arch, backbone=backbone, dataset=dataset, preset=preset if dataset == 'synthetic' else None,
+    _save_fig(plot_cmc({method: res, **{f'{k} (baseline)': v for k, v in base.items()}}, max_rank=20).figure, out/'cmc.png')
+    summary = dict(method=method, recipe=recipe, backbone=backbone, dataset=dataset, preset=preset if dataset == 'synthetic' else None,
                    epochs=epochs, stage2_epochs=stage2_epochs, size=list(_size(size)), P=P, K=K, lr=lr, seed=seed,
                    precision=learn.train_precision()[0], synth=synth if dataset == 'synthetic' else None, preload=preload,
                    baselines={k: dict(rank1=v.rank1, mAP=v.mAP, mINP=v.mINP) for k, v in base.items()},
                    neck_feat=neck_feat, center_cameras=center_cameras, camera_aware=camera_aware,
+                   eval_feature=spec['feature'], eval_distance=spec['distance'],
                    rank1=res.rank1, rank5=res.rank5, mAP=res.mAP, mINP=res.mINP, num_queries=res.num_valid,
                    without_camera_centering=dict(rank1=res_plain.rank1, mAP=res_plain.mAP, mINP=res_plain.mINP),
                    data_seconds=round(data_time, 1), train_seconds=round(train_time - data_time, 1),
@@ -116,8 +123,8 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
 
 # %% ../nbs/12_cli.ipynb #8a6aaa89
 MAIN_JOB = {k: ({} if k == 'synth' and p.default is None else p.default) for k, p in inspect.signature(train).parameters.items()
-            if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs')}
-MAIN_JOB.update(arch='bot')  # the recipe of `fastreid-vehicle demo`: `train()`'s defaults (benchmarks and studies read it here)
+            if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs', 'recipe')}
+MAIN_JOB.update(method='bot')  # the recipe of `fastreid-vehicle demo`: `train()`'s defaults (benchmarks and studies read it here)
 
 # %% ../nbs/12_cli.ipynb #f9b5c04b
 def _value(s:str):
@@ -131,6 +138,10 @@ def _value(s:str):
         except ValueError: pass
     return s
 
+def _tuple(s:str) -> tuple:
+    "Parse a comma-separated list as a tuple: '10,20' -> (10, 20), '10' -> (10,), '' -> ()"
+    return tuple(_value(p) for p in s.split(',') if p)
+
 def _settings(pairs) -> dict:
     out = {}
     for p in pairs or []:
@@ -139,17 +150,25 @@ def _settings(pairs) -> dict:
     return out
 
 # %% ../nbs/12_cli.ipynb #22f04694
-def _parser() -> argparse.ArgumentParser:
+def _recipes_help() -> str:
+    "One line per recipe for `--help`"
+    return 'recipes (--recipe NAME; flags given beside it override its values):\n' + '\n'.join(
+        f"  {n:18s} {r.paper.rsplit('(', 1)[-1].rstrip(')')} on {r.dataset}" for n, r in RECIPES.items())
+
+def _parser(explicit_only:bool=False) -> argparse.ArgumentParser:
+    "The command-line parser; `explicit_only`: `train` options keep no default (to see which ones were given)"
     p = argparse.ArgumentParser(prog='fastreid-vehicle', description='Vehicle re-identification with fastai.')
     sub = p.add_subparsers(dest='cmd', required=True)
-    t = sub.add_parser('train', help='train and evaluate a model')
+    t = sub.add_parser('train', help='train and evaluate a model', epilog=_recipes_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     d = sub.add_parser('demo', help="the main job: train the default model on the synthetic 'small' benchmark")
     for q in (t, d):
         q.add_argument('--out', default='runs/main', help='output folder (model, metrics.json, figures)')
         q.add_argument('--seed', type=int, default=0)
         q.add_argument('--threads', type=int, default=None, help='torch CPU threads')
         q.add_argument('--no-progress', action='store_true', help='no progress bars')
-    t.add_argument('--arch', default='bot', choices=['bot', 'mfgnet', 'anet'])
+    t.add_argument('--method', default='bot', choices=['bot', 'mfgnet', 'anet'], help='the paper: baseline (Bag of Tricks), MFG-Net or ANet')
+    t.add_argument('--recipe', default=None, choices=list(RECIPES), help="a paper's recipe (see below)")
     t.add_argument('--dataset', default='synthetic', help="'synthetic' or veri776 / vehicleid / veriwild / vric / custom")
     t.add_argument('--root', default=None, help='dataset folder (for synthetic: where to generate it)')
     t.add_argument('--preset', default='small', help='synthetic preset: tiny / small / veri_like')
@@ -162,10 +181,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--no-camera-aware', action='store_true', help='plain P x K batches (not camera-aware)')
     t.add_argument('--pad', type=int, default=4, help='padding before the random crop')
     t.add_argument('--erase-p', type=float, default=0., help='per-image random erasing probability')
+    t.add_argument('--erase-sl', type=float, default=0.02); t.add_argument('--erase-sh', type=float, default=0.4)
+    t.add_argument('--erase-min-aspect', type=float, default=0.3)
+    t.add_argument('--erase-mode', default='random', choices=['random', 'zero'], help='fill of the erased rectangle')
+    t.add_argument('--flip-p', type=float, default=0.5, help='horizontal flip probability')
+    t.add_argument('--zoom-p', type=float, default=0., help='per-image random zoom-in probability')
+    t.add_argument('--max-zoom', type=float, default=1.125, help='largest random zoom factor')
+    t.add_argument('--bs-valid', type=int, default=64, help='batch size of the evaluation')
+    t.add_argument('--attrs', type=_tuple, default=('color', 'type'), help='attribute columns (targets of ANet), e.g. color,model')
     t.add_argument('--epochs', type=int, default=5); t.add_argument('--lr', type=float, default=3e-3)
     t.add_argument('--opt', default='adam', choices=['adam', 'amsgrad', 'sgd'])
     t.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'step'])
-    t.add_argument('--milestones', type=_value, default=(), help='step-decay epochs, e.g. 10,20')
+    t.add_argument('--milestones', type=_tuple, default=(), help='step-decay epochs, e.g. 10,20')
     t.add_argument('--warmup-epochs', type=int, default=0)
     t.add_argument('--stage2-epochs', type=int, default=0, help="ANet's second stage (AmeliorationStage) epochs")
     t.add_argument('--amp', type=_value, default='auto',
@@ -174,18 +201,22 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--neck-feat', default='before', choices=['before', 'after'], help='evaluated feature: before / after the BN-neck')
     t.add_argument('--no-camera-centering', action='store_true', help='evaluate without center_by_camera')
     t.add_argument('--set', action='append', metavar='NAME=VALUE', help='model / loss setting, repeatable')
+    if explicit_only:   # argparse has no public way to drop defaults (set_defaults(SUPPRESS) would store the string)
+        for act in t._actions: act.default = argparse.SUPPRESS
     s = sub.add_parser('synth', help='write a synthetic VeRi-776-format dataset')
     s.add_argument('dest'); s.add_argument('--preset', default='small'); s.add_argument('--seed', type=int, default=0)
     return p
 
 # %% ../nbs/12_cli.ipynb #05d89465
 def _print_summary(res:dict):
-    rows = [(f"{res['arch']} / {res['backbone']}", res)] + [(f'{k} (baseline)', v) for k, v in res.get('baselines', {}).items()]
+    rows = [(f"{res['method']} / {res['backbone']}", res)] + [(f'{k} (baseline)', v) for k, v in res.get('baselines', {}).items()]
     print(f"\nheld-out identities, {res['num_queries']} queries:")
     print(f"  {'':28s} {'rank-1':>7s} {'mAP':>7s} {'mINP':>7s}")
     for name, r in rows: print(f"  {name:28s} {r['rank1']:7.4f} {r['mAP']:7.4f} {r['mINP']:7.4f}")
     print(f"trained in {res['train_seconds']:.0f} s, total {res['total_seconds']:.0f} s; files:")
     for k, v in res['files'].items(): print(f'  {k:10s} {v}')
+
+_FLAG_OF = {'camera_aware': 'no_camera_aware', 'center_cameras': 'no_camera_centering', 'progress': 'no_progress'}
 
 def main(argv=None):
     "Entry point of the `fastreid-vehicle` command (prints the results; `train` returns them)."
@@ -195,10 +226,16 @@ def main(argv=None):
     common = dict(out=a.out, seed=a.seed, threads=a.threads, progress=not a.no_progress)
     if a.cmd == 'demo': res = train(**common)
     else:
-        res = train(arch=a.arch, dataset=a.dataset, root=a.root, preset=a.preset, backbone=a.backbone,
-                    pretrained=a.pretrained, weights=a.weights, size=a.size, P=a.P, K=a.K, pad=a.pad,
-                    erase_p=a.erase_p, epochs=a.epochs, lr=a.lr,
-                    opt=a.opt, schedule=a.schedule, milestones=a.milestones, warmup_epochs=a.warmup_epochs,
-                    stage2_epochs=a.stage2_epochs, amp=a.amp, flip_test=a.flip_test, neck_feat=a.neck_feat,
-                    center_cameras=not a.no_camera_centering, camera_aware=not a.no_camera_aware, **common, **_settings(a.set))
+        kw = dict(method=a.method, dataset=a.dataset, root=a.root, preset=a.preset, backbone=a.backbone,
+                  pretrained=a.pretrained, weights=a.weights, size=a.size, P=a.P, K=a.K, pad=a.pad,
+                  erase_p=a.erase_p, epochs=a.epochs, lr=a.lr,
+                  opt=a.opt, schedule=a.schedule, milestones=a.milestones, warmup_epochs=a.warmup_epochs,
+                  stage2_epochs=a.stage2_epochs, amp=a.amp, flip_test=a.flip_test, neck_feat=a.neck_feat,
+                  center_cameras=not a.no_camera_centering, camera_aware=not a.no_camera_aware, **common,
+                  bs_valid=a.bs_valid, flip_p=a.flip_p, erase_mode=a.erase_mode, erase_sl=a.erase_sl, erase_sh=a.erase_sh,
+                  erase_min_aspect=a.erase_min_aspect, zoom_p=a.zoom_p, max_zoom=a.max_zoom, attrs=a.attrs)
+        if a.recipe:   # the recipe's values stay where no flag was given
+            given = set(vars(_parser(explicit_only=True).parse_args(argv)))
+            kw = {k: v for k, v in kw.items() if _FLAG_OF.get(k, k) in given}
+        res = train(recipe=a.recipe, **kw, **_settings(a.set))
     _print_summary(res)

@@ -13,14 +13,14 @@ from PIL import Image, ImageOps
 from fastai.data.all import *
 from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.data import ImageBlock, get_grid
-from fastai.vision.augment import Resize, FlipItem, RandTransform, ResizeMethod
+from fastai.vision.augment import Resize, FlipItem, RandTransform, ResizeMethod, Zoom
 from fastai.callback.core import Callback
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['REID_COLUMNS', 'SPLITS', 'ReidLabel', 'ReidEncode', 'ReidIdBlock', 'ReidAttrBlock', 'check_reid_df', 'reid_vocabs',
-           'query_gallery_splitter', 'reid_dblock', 'PadRandomCrop', 'PerImageRandomErasing', 'reid_tfms', 'check_pk',
-           'pk_sample', 'dataset_ids', 'preload_images', 'BatchFlipPadCrop', 'PreloadedBatchesMixin',
+           'query_gallery_splitter', 'reid_dblock', 'PadRandomCrop', 'PerImageRandomErasing', 'RandomZoom', 'reid_tfms',
+           'check_pk', 'pk_sample', 'dataset_ids', 'preload_images', 'BatchFlipPadCrop', 'PreloadedBatchesMixin',
            'attach_preloaded', 'ReidShowMixin', 'ReidDL', 'PKDataLoader', 'PKSamplerCallback', 'ReidDataLoaders']
 
 # %% ../nbs/02_data.ipynb #e6f55d2e
@@ -217,19 +217,31 @@ def _check_size(size) -> tuple[int, int]:
         raise ValueError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
     return tuple(int(s) for s in hw)
 
+class RandomZoom(Zoom):
+    "fastai's per-image random `Zoom`, on training batches only (fastai's affine transforms resample validation batches too)"
+    def __call__(self, b, split_idx=None, **kwargs): return b if split_idx else super().__call__(b, split_idx=split_idx, **kwargs)
+
 def reid_tfms(
     size:int|tuple=(256, 256), # Image size, int or (height, width)
     pad:int=10, # Zero padding before the random crop back to `size`; 0: none
     flip_p:float=0.5, # Probability of a horizontal flip
     erase_p:float=0.5, # Probability of random erasing, per image; 0: none
     erase_mode:str='random', # Fill of the erased rectangle: 'random' or 'zero'
+    erase_sl:float=0.02, # Minimum erased fraction of the image area
+    erase_sh:float=0.4, # Maximum erased fraction of the image area
+    erase_min_aspect:float=0.3, # Minimum aspect ratio of the erased rectangle (the maximum is its inverse)
+    zoom_p:float=0., # Probability of a random zoom-in, per image (fastai's `Zoom`); 0: none
+    max_zoom:float=1.125, # Largest zoom factor (drawn uniformly in [1, `max_zoom`])
 ) -> tuple[list, list]:
-    "Item and batch transforms of the re-id recipe: resize, flip, pad + random crop; ImageNet `Normalize`, random erasing"
+    "Item and batch transforms of the re-id recipes: resize, flip, pad + random crop; random zoom, ImageNet `Normalize`, random erasing"
+    if not 0 <= zoom_p <= 1: raise ValueError(f"zoom_p must be a probability in [0, 1], got {zoom_p}")
+    if zoom_p > 0 and not max_zoom > 1: raise ValueError(f"max_zoom must be > 1 (a zoom-in) when zoom_p > 0, got {max_zoom}")
     item = [Resize(_check_size(size), method=ResizeMethod.Squish)]
     if flip_p > 0: item.append(FlipItem(flip_p))
     if pad > 0: item.append(PadRandomCrop(pad))
-    batch = [Normalize.from_stats(*imagenet_stats, cuda=False)]
-    if erase_p > 0: batch.append(PerImageRandomErasing(erase_p, mode=erase_mode))
+    batch = [RandomZoom(min_zoom=1., max_zoom=max_zoom, p=zoom_p)] if zoom_p > 0 else []
+    batch.append(Normalize.from_stats(*imagenet_stats, cuda=False))
+    if erase_p > 0: batch.append(PerImageRandomErasing(erase_p, erase_sl, erase_sh, erase_min_aspect, mode=erase_mode))
     return item, batch
 
 # %% ../nbs/02_data.ipynb #2090ff0e
@@ -550,6 +562,11 @@ class ReidDataLoaders(DataLoaders):
         pad:int=10, # Zero padding before the random crop back to `size` (0: no crop)
         flip_p:float=0.5, # Horizontal flip probability
         erase_p:float=0.5, # Per-image random erasing probability
+        erase_mode:str='random', # Fill of the erased rectangle: 'random' (noise) or 'zero'
+        erase_sl:float=0.02, erase_sh:float=0.4, # Range of the erased fraction of the image area
+        erase_min_aspect:float=0.3, # Minimum aspect ratio of the erased rectangle
+        zoom_p:float=0., # Per-image random zoom-in probability (ANet's recipe: 0.5)
+        max_zoom:float=1.125, # Largest random zoom factor
         seed:int=None, # Seed of the training sampler
         num_workers:int=0, # Worker processes per loader
         attrs:tuple=('color', 'type'), # Attribute columns, one target each (absent: all -1, 0 classes)
@@ -573,7 +590,7 @@ class ReidDataLoaders(DataLoaders):
         if sampler == 'pk': check_pk(train_ids, P, K)
         elif P * K > len(train_ids):
             raise ValueError(f"P*K={P*K} images per batch, but the training set has only {len(train_ids)} images")
-        itfms, btfms = reid_tfms(size, pad, flip_p, erase_p)
+        itfms, btfms = reid_tfms(size, pad, flip_p, erase_p, erase_mode, erase_sl, erase_sh, erase_min_aspect, zoom_p, max_zoom)
         if preload:  # flip and crop move to the batch, per image: the same augmentation on both routes
             itfms = [t for t in itfms if not isinstance(t, (FlipItem, PadRandomCrop))]
             btfms = [BatchFlipPadCrop(pad, flip_p)] + btfms

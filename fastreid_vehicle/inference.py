@@ -12,7 +12,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 from fastai.basics import Learner, ifnone
 from safetensors.torch import save_file, load_file
-from .metrics import evaluate_features, ReidResult
+from .metrics import evaluate_features, ReidResult, model_eval_spec
 from .evaluation import FlipTTA, center_by_camera
 
 # %% auto #0
@@ -49,8 +49,9 @@ def evaluate_embeddings(items:pd.DataFrame, feats, metric:str='cosine', max_rank
                              metric=metric, max_rank=max_rank, remove_junk=remove_junk)
 
 def evaluate_learner(learn:Learner, dl=None, flip:bool=False, **kwargs) -> ReidResult:
-    "Rank-k, mAP and mINP of `learn` on `dl` (default: the validation loader of query + gallery images)."
+    "Rank-k, mAP and mINP of `learn` on `dl` (default: the validation loader); the distance is the model's unless `metric=` is given."
     dl = ifnone(dl, learn.dls.valid)
+    kwargs.setdefault('metric', model_eval_spec(learn.model)['distance'])
     return evaluate_embeddings(dl.items, embed(learn, dl, flip=flip), **kwargs)
 
 # %% ../nbs/11_inference.ipynb #2535aaa6

@@ -13,7 +13,7 @@ from fastai.basics import *
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.callback.schedule import ParamScheduler
 from torch.amp import GradScaler, autocast
-from .models import create_reid_model, reid_loss, reid_splitter, MODELS
+from .models import create_reid_model, reid_loss, reid_splitter, MODELS, check_method
 from .metrics import reid_metrics
 
 # %% auto #0
@@ -265,29 +265,32 @@ def _accepted(f) -> set:
     sig = inspect.signature(f.__init__ if inspect.isclass(f) else f)
     return {n for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {'self'}
 
-def split_settings(arch:str, settings:dict):
-    "Split `settings` into model and loss keyword arguments for `arch`; an unknown name raises a `TypeError`."
-    model_cls, loss_cls = MODELS[arch]
+def split_settings(method:str, settings:dict):
+    "Split `settings` into model and loss keyword arguments for `method`; an unknown name raises a `TypeError`."
+    model_cls, loss_cls = MODELS[method]
     m_ok, l_ok = _accepted(model_cls), _accepted(loss_cls)
+    if 'arch' in settings:
+        raise TypeError(f"reid_learner: 'arch' is now 'method' ({list(MODELS)}; in fastai an arch is a backbone, "
+                        f"here `backbone=`), got arch={settings['arch']!r}")
     unknown = [k for k in settings if k not in m_ok | l_ok]
-    if unknown: raise TypeError(f"reid_learner(arch={arch!r}) got unknown settings {unknown}; model settings: "
+    if unknown: raise TypeError(f"reid_learner(method={method!r}) got unknown settings {unknown}; model settings: "
                                 f"{sorted(m_ok - {'n_ids', 'attr_classes'})}, loss settings: {sorted(l_ok)}")
     return ({k: v for k, v in settings.items() if k in m_ok}, {k: v for k, v in settings.items() if k in l_ok})
 
 # %% ../nbs/09_learner.ipynb #8c881b57
-def reid_learner(dls:DataLoaders, arch:str='bot', backbone:str|nn.Module='resnet50', pretrained:bool=False,
+def reid_learner(dls:DataLoaders, method:str='bot', backbone:str|nn.Module='resnet50', pretrained:bool=False,
                  weights:str|Path|None=None, metrics=None, opt_func=Adam, lr:float=3.5e-4, cbs=None,
                  amp:str|bool|None=False, channels_last:bool=False, loss_func=None, path='.', model_dir='models',
                  wd=5e-4, **settings) -> Learner:
-    "A fastai `Learner` for re-id: `arch` is 'bot' (baseline), 'mfgnet' or 'anet'; other `settings` go to model/loss."
-    if arch not in MODELS: raise ValueError(f"arch must be one of {list(MODELS)}, got {arch!r}")
+    "A fastai `Learner` for re-id: `method` is 'bot' (baseline), 'mfgnet' or 'anet' on `backbone`; other `settings` go to model/loss."
+    check_method(method)
     amp = check_amp(ifnone(amp, False))
-    m_kw, l_kw = split_settings(arch, settings)
-    if arch == 'anet': l_kw.setdefault('attr_names', list(getattr(dls, 'attr_classes', {}) or ('color', 'type')))
-    model = create_reid_model(arch, n_ids=dls.n_ids, attr_classes=getattr(dls, 'attr_classes', {}), backbone=backbone,
+    m_kw, l_kw = split_settings(method, settings)
+    if method == 'anet': l_kw.setdefault('attr_names', list(getattr(dls, 'attr_classes', {}) or ('color', 'type')))
+    model = create_reid_model(method, n_ids=dls.n_ids, attr_classes=getattr(dls, 'attr_classes', {}), backbone=backbone,
                               pretrained=pretrained, weights=weights, **m_kw)
     if channels_last: model = model.to(memory_format=torch.channels_last)
-    loss_func = ifnone(loss_func, reid_loss(arch, **l_kw))
+    loss_func = ifnone(loss_func, reid_loss(method, **l_kw))
     metrics = reid_metrics() if metrics is None else metrics
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=reid_splitter, metrics=metrics,
                     cbs=[LossComponentsLogger()] + L(cbs), path=path, model_dir=model_dir, wd=wd)

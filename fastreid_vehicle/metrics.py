@@ -18,8 +18,8 @@ from fastprogress.fastprogress import progress_bar
 from fastai.learner import Metric
 
 # %% auto #0
-__all__ = ['ReidResult', 'evaluate_reid', 'pairwise_distance', 'evaluate_features', 'ReidMetrics', 'ReidMetric', 'reid_metrics',
-           'plot_cmc']
+__all__ = ['ReidResult', 'evaluate_reid', 'pairwise_distance', 'evaluate_features', 'model_eval_spec', 'ReidMetrics',
+           'ReidMetric', 'reid_metrics', 'plot_cmc']
 
 # %% ../nbs/03_metrics.ipynb #57eb6876
 def _pct(x): return 'n/a' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{100*x:.2f}%'
@@ -323,11 +323,18 @@ def _default_emb(pred):
                         f"{type(pred).__name__}; pass get_emb= to pick the embedding")
     return pred
 
+def model_eval_spec(model, default_distance:str='cosine') -> dict:
+    "`{'feature', 'distance'}` a re-id model is evaluated with: its `eval_spec()`, else its output and `default_distance`"
+    model = getattr(model, 'module', model)   # DistributedDataParallel / DataParallel wrappers
+    spec = getattr(model, 'eval_spec', None)
+    return dict(spec()) if callable(spec) else dict(feature='output', distance=default_distance)
+
 class ReidMetrics:
     "Shared accumulator of validation embeddings: one evaluation per validation pass, several Recorder columns"
-    def __init__(self, ranks=(1,), mAP:bool=True, mINP:bool=True, metric:str='cosine', max_rank:int=50,
+    def __init__(self, ranks=(1,), mAP:bool=True, mINP:bool=True, metric:str|None=None, max_rank:int=50,
                  remove_junk:bool=True, get_emb=None, query='query', gallery='gallery'):
-        if metric not in _METRICS: raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+        "`metric=None`: the distance of the model being validated (`model_eval_spec`)"
+        if metric is not None and metric not in _METRICS: raise ValueError(f"metric must be one of {_METRICS} or None, got {metric!r}")
         store_attr()
         self.get_emb = get_emb or _default_emb
         self.n_evals = 0
@@ -342,6 +349,7 @@ class ReidMetrics:
         if learn.training or learn.pred is self._last: return
         self._last = learn.pred
         self.dl = learn.dl
+        self.distance = self.metric or model_eval_spec(getattr(learn, 'model', None))['distance']
         e = learn.to_detach(self.get_emb(learn.pred))
         self.embs.append(e.float().reshape(len(e), -1))
         self.n += len(e)
@@ -374,7 +382,7 @@ class ReidMetrics:
         self.n_evals += 1
         try:
             self._result = evaluate_features(emb[torch.from_numpy(q)], emb[torch.from_numpy(g)], pid[q], pid[g],
-                                             cam[q], cam[g], metric=self.metric, max_rank=self.max_rank,
+                                             cam[q], cam[g], metric=self.distance, max_rank=self.max_rank,
                                              remove_junk=self.remove_junk, progress=False)
         except ValueError as e: warnings.warn(f"ReidMetrics: {e}")
         return self._result
@@ -402,7 +410,7 @@ class ReidMetric(Metric):
     @property
     def name(self): return self.key
 
-def reid_metrics(ranks=(1,), mINP:bool=True, metric:str='cosine', **kwargs)->list:
+def reid_metrics(ranks=(1,), mINP:bool=True, metric:str|None=None, **kwargs)->list:
     "fastai metrics rank-k (for k in `ranks`), mAP and mINP of the validation set, evaluated once per pass"
     return ReidMetrics(ranks=ranks, mINP=mINP, metric=metric, **kwargs).metrics
 

@@ -9,13 +9,14 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import store_attr
 from fastai.torch_core import Module
+from timm.layers import SEModule, SelectAdaptivePool2d
 from .backbones import create_backbone
 from .losses import BoTLoss, MFGNetLoss, ANetLoss, reid_loss
 
 # %% auto #0
-__all__ = ['MODELS', 'BNNeck', 'init_kaiming', 'init_classifier', 'GeM', 'GlobalPool', 'make_pool', 'SEAttention', 'DANetCAM',
-           'channel_attention', 'ConvBNReLU', 'EmbeddingHead', 'get_backbone', 'BoTNet', 'stripe_bounds', 'MFGNet',
-           'ANet', 'reid_splitter', 'create_reid_model']
+__all__ = ['EVAL_DISTANCES', 'MODELS', 'BNNeck', 'init_kaiming', 'init_classifier', 'GeM', 'make_pool', 'SEAttention', 'DANetCAM',
+           'channel_attention', 'ConvBNReLU', 'EmbeddingHead', 'get_backbone', 'ReidModel', 'BoTNet', 'stripe_bounds',
+           'MFGNet', 'ANet', 'reid_splitter', 'check_method', 'create_reid_model']
 
 # %% ../nbs/08_models.ipynb #65da910c
 class BNNeck(nn.BatchNorm1d):
@@ -49,29 +50,20 @@ class GeM(Module):
     def forward(self, x):
         return F.adaptive_avg_pool2d(x.clamp(min=self.eps).pow(self.p), 1).pow(1. / self.p).flatten(1)
 
-class GlobalPool(Module):
-    "Global average (`'avg'`) or max (`'max'`) pooling to `(B, C)`."
-    def __init__(self, kind:str='avg'): self.kind = kind
-    def forward(self, x):
-        return (F.adaptive_avg_pool2d(x, 1) if self.kind == 'avg' else F.adaptive_max_pool2d(x, 1)).flatten(1)
-
 def make_pool(pool:str='avg') -> nn.Module:
-    "Pooling module for `pool` in 'avg', 'gem', 'max'."
+    "Pooling module for `pool` in 'avg', 'gem', 'max' (avg / max: timm's `SelectAdaptivePool2d`, flattened)."
     if pool == 'gem': return GeM()
-    if pool in ('avg', 'max'): return GlobalPool(pool)
+    if pool in ('avg', 'max'): return SelectAdaptivePool2d(pool_type=pool, flatten=True)
     raise ValueError(f"pool must be 'avg', 'gem' or 'max', got {pool!r}")
 
 # %% ../nbs/08_models.ipynb #20e8d514
-class SEAttention(Module):
-    "Squeeze-and-excitation channel attention: `x * sigmoid(W2 relu(W1 GAP(x)))`, hidden size C // reduction."
+class SEAttention(SEModule):
+    "Squeeze-and-excitation channel attention (timm's `SEModule`): `x * sigmoid(W2 relu(W1 GAP(x)))`, hidden C // reduction."
     def __init__(self, channels:int, reduction:int=16):
-        hidden = max(channels // reduction, 1)
-        self.fc = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
-                                nn.Conv2d(hidden, channels, 1), nn.Sigmoid())
-    def gate(self, x:Tensor) -> Tensor:
+        super().__init__(channels, rd_channels=max(channels // reduction, 1))
+    def channel_weights(self, x:Tensor) -> Tensor:
         "The channel weights, `(B, C, 1, 1)` in (0, 1)."
-        return self.fc(F.adaptive_avg_pool2d(x, 1))
-    def forward(self, x): return x * self.gate(x)
+        return self.gate(self.fc2(self.act(self.bn(self.fc1(x.mean((2, 3), keepdim=True))))))
 
 class DANetCAM(Module):
     "DANet's channel attention module: `gamma * softmax(max(XX^T) - XX^T) X + X`, gamma initialised to 0."
@@ -100,13 +92,16 @@ class ConvBNReLU(nn.Sequential):
         self.apply(init_kaiming)
 
 class EmbeddingHead(Module):
-    "pool -> [linear to `dim`] -> BN-neck -> bias-free classifier; forward gives `(feat, bn_feat, logits)`."
-    def __init__(self, in_channels:int, n_classes:int, dim:int|None=None, pool:str='avg', bias:bool=False):
+    "pool -> [linear to `dim`] -> [BN-neck] -> classifier; forward gives `(feat, bn_feat, logits)`."
+    def __init__(self, in_channels:int, n_classes:int, dim:int|None=None, pool:str='avg', bias:bool=False,
+                 bnneck:bool=True, # Bag-of-Tricks' BN-neck before the classifier; False: `bn_feat` is `feat`
+                 cls_bias:bool=False, # a bias in the classifier (a plain fully connected layer)
+                ):
         self.pool = make_pool(pool)
         self.fc = nn.Linear(in_channels, dim, bias=bias) if dim else nn.Identity()
         self.dim = dim or in_channels
-        self.bnneck = BNNeck(self.dim)
-        self.classifier = nn.Linear(self.dim, n_classes, bias=False)
+        self.bnneck = BNNeck(self.dim) if bnneck else nn.Identity()
+        self.classifier = nn.Linear(self.dim, n_classes, bias=cls_bias)
         self.fc.apply(init_kaiming); self.bnneck.apply(init_kaiming); self.classifier.apply(init_classifier)
     def forward(self, x):
         feat = self.fc(self.pool(x))
@@ -126,16 +121,43 @@ def get_backbone(backbone:str|nn.Module='resnet50', pretrained:bool=False, last_
         return backbone
     raise TypeError(f"backbone must be a name (str) or an nn.Module with `.out_channels`, got {type(backbone).__name__}")
 
+# %% ../nbs/08_models.ipynb #3c15e8dd
+EVAL_DISTANCES = ('cosine', 'euclidean')   # the distances `metrics.pairwise_distance` computes
+
+class ReidModel(Module):
+    "Base of the re-id models: `neck_feat`, `eval_distance` and the `eval_spec()` they are evaluated with."
+    def _set_eval(self, neck_feat:str, eval_distance:str):
+        "Check and store the evaluated feature (before / after the BN-neck) and distance."
+        if neck_feat not in ('before', 'after'): raise ValueError(f"neck_feat must be 'before' or 'after', got {neck_feat!r}")
+        if eval_distance not in EVAL_DISTANCES:
+            raise ValueError(f"eval_distance must be one of {EVAL_DISTANCES}, got {eval_distance!r}")
+        self.neck_feat, self.eval_distance = neck_feat, eval_distance
+
+    def _neck(self, head) -> bool:
+        "Whether `head`'s evaluated feature is its BN-neck output (the neck exists and `neck_feat='after'`)."
+        return self.neck_feat == 'after' and isinstance(head.bnneck, BNNeck)
+
+    @property
+    def eval_feature(self) -> str: raise NotImplementedError
+
+    def eval_spec(self) -> dict:
+        "`{'feature': ..., 'distance': ...}`: the eval-mode output and the distance to rank it by."
+        return dict(feature=self.eval_feature, distance=self.eval_distance)
+
 # %% ../nbs/08_models.ipynb #2e2b129b
-class BoTNet(Module):
+class BoTNet(ReidModel):
     "Bag-of-Tricks baseline: backbone, GAP/GeM pooling, BN-neck, bias-free classifier."
     def __init__(self, n_ids:int, attr_classes:dict|None=None, backbone:str|nn.Module='resnet50',
-                 pretrained:bool=False, last_stride:int=1, weights=None, pool:str='avg', neck_feat:str='after'):
-        if neck_feat not in ('before', 'after'): raise ValueError(f"neck_feat must be 'before' or 'after', got {neck_feat!r}")
-        store_attr('n_ids,neck_feat')
+                 pretrained:bool=False, last_stride:int=1, weights=None, pool:str='avg', neck_feat:str='after',
+                 bnneck:bool=True, cls_bias:bool=False, eval_distance:str='cosine'):
+        self._set_eval(neck_feat, eval_distance)
+        self.n_ids = n_ids
         self.backbone = get_backbone(backbone, pretrained, last_stride, weights)
-        self.head = EmbeddingHead(self.backbone.out_channels, n_ids, pool=pool)
+        self.head = EmbeddingHead(self.backbone.out_channels, n_ids, pool=pool, bnneck=bnneck, cls_bias=cls_bias)
         self.embed_dim = self.head.dim
+
+    @property
+    def eval_feature(self) -> str: return 'bn_feat' if self._neck(self.head) else 'feat'
 
     def forward(self, x):
         feat, bn_feat, logits = self.head(self.backbone(x))
@@ -147,30 +169,47 @@ def stripe_bounds(h:int, n:int) -> list:
     "Row ranges `(start, end)` of `n` horizontal stripes of a height-`h` map: floor(i h/n) to ceil((i+1) h/n)."
     return [((i * h) // n, -((-(i + 1) * h) // n)) for i in range(n)]
 
-class MFGNet(Module):
+class MFGNet(ReidModel):
     "MFG-Net: global branch (1x1 conv, CAM, GAP, 1x1 fusion) + `n_stripes` local stripe branches with CAM."
     def __init__(self, n_ids:int, attr_classes:dict|None=None, backbone:str|nn.Module='resnet50',
                  pretrained:bool=False, last_stride:int=1, weights=None, n_stripes:int=4, cam:str|None='se',
                  se_reduction:int=16, global_conv:bool=True, local:bool=True, global_dim:int=256,
-                 local_dim:int=256, pool:str='avg', neck_feat:str='after'):
+                 local_dim:int=256, pool:str='avg', neck_feat:str='after', local_cam:str='per_stripe',
+                 bnneck:bool=True, cls_bias:bool=False, eval_distance:str='cosine'):
         if not (isinstance(n_stripes, int) and n_stripes >= 1): raise ValueError(f"n_stripes must be an int >= 1, got {n_stripes!r}")
-        if neck_feat not in ('before', 'after'): raise ValueError(f"neck_feat must be 'before' or 'after', got {neck_feat!r}")
-        store_attr('n_ids,n_stripes,cam,global_conv,local,neck_feat')
+        if local_cam not in ('per_stripe', 'shared'):
+            raise ValueError(f"local_cam must be 'per_stripe' (one attention per stripe) or 'shared' (one for the local "
+                             f"branch, before the split), got {local_cam!r}")
+        self._set_eval(neck_feat, eval_distance)
+        store_attr('n_ids,n_stripes,cam,global_conv,local,local_cam')
         self.backbone = get_backbone(backbone, pretrained, last_stride, weights)
         c = self.backbone.out_channels
+        head = dict(pool=pool, bnneck=bnneck, cls_bias=cls_bias)
         self.global_pre = ConvBNReLU(c, c, 1) if global_conv else nn.Identity()
         self.global_cam = channel_attention(cam, c, se_reduction)
-        self.global_head = EmbeddingHead(c, n_ids, dim=global_dim if global_conv else None, pool=pool)
+        self.global_head = EmbeddingHead(c, n_ids, dim=global_dim if global_conv else None, **head)
         n = n_stripes if local else 0
-        self.local_cams = nn.ModuleList([channel_attention(cam, c, se_reduction) for _ in range(n)])
-        self.local_heads = nn.ModuleList([EmbeddingHead(c, n_ids, dim=local_dim, pool=pool) for _ in range(n)])
+        n_cams = n if local_cam == 'per_stripe' else min(n, 1)
+        self.local_cams = nn.ModuleList([channel_attention(cam, c, se_reduction) for _ in range(n_cams)])
+        self.local_heads = nn.ModuleList([EmbeddingHead(c, n_ids, dim=local_dim, **head) for _ in range(n)])
         self.embed_dim = self.global_head.dim + sum(h.dim for h in self.local_heads)
+
+    @property
+    def eval_feature(self) -> str:
+        return f"cat({'bn_feat' if self._neck(self.global_head) else 'feat'}, {len(self.local_heads)} local)"
+
+    def _stripes(self, fmap:Tensor) -> list:
+        "The stripe maps, through their channel attention (one per stripe, or one on the map before the split)."
+        bounds = stripe_bounds(fmap.shape[2], len(self.local_heads))
+        if self.local_cam == 'shared' and self.local_heads:
+            lmap = self.local_cams[0](fmap)
+            return [lmap[:, :, s:e] for s, e in bounds]
+        return [cam(fmap[:, :, s:e]) for (s, e), cam in zip(bounds, self.local_cams)]
 
     def forward(self, x):
         fmap = self.backbone(x)
         g = self.global_head(self.global_cam(self.global_pre(fmap)))
-        bounds = stripe_bounds(fmap.shape[2], len(self.local_heads))
-        locs = [head(cam(fmap[:, :, s:e])) for (s, e), cam, head in zip(bounds, self.local_cams, self.local_heads)]
+        locs = [head(s) for s, head in zip(self._stripes(fmap), self.local_heads)]
         if not self.training:
             i = 1 if self.neck_feat == 'after' else 0
             return torch.cat([g[i]] + [l[i] for l in locs], 1)
@@ -178,28 +217,33 @@ class MFGNet(Module):
                 'local_feats': [l[0] for l in locs], 'local_logits': [l[2] for l in locs]}
 
 # %% ../nbs/08_models.ipynb #0bfed6ee
-class ANet(Module):
+class ANet(ReidModel):
     "AttributeNet: VAN (re-id head f, SE attribute branches) + Joint Module (G, G_reid, J = F + G_reid, j)."
     def __init__(self, n_ids:int, attr_classes:dict|None=None, backbone:str|nn.Module='resnet50',
                  pretrained:bool=False, last_stride:int=1, weights=None, s_f:int=512, s_a:int=128, s_j:int=512,
-                 se_reduction:int=16, pool:str='avg', neck_feat:str='after'):
+                 se_reduction:int=16, pool:str='avg', neck_feat:str='after', bnneck:bool=True, cls_bias:bool=False,
+                 eval_distance:str='cosine'):
         attrs = {k: int(v) for k, v in (attr_classes or {}).items() if v and int(v) > 0}
         if not attrs:
             raise ValueError(f"ANet needs at least one attribute with classes, got attr_classes={attr_classes!r}; "
-                             "use a dataset with colour/type labels, or arch 'bot' / 'mfgnet'")
-        if neck_feat not in ('before', 'after'): raise ValueError(f"neck_feat must be 'before' or 'after', got {neck_feat!r}")
-        store_attr('n_ids,neck_feat')
+                             "use a dataset with colour/type labels, or method 'bot' / 'mfgnet'")
+        self._set_eval(neck_feat, eval_distance)
+        self.n_ids = n_ids
         self.attr_classes, self.attr_names = attrs, list(attrs)
         self.backbone = get_backbone(backbone, pretrained, last_stride, weights)
         c = self.backbone.out_channels
-        self.f_head = EmbeddingHead(c, n_ids, dim=s_f, pool=pool, bias=True)
+        head = dict(pool=pool, bias=True, bnneck=bnneck, cls_bias=cls_bias)
+        self.f_head = EmbeddingHead(c, n_ids, dim=s_f, **head)
         self.attr_att = nn.ModuleList([SEAttention(c, se_reduction) for _ in attrs])
-        self.attr_heads = nn.ModuleList([EmbeddingHead(c, m, dim=s_a, pool=pool, bias=True) for m in attrs.values()])
+        self.attr_heads = nn.ModuleList([EmbeddingHead(c, m, dim=s_a, **head) for m in attrs.values()])
         self.theta_A = ConvBNReLU(c, c, 1)
         self.g_pool = make_pool(pool)
         self.theta_g2, self.theta_g1 = ConvBNReLU(c, c, 3), ConvBNReLU(c, c, 3)
-        self.j_head = EmbeddingHead(c, n_ids, dim=s_j, pool=pool, bias=True)
+        self.j_head = EmbeddingHead(c, n_ids, dim=s_j, **head)
         self.embed_dim = s_j
+
+    @property
+    def eval_feature(self) -> str: return f"l2norm({'j_bn' if self._neck(self.j_head) else 'j'})"
 
     def forward(self, x):
         fmap = self.backbone(x)
@@ -224,10 +268,15 @@ def reid_splitter(model:nn.Module) -> list:
 
 MODELS = {'bot': (BoTNet, BoTLoss), 'mfgnet': (MFGNet, MFGNetLoss), 'anet': (ANet, ANetLoss)}
 
-def create_reid_model(arch:str='bot', n_ids:int=576, attr_classes:dict|None=None,
+def check_method(method:str, where:str='method') -> str:
+    "`method` if it is one of `MODELS` ('bot', 'mfgnet', 'anet'), else a `ValueError` naming `where`."
+    if method not in MODELS: raise ValueError(f"{where} must be one of {list(MODELS)}, got {method!r}")
+    return method
+
+def create_reid_model(method:str='bot', n_ids:int=576, attr_classes:dict|None=None,
                       backbone:str|nn.Module='resnet50', pretrained:bool=False, last_stride:int=1, weights=None,
                       **settings) -> nn.Module:
-    "Re-id model for `arch` ('bot', 'mfgnet' or 'anet') with `n_ids` training identities; `settings` go to it."
-    if arch not in MODELS: raise ValueError(f"create_reid_model: arch must be one of {list(MODELS)}, got {arch!r}")
-    return MODELS[arch][0](n_ids, attr_classes, backbone=backbone, pretrained=pretrained, last_stride=last_stride,
-                           weights=weights, **settings)
+    "Re-id model of `method` ('bot', 'mfgnet' or 'anet') on `backbone`, with `n_ids` training identities; `settings` go to it."
+    check_method(method, 'create_reid_model: method')
+    return MODELS[method][0](n_ids, attr_classes, backbone=backbone, pretrained=pretrained, last_stride=last_stride,
+                             weights=weights, **settings)

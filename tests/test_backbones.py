@@ -448,3 +448,16 @@ def test_packaged_file_that_does_not_fit(monkeypatch, no_network, tmp_path):
 def test_norm_stats_of_other_backbones():
     assert create_backbone('resnet18').norm_stats == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     assert create_backbone('tf_efficientnet_lite0').norm_stats == ((0.5,)*3, (0.5,)*3)   # random init, same cfg
+
+
+def test_ibn_a_registered_with_timm_and_fastai():
+    "timm.create_model and fastai's timm route (what vision_learner does with a name) build the IBN-a ResNets"
+    from fastai.vision.learner import create_timm_model
+    assert {'resnet50_ibn_a', 'resnet101_ibn_a'} <= set(timm.list_models('*ibn_a'))
+    m = timm.create_model('resnet50_ibn_a', num_classes=0, global_pool='', last_stride=1)
+    assert isinstance(m, ResNetIBN) and m.last_stride == 1
+    assert m(torch.randn(1, 3, 64, 32)).shape == (1, 2048, 4, 2)
+    ref = create_backbone('resnet50_ibn_a')
+    assert [k for k in m.state_dict()] == [k for k in ref.state_dict()]
+    net, cfg = create_timm_model('resnet50_ibn_a', 7, pretrained=False)
+    assert net.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 7) and cfg['url'] == backbones.IBN_A_URLS['resnet50_ibn_a']

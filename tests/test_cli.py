@@ -63,7 +63,7 @@ def test_command_line_train_and_synth(tmp_path, capsys):
     main(['synth', str(tmp_path/'veri'), '--preset', 'tiny'])
     assert (tmp_path/'veri'/'name_train.txt').exists()
     capsys.readouterr()
-    main(['train', '--arch', 'mfgnet', '--preset', 'tiny', '--root', str(tmp_path/'veri'), '--out', str(tmp_path/'run'),
+    main(['train', '--method', 'mfgnet', '--preset', 'tiny', '--root', str(tmp_path/'veri'), '--out', str(tmp_path/'run'),
           '--backbone', 'resnet18', '--no-pretrained', '--size', '64,32', '--P', '4', '--K', '4', '--epochs', '1', '--no-progress', '--threads', '1', '--set', 'n_stripes=2'])
     out = capsys.readouterr().out
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
@@ -114,9 +114,29 @@ def test_real_dataset_needs_root():
 def test_bad_setting_is_reported(tmp_path):
     with pytest.raises(TypeError, match='n_stripez'):
         train(preset='tiny', root=tmp_path/'veri', out=tmp_path/'run', size=64, P=4, K=4, epochs=1, progress=False,
-              arch='mfgnet', n_stripez=2)
+              method='mfgnet', n_stripez=2)
 
 def test_console_script_help():
     exe = Path(sys.executable).parent/'fastreid-vehicle'
     r = subprocess.run([str(exe), '--help'], capture_output=True, text=True)
     assert r.returncode == 0 and 'demo' in r.stdout and 'train' in r.stdout
+
+
+def test_recipe_on_the_command_line(tmp_path, capsys):
+    "`--recipe` takes the recipe's values; every flag given beside it wins, even one equal to train()'s default"
+    from fastreid_vehicle.synthetic import synthesize_veri
+    from fastreid_vehicle.recipes import RECIPES
+    with pytest.raises(SystemExit): main(['train', '--help'])
+    help_text = capsys.readouterr().out
+    assert all(n in help_text for n in RECIPES) and '--recipe' in help_text and '--method' in help_text
+    root = synthesize_veri(tmp_path/'veri', 'tiny', seed=0, n_workers=1)
+    main(['train', '--recipe', 'mfgnet-veri776', '--dataset', 'veri776', '--root', str(root), '--out', str(tmp_path/'run'),
+          '--backbone', 'resnet18', '--no-pretrained', '--size', '32,16', '--P', '4', '--K', '4', '--bs-valid', '32',
+          '--epochs', '1', '--milestones', '', '--lr', '0.003', '--no-progress', '--threads', '1'])
+    saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
+    assert saved['recipe'] == 'mfgnet-veri776' and saved['method'] == 'mfgnet'
+    assert saved['lr'] == 0.003 and saved['size'] == [32, 16] and (saved['P'], saved['K']) == (4, 4)   # the flags
+    assert saved['eval_distance'] == 'euclidean' and saved['camera_aware'] is False                       # the recipe
+    assert saved['center_cameras'] is False and saved['neck_feat'] == 'before'
+    assert 'mfgnet / resnet18' in capsys.readouterr().out
+    with pytest.raises(SystemExit): main(['train', '--recipe', 'mfgnet-market'])

@@ -456,3 +456,20 @@ def test_camera_aware_loader(df):
     idxs = list(dls.train.get_idxs())
     assert len(idxs) == len(dls.train) * 8
     assert_pk([dls.train.ids[i] for i in idxs[:8]], 4, 2)
+
+
+def test_random_zoom_and_erasing_settings(df):
+    "ANet's random zoom (fastai's per-image `Zoom`) and the random-erasing settings reach the training loader"
+    d = ReidDataLoaders.from_df(df, size=32, P=4, K=2, bs_valid=8, seed=0, pad=0, zoom_p=0.5, max_zoom=1.3,
+                                erase_p=0.25, erase_sh=0.2, erase_min_aspect=0.5, erase_mode='zero')
+    names = [type(t).__name__ for t in d.train.after_batch.fs]
+    assert 'RandomZoom' in names and 'PadRandomCrop' not in [type(t).__name__ for t in d.train.after_item.fs]
+    er = next(t for t in d.train.after_batch.fs if isinstance(t, PerImageRandomErasing))
+    assert (er.p, er.sh, er.min_aspect, er.mode) == (0.25, 0.2, 0.5, 'zero')
+    xb = d.train.one_batch()[0]
+    assert xb.shape == (8, 3, 32, 32)
+    zoom = next(t for t in d.train.after_batch.fs if type(t).__name__ == 'RandomZoom')
+    x = TensorImage(torch.rand(16, 3, 16, 16))   # p = 0.5 per image: all 16 left alone once in 65536
+    assert torch.equal(zoom(x, split_idx=1), x) and not torch.allclose(zoom(x, split_idx=0), x)   # training only
+    assert 'RandomZoom' not in [type(t).__name__ for t in ReidDataLoaders.from_df(df, size=32, P=4, K=2, seed=0).train.after_batch.fs]
+    with pytest.raises(ValueError, match='zoom_p'): reid_tfms(zoom_p=2.)

@@ -24,14 +24,14 @@ def test_split_query_gallery_errors():
     with pytest.raises(ValueError, match='split'): split_query_gallery(pd.DataFrame({'pid': [1]}))
     with pytest.raises(ValueError, match='query and gallery'): split_query_gallery(pd.DataFrame({'split': ['query']}))
 
-@pytest.mark.parametrize('arch', ['bot', 'mfgnet', 'anet'])
-def test_safetensors_and_onnx_round_trip(tiny_dls, tmp_path, arch):
-    m = reid_learner(tiny_dls, arch, backbone='resnet18').model.eval()
-    m2 = reid_learner(tiny_dls, arch, backbone='resnet18').model.eval()
+@pytest.mark.parametrize('method', ['bot', 'mfgnet', 'anet'])
+def test_safetensors_and_onnx_round_trip(tiny_dls, tmp_path, method):
+    m = reid_learner(tiny_dls, method, backbone='resnet18').model.eval()
+    m2 = reid_learner(tiny_dls, method, backbone='resnet18').model.eval()
     load_weights(m2, save_weights(m, tmp_path/'w.safetensors'))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad(): assert torch.equal(m(x), m2(x))
-    if arch == 'bot':
+    if method == 'bot':
         p = export_onnx(m, tmp_path/'m.onnx', size=64)
         assert p.exists() and not list(tmp_path.glob('*.tmp*'))
     with pytest.raises(FileNotFoundError): load_weights(m2, tmp_path/'missing.safetensors')
@@ -96,3 +96,16 @@ def test_baseline_errors():
     with pytest.raises(ValueError, match='make'): baseline_embeddings(MATCHING, attrs=('color', 'make'))
     with pytest.raises(ValueError, match='type'): baseline_results(MATCHING.drop(columns=['type']))
     with pytest.raises(ValueError, match="'nearest'"): baseline_embeddings(MATCHING, 'nearest')
+
+
+def test_evaluate_learner_uses_the_models_distance(tiny_dls):
+    "MFG-Net with the paper's Euclidean distance is scored with it; `metric=` still overrides"
+    learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', eval_distance='euclidean', bnneck=False, cls_bias=True)
+    with learn.no_bar(): feats = embed(learn)
+    items = tiny_dls.valid.items
+    q, g = (items['split'] == 'query').to_numpy(), (items['split'] == 'gallery').to_numpy()
+    args = (items['pid'].to_numpy()[q], items['pid'].to_numpy()[g], items['camid'].to_numpy()[q], items['camid'].to_numpy()[g])
+    ref = {m: evaluate_features(feats[torch.from_numpy(q)], feats[torch.from_numpy(g)], *args, metric=m) for m in ('euclidean', 'cosine')}
+    with learn.no_bar():
+        assert evaluate_learner(learn).mAP == pytest.approx(ref['euclidean'].mAP)
+        assert evaluate_learner(learn, metric='cosine').mAP == pytest.approx(ref['cosine'].mAP)

@@ -45,9 +45,9 @@ def test_amelioration_stage_needs_anet_loss(tiny_dls):
     with pytest.raises(TypeError, match='ameliorate'):
         with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=AmeliorationStage())
 
-@pytest.mark.parametrize('arch', ['bot', 'mfgnet', 'anet'])
-def test_fit_records_metric_and_loss_component_columns(tiny_dls, tmp_path, arch):
-    learn = reid_learner(tiny_dls, arch, backbone='resnet18', path=tmp_path)
+@pytest.mark.parametrize('method', ['bot', 'mfgnet', 'anet'])
+def test_fit_records_metric_and_loss_component_columns(tiny_dls, tmp_path, method):
+    learn = reid_learner(tiny_dls, method, backbone='resnet18', path=tmp_path)
     with learn.no_bar():
         learn.fit_one_cycle(1, 1e-3, cbs=[CSVLogger(fname='hist.csv'), SaveModelCallback(monitor='mAP', fname='best')])
     names = list(learn.recorder.metric_names)
@@ -66,7 +66,7 @@ def test_fit_records_metric_and_loss_component_columns(tiny_dls, tmp_path, arch)
 
 def test_unknown_setting_is_named(tiny_dls):
     with pytest.raises(TypeError, match='n_stripez'): reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', n_stripez=3)
-    with pytest.raises(ValueError, match='arch'): reid_learner(tiny_dls, 'nope', backbone='resnet18')
+    with pytest.raises(ValueError, match='method'): reid_learner(tiny_dls, 'nope', backbone='resnet18')
 
 def test_settings_reach_model_and_loss(tiny_dls):
     learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', n_stripes=3, beta=0.5, cam='danet')

@@ -301,6 +301,6 @@ def test_reid_loss_factory_and_pickling():
     assert isinstance(reid_loss('bot'), BoTLoss) and isinstance(reid_loss('mfgnet', beta=0.), MFGNetLoss)
     lf = reid_loss('anet', ac_mining='both')
     assert isinstance(lf, ANetLoss) and lf.ac_tri.mining == 'both'
-    with pytest.raises(ValueError, match="arch"): reid_loss('pcb')
+    with pytest.raises(ValueError, match="method"): reid_loss('pcb')
     lf2 = pickle.loads(pickle.dumps(lf))   # learn.export pickles the loss
     assert lf2(_anet_pred(), YID, YC, YT).item() == pytest.approx(lf(_anet_pred(), YID, YC, YT).item(), abs=1e-6)

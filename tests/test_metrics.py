@@ -375,3 +375,19 @@ def test_reid_metrics_without_columns_or_query():
         for m in mets: m.accumulate(learn)
         assert [m.value for m in mets] == [None, None, None]
     with pytest.raises(ValueError, match='metric'): ReidMetrics(metric='hamming')
+
+
+def test_recorder_metric_uses_the_models_distance(tiny_learner_factory):
+    "metric=None (the default): the distance the model says it is evaluated with (`eval_spec`), else cosine"
+    df, dls, make = tiny_learner_factory
+    for dist in ('euclidean', 'cosine'):
+        mets = reid_metrics()
+        learn = make(metrics=mets)
+        if dist == 'euclidean': learn.model.eval_spec = lambda: {'feature': 'f', 'distance': 'euclidean'}
+        learn.fit(1, 1e-2)
+        assert mets[0].acc.distance == dist
+        preds, _ = learn.get_preds()
+        ref = _split_eval(learn, preds, metric=dist)
+        assert mets[1].name == "mAP"; np.testing.assert_allclose(mets[1].value, ref.mAP, atol=1e-9)
+    assert M.model_eval_spec(torch.nn.Linear(2, 2)) == {'feature': 'output', 'distance': 'cosine'}
+    with pytest.raises(ValueError, match='metric'): reid_metrics(metric='l1')

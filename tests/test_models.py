@@ -27,9 +27,9 @@ def batch(h=32, w=16, seed=0):
     yt = torch.tensor([1, 1, 0, 0, -1, 1, 0, 0])
     return x, y, yc, yt
 
-def make(arch, backbone=None, **kw):
+def make(method, backbone=None, **kw):
     torch.manual_seed(0)
-    return create_reid_model(arch, N_IDS, ATTRS, backbone=backbone or TinyBackbone(), **kw)
+    return create_reid_model(method, N_IDS, ATTRS, backbone=backbone or TinyBackbone(), **kw)
 
 # ---------------------------------------------------------------- shapes
 def test_botnet_shapes():
@@ -124,41 +124,41 @@ def test_anet_joint_feature_is_f_plus_greid():
         j_bn = m.j_head(J)[1]
         assert torch.allclose(m(x), torch.nn.functional.normalize(j_bn, dim=1), atol=1e-6)
         # each attribute feature is F re-weighted per channel by its SE gate
-        assert torch.allclose(m.attr_att[0](F_), F_ * m.attr_att[0].gate(F_))
+        assert torch.allclose(m.attr_att[0](F_), F_ * m.attr_att[0].channel_weights(F_))
 
 def test_backbone_argument():
     with pytest.raises(TypeError, match="out_channels"): BoTNet(N_IDS, backbone=nn.Flatten())
     with pytest.raises(TypeError, match="backbone"): BoTNet(N_IDS, backbone=3)
-    with pytest.raises(ValueError, match="arch"): create_reid_model('pcb', N_IDS)
+    with pytest.raises(ValueError, match="method"): create_reid_model('pcb', N_IDS)
 
 def test_bnneck_has_no_bias():
-    for arch in MODELS:
-        m = make(arch)
+    for method in MODELS:
+        m = make(method)
         necks = [mod for mod in m.modules() if isinstance(mod, BNNeck)]
         assert necks and all(n.bias is None for n in necks)
         names = [n for n, _ in m.named_parameters()]
         assert not any(n.endswith('bnneck.bias') for n in names)
 
 # ---------------------------------------------------------------- gradients, splitter
-def _loss(arch, m, x, y, yc, yt, **kw):
-    return reid_loss(arch, **kw)(m(x), y, yc, yt)
+def _loss(method, m, x, y, yc, yt, **kw):
+    return reid_loss(method, **kw)(m(x), y, yc, yt)
 
-@pytest.mark.parametrize("arch,kw", [('bot', {}), ('mfgnet', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
-def test_gradients_reach_backbone_and_every_head(arch, kw):
-    m = make(arch, **kw)
+@pytest.mark.parametrize("method,kw", [('bot', {}), ('mfgnet', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
+def test_gradients_reach_backbone_and_every_head(method, kw):
+    m = make(method, **kw)
     x, y, yc, yt = batch()
-    _loss(arch, m, x, y, yc, yt).backward()
+    _loss(method, m, x, y, yc, yt).backward()
     for n, p in m.named_parameters():
-        assert p.grad is not None, f"{arch}: no gradient for {n}"
+        assert p.grad is not None, f"{method}: no gradient for {n}"
         assert torch.isfinite(p.grad).all(), n
     # every top-level child (backbone and each head) gets a non-zero gradient
     for name, child in m.named_children():
         ps = [p for p in child.parameters()]
-        if ps: assert sum(p.grad.abs().sum() for p in ps) > 0, f"{arch}: zero gradient in {name}"
+        if ps: assert sum(p.grad.abs().sum() for p in ps) > 0, f"{method}: zero gradient in {name}"
 
-@pytest.mark.parametrize("arch", ['bot', 'mfgnet', 'anet'])
-def test_splitter_covers_every_parameter_once(arch):
-    m = make(arch)
+@pytest.mark.parametrize("method", ['bot', 'mfgnet', 'anet'])
+def test_splitter_covers_every_parameter_once(method):
+    m = make(method)
     bb, heads = reid_splitter(m)
     ids_bb, ids_h = [id(p) for p in bb], [id(p) for p in heads]
     assert len(set(ids_bb)) == len(ids_bb) and len(set(ids_h)) == len(ids_h)
@@ -193,17 +193,17 @@ def test_anet_second_stage_composition_on_model_output():
     assert all(p.grad is not None for p in m.j_head.parameters())
 
 def test_eval_embeddings_with_loss_tensor_path():
-    for arch in MODELS:
-        m = make(arch).eval()
+    for method in MODELS:
+        m = make(method).eval()
         x, y, yc, yt = batch()
-        v = reid_loss(arch)(m(x), y, yc, yt)
+        v = reid_loss(method)(m(x), y, yc, yt)
         assert v.ndim == 0 and torch.isfinite(v)
 
-@pytest.mark.parametrize("arch", ['bot', 'mfgnet', 'anet'])
-def test_sgd_steps_reduce_the_loss(arch):
-    m = make(arch)
+@pytest.mark.parametrize("method", ['bot', 'mfgnet', 'anet'])
+def test_sgd_steps_reduce_the_loss(method):
+    m = make(method)
     x, y, yc, yt = batch()
-    lf = reid_loss(arch)
+    lf = reid_loss(method)
     opt = torch.optim.SGD(m.parameters(), lr=0.02, momentum=0.9)
     losses = []
     for _ in range(6):
@@ -212,26 +212,26 @@ def test_sgd_steps_reduce_the_loss(arch):
         loss.backward(); opt.step()
         losses.append(loss.item())
     with torch.no_grad(): final = lf(m(x), y, yc, yt).item()
-    assert final < 0.9 * losses[0], (arch, losses, final)
+    assert final < 0.9 * losses[0], (method, losses, final)
 
 def test_pickle_round_trip_gives_identical_embeddings():
-    for arch in MODELS:
-        m = make(arch).eval()
+    for method in MODELS:
+        m = make(method).eval()
         x, *_ = batch()
         m2 = pickle.loads(pickle.dumps(m))
         assert torch.equal(m(x), m2(x))
 
 # ---------------------------------------------------------------- real backbone through create_backbone
-@pytest.mark.parametrize("arch", ['bot', 'mfgnet', 'anet'])
-def test_resnet18_backbone_by_name(arch):
+@pytest.mark.parametrize("method", ['bot', 'mfgnet', 'anet'])
+def test_resnet18_backbone_by_name(method):
     torch.manual_seed(0)
-    m = create_reid_model(arch, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18', n_stripes=4) if arch == 'mfgnet' \
-        else create_reid_model(arch, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18')
+    m = create_reid_model(method, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18', n_stripes=4) if method == 'mfgnet' \
+        else create_reid_model(method, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18')
     assert m.backbone.out_channels == 512
     x = torch.randn(4, 3, 64, 32)
     y = torch.tensor([0, 0, 1, 1])
     out = m(x)
-    reid_loss(arch)(out, y, torch.tensor([0, 1, 2, -1]), torch.tensor([3, 3, 4, 4])).backward()
+    reid_loss(method)(out, y, torch.tensor([0, 1, 2, -1]), torch.tensor([3, 3, 4, 4])).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.backbone.parameters())
     m.eval()
     with torch.no_grad(): assert m(x).shape == (4, m.embed_dim)
@@ -245,12 +245,68 @@ def test_danet_affinity_does_not_overflow_in_half():
     out = cam(x)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
 
-@pytest.mark.parametrize("arch,kw", [('bot', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
-def test_bf16_autocast_forward_and_loss(arch, kw):
-    m = make(arch, **kw)
+@pytest.mark.parametrize("method,kw", [('bot', {}), ('mfgnet', {'cam': 'danet'}), ('anet', {})])
+def test_bf16_autocast_forward_and_loss(method, kw):
+    m = make(method, **kw)
     x, y, yc, yt = batch()
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        loss = reid_loss(arch)(m(x), y, yc, yt)
+        loss = reid_loss(method)(m(x), y, yc, yt)
     assert torch.isfinite(loss)
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+def test_paper_switches_bnneck_classifier_bias_shared_cam():
+    "MFG-Net's own design: no BN-neck, classifiers with a bias, one channel attention for the local branch"
+    x, y, yc, yt = batch()
+    m = make('mfgnet', bnneck=False, cls_bias=True, local_cam='shared')
+    assert len(m.local_cams) == 1 and not any(isinstance(mod, BNNeck) for mod in m.modules())
+    assert all(h.classifier.bias is not None for h in [m.global_head, *m.local_heads])
+    out = m(x)
+    assert out['bn_feat'] is out['feat']
+    reid_loss('mfgnet')(out, y, yc, yt).backward()
+    assert m.local_cams[0].fc1.weight.grad is not None          # the shared attention learns from every stripe
+    m.eval()
+    e = m(x)
+    torch.testing.assert_close(e[:, :256], m.global_head.fc(m.global_head.pool(m.global_cam(m.global_pre(m.backbone(x))))))
+    # the shared attention acts on the map before the split: stripe i of the local branch sees cam(F)[rows of i]
+    f = m.backbone(x); lm = m.local_cams[0](f)
+    torch.testing.assert_close(e[:, 256:512], m.local_heads[0].fc(m.local_heads[0].pool(lm[:, :, :2])))
+    # defaults unchanged: BN-neck, bias-free classifier, one attention per stripe
+    d = make('mfgnet')
+    assert len(d.local_cams) == 4 and isinstance(d.global_head.bnneck, BNNeck) and d.global_head.classifier.bias is None
+    with pytest.raises(ValueError, match='local_cam'): make('mfgnet', local_cam='each')
+
+@pytest.mark.parametrize('method,kw,spec', [
+    ('bot', {}, {'feature': 'bn_feat', 'distance': 'cosine'}),
+    ('bot', {'bnneck': False}, {'feature': 'feat', 'distance': 'cosine'}),
+    ('mfgnet', {'eval_distance': 'euclidean', 'neck_feat': 'before'}, {'feature': 'cat(feat, 4 local)', 'distance': 'euclidean'}),
+    ('anet', {'neck_feat': 'before'}, {'feature': 'l2norm(j)', 'distance': 'cosine'}),
+    ('anet', {}, {'feature': 'l2norm(j_bn)', 'distance': 'cosine'})])
+def test_models_say_their_eval_feature_and_distance(method, kw, spec):
+    from fastreid_vehicle.metrics import model_eval_spec
+    m = make(method, **kw)
+    assert m.eval_spec() == spec and model_eval_spec(m) == spec
+    head = {'bot': 'head', 'mfgnet': 'global_head', 'anet': 'j_head'}[method]
+    seen = []
+    getattr(m, head).register_forward_hook(lambda mod, i, o: seen.append(o))
+    x, *_ = batch()
+    e = m.eval()(x)
+    feat, bn_feat, _ = seen[-1]   # the head's (feature, BN-neck output, logits)
+    want = bn_feat if 'bn_feat' in spec['feature'] or 'j_bn' in spec['feature'] else feat
+    if method == 'anet': want = torch.nn.functional.normalize(want, dim=1)
+    torch.testing.assert_close(e[:, :want.shape[1]], want)
+    with pytest.raises(ValueError, match='eval_distance'): make(method, eval_distance='hamming')
+
+def test_local_ce_sum_or_mean_under_one_alpha():
+    x, y, yc, yt = batch()
+    out = make('mfgnet')(x)
+    s, mn = MFGNetLoss(local_reduce='sum'), MFGNetLoss(local_reduce='mean')
+    s(out, y); mn(out, y)
+    torch.testing.assert_close(s.components['id_local'], 4 * mn.components['id_local'])
+    assert s.weight('id_local') == s.weight('id_global') == 1.
+    with pytest.raises(ValueError, match='local_reduce'): MFGNetLoss(local_reduce='max')
+
+def test_arch_keyword_is_refused_with_the_new_name():
+    from fastreid_vehicle.learner import split_settings
+    with pytest.raises(TypeError, match="'method'"): split_settings('bot', {'arch': 'mfgnet'})
