@@ -20,6 +20,7 @@ from .inference import embed, split_query_gallery, evaluate_embeddings, save_wei
 from .metrics import pairwise_distance, plot_cmc
 from .evaluation import center_by_camera
 from .plots import plot_ranked_retrieval
+from .files import atomic_path, atomic_write_json
 
 # %% auto #0
 __all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'main']
@@ -36,10 +37,7 @@ def load_reid_data(dataset:str='synthetic', root=None, preset:str='small', seed:
     return load_dataset(dataset, root, **reader_kwargs)
 
 # %% ../nbs/12_cli.ipynb #ff6d9179
-def _atomic_json(obj, path:Path):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    with os.fdopen(fd, 'w') as f: json.dump(obj, f, indent=1, default=float)
-    os.replace(tmp, path)
+def _atomic_json(obj, path:Path): atomic_write_json(obj, path)
 
 PRELOAD_MAX_BYTES = 2 * 1024**3   # `train(preload=None)` keeps the images in memory when they take at most this
 
@@ -47,9 +45,8 @@ def _size(size): return (size, size) if isinstance(size, int) else tuple(size)
 
 def _save_fig(fig, path:Path, dpi:int=90):
     "Save `fig` to `path` atomically (temporary file, then rename) and close it."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=path.suffix); os.close(fd)
-    fig.savefig(tmp, dpi=dpi, bbox_inches='tight'); plt.close(fig)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=path.suffix) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight')
+    plt.close(fig)
 
 # %% ../nbs/12_cli.ipynb #887f66fa
 def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small', out='runs/main',

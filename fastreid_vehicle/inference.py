@@ -14,6 +14,7 @@ from fastai.basics import Learner, ifnone
 from safetensors.torch import save_file, load_file
 from .metrics import evaluate_features, ReidResult
 from .evaluation import FlipTTA, center_by_camera
+from .files import temp_prefix, usual_mode
 
 # %% auto #0
 __all__ = ['embed', 'split_query_gallery', 'evaluate_embeddings', 'evaluate_learner', 'baseline_embeddings', 'baseline_results',
@@ -73,8 +74,8 @@ def baseline_results(items:pd.DataFrame, attrs=('color', 'type'), seed:int=0) ->
 def _atomic_target(path:Path, suffix:str='.tmp'):
     "`path` and a new temporary file beside it (same folder, so `os.replace` is atomic) to write first."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=suffix); os.close(fd)
-    return path, Path(tmp)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=suffix); os.close(fd)
+    return path, usual_mode(tmp, is_dir=False)   # the mode a plain open() gives, not mkstemp's 0600
 
 def save_weights(model:nn.Module, path) -> Path:
     "Save `model`'s state dict to `path` in safetensors format, atomically."
