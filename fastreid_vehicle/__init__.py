@@ -1,4 +1,7 @@
-"""fastreid_vehicle: vehicle re-identification for fastai (MFG-Net, AttributeNet)."""
+"""Modules:
+
+- `fastreid_vehicle.runs`: Nothing trained is lost: a run folder records what the run is (`run.json`: config, seed, versions) and refuses to mix its outputs with another run's; a checkpoint with the optimiser and random states is written atomically after every epoch, and a killed run resumes from its last complete epoch at the same schedule position, with the same result as a run that was never interrupted."""
+
 __version__ = "0.1.0"
 
 import warnings as _warnings

@@ -21,6 +21,7 @@ from .metrics import pairwise_distance, plot_cmc
 from .evaluation import center_by_camera
 from .plots import plot_ranked_retrieval
 from .files import atomic_path, atomic_write_json
+from .runs import prepare_run, update_run, EpochCheckpoint, HistoryLogger, RUN_FILE
 
 # %% auto #0
 __all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'main']
@@ -39,6 +40,13 @@ def load_reid_data(dataset:str='synthetic', root=None, preset:str='small', seed:
 # %% ../nbs/12_cli.ipynb #ff6d9179
 def _atomic_json(obj, path:Path): atomic_write_json(obj, path)
 
+_NOT_CONFIG = ('out', 'progress', 'threads', 'resume', 'overwrite')   # how to run, not what the run is
+
+def _run_config(args:dict) -> dict:
+    "The arguments of a `train` call that define the run (recorded in `run.json`, compared on resume)"
+    args = dict(args); args.update(args.pop('settings', {}))
+    return {k: v for k, v in args.items() if k not in _NOT_CONFIG}
+
 PRELOAD_MAX_BYTES = 2 * 1024**3   # `train(preload=None)` keeps the images in memory when they take at most this
 
 def _size(size): return (size, size) if isinstance(size, int) else tuple(size)
@@ -55,37 +63,43 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
           stage2_epochs:int=0, amp:bool|str|None='auto', channels_last:bool|None=None, flip_test:bool=False,
           seed:int=0, threads:int|None=None, progress:bool=True, reader_kwargs:dict|None=None, synth:dict|None=None,
           preload:bool|None=None, neck_feat:str='before', center_cameras:bool=True, camera_aware:bool=True,
-          **settings) -> dict:
+          check_images:str|bool|None='raise', resume:bool=False, overwrite:bool=False, **settings) -> dict:
     "Train `arch` on `dataset`, evaluate on its query/gallery split, save model, metrics and figures in `out`."
+    config = _run_config(locals())   # what the run is, recorded in `out/run.json` (first line: only the arguments)
     t0 = time.time()
     if threads: torch.set_num_threads(threads)
     pretrained = pretrained and weights is None   # a weights file replaces the ImageNet weights
     set_seed(seed, reproducible=True)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
     amp = ifnone(amp, 'auto'); channels_last = ifnone(channels_last, False)  # measured slower on 2-core CPUs at 64 px
     precision, why = resolve_precision(amp, default_device())  # checks `amp` before any data is made
     print(f'precision: {precision} ({why})')
+    out = Path(out)
+    ckpt = prepare_run(out, config, resume=resume, overwrite=overwrite)   # refuses another run's folder; the last checkpoint
     df = load_reid_data(dataset, root, preset, seed=seed, synth=synth, **(reader_kwargs or {}))
     preload = bool(ifnone(preload, len(df) * 3 * np.prod(_size(size)) <= PRELOAD_MAX_BYTES))
     data_time = time.time() - t0
     dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed, preload=preload,
-                                  camera_aware=camera_aware)
+                                  camera_aware=camera_aware, check=check_images, check_report=out/'image_check.csv')
     dls.show_batch(max_n=16)
     _save_fig(plt.gcf(), out/'batch.png')
     opt_func = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt]
     learn = reid_learner(dls, arch, backbone=backbone, pretrained=pretrained, weights=weights, opt_func=opt_func,
                          amp=amp, channels_last=channels_last, path=out, model_dir='.', neck_feat=neck_feat, **settings)
-    cbs = [CSVLogger(fname='history.csv')]  # relative to learn.path, which is `out`
+    ck = EpochCheckpoint(resume_from=ckpt)   # after every epoch; resumes from `ckpt` at epoch `ck.start_epoch`
+    if ckpt is not None: print(f'resuming {out} after epoch {ck.start_epoch} of {epochs + stage2_epochs}')
+    cbs = [HistoryLogger('history.csv', start_epoch=ck.start_epoch), ck]  # relative to learn.path, which is `out`
     stage2 = [AmeliorationStage(start_epoch=epochs)] if stage2_epochs else []
     n = epochs + stage2_epochs
     ctx = learn.no_bar() if not progress else contextlib.nullcontext()
     with ctx:
-        if schedule == 'one_cycle': learn.fit_one_cycle(n, lr, cbs=cbs + stage2)
-        elif schedule == 'step': learn.fit_step_decay(n, lr, milestones, warmup_epochs=warmup_epochs, cbs=cbs + stage2)
+        if schedule == 'one_cycle': learn.fit_one_cycle(n, lr, cbs=cbs + stage2, start_epoch=ck.start_epoch)
+        elif schedule == 'step': learn.fit_step_decay(n, lr, milestones, warmup_epochs=warmup_epochs, cbs=cbs + stage2,
+                                                      start_epoch=ck.start_epoch)
         else: raise ValueError(f"schedule must be 'one_cycle' or 'step', got {schedule!r}")
         train_time = time.time() - t0
         save_weights(learn.model, out/'model.safetensors')   # saved before anything that could fail
-        learn.export('learner.pkl')  # relative to learn.path
+        with atomic_path(out/'learner.pkl') as tmp: learn.export(tmp)   # a kill while exporting leaves no 0-byte file
+        update_run(out, status='trained', epochs_done=n)
         feats = embed(learn, flip=flip_test)
     items = dls.valid.items
     res_plain = evaluate_embeddings(items, feats)
@@ -107,13 +121,15 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
                    data_seconds=round(data_time, 1), train_seconds=round(train_time - data_time, 1),
                    total_seconds=round(time.time() - t0, 1),
                    files={k: str(out/v) for k, v in dict(batch='batch.png', model='model.safetensors', learner='learner.pkl',
-                          history='history.csv', retrieval='retrieval.png', cmc='cmc.png', metrics='metrics.json').items()})
+                          history='history.csv', retrieval='retrieval.png', cmc='cmc.png', metrics='metrics.json',
+                          run=RUN_FILE, checkpoint='checkpoint.pth').items()})
     _atomic_json(summary, out/'metrics.json')
+    update_run(out, status='complete')
     return summary
 
 # %% ../nbs/12_cli.ipynb #8a6aaa89
 MAIN_JOB = {k: ({} if k == 'synth' and p.default is None else p.default) for k, p in inspect.signature(train).parameters.items()
-            if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs')}
+            if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs', 'resume', 'overwrite')}
 MAIN_JOB.update(arch='bot')  # the recipe of `fastreid-vehicle demo`: `train()`'s defaults (benchmarks and studies read it here)
 
 # %% ../nbs/12_cli.ipynb #f9b5c04b
@@ -146,6 +162,8 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument('--seed', type=int, default=0)
         q.add_argument('--threads', type=int, default=None, help='torch CPU threads')
         q.add_argument('--no-progress', action='store_true', help='no progress bars')
+        q.add_argument('--resume', action='store_true', help='continue the run in --out from its last complete epoch')
+        q.add_argument('--overwrite', action='store_true', help="replace the outputs of another run in --out")
     t.add_argument('--arch', default='bot', choices=['bot', 'mfgnet', 'anet'])
     t.add_argument('--dataset', default='synthetic', help="'synthetic' or veri776 / vehicleid / veriwild / vric / custom")
     t.add_argument('--root', default=None, help='dataset folder (for synthetic: where to generate it)')
@@ -170,6 +188,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--flip-test', action='store_true', help='flip test-time augmentation')
     t.add_argument('--neck-feat', default='before', choices=['before', 'after'], help='evaluated feature: before / after the BN-neck')
     t.add_argument('--no-camera-centering', action='store_true', help='evaluate without center_by_camera')
+    t.add_argument('--check-images', default='raise', choices=['raise', 'drop', 'off'],
+                   help='decode every image before training: stop on bad ones (default), drop them, or no check')
     t.add_argument('--set', action='append', metavar='NAME=VALUE', help='model / loss setting, repeatable')
     s = sub.add_parser('synth', help='write a synthetic VeRi-776-format dataset')
     s.add_argument('dest'); s.add_argument('--preset', default='small'); s.add_argument('--seed', type=int, default=0)
@@ -189,7 +209,7 @@ def main(argv=None):
     a = _parser().parse_args(argv)
     if a.cmd == 'synth':
         print(synthesize_veri(a.dest, a.preset, seed=a.seed)); return
-    common = dict(out=a.out, seed=a.seed, threads=a.threads, progress=not a.no_progress)
+    common = dict(out=a.out, seed=a.seed, threads=a.threads, progress=not a.no_progress, resume=a.resume, overwrite=a.overwrite)
     if a.cmd == 'demo': res = train(**common)
     else:
         res = train(arch=a.arch, dataset=a.dataset, root=a.root, preset=a.preset, backbone=a.backbone,
@@ -197,5 +217,9 @@ def main(argv=None):
                     erase_p=a.erase_p, epochs=a.epochs, lr=a.lr,
                     opt=a.opt, schedule=a.schedule, milestones=a.milestones, warmup_epochs=a.warmup_epochs,
                     stage2_epochs=a.stage2_epochs, amp=a.amp, flip_test=a.flip_test, neck_feat=a.neck_feat,
-                    center_cameras=not a.no_camera_centering, camera_aware=not a.no_camera_aware, **common, **_settings(a.set))
+                    center_cameras=not a.no_camera_centering, camera_aware=not a.no_camera_aware,
+                    check_images=a.check_images, **common, **_settings(a.set))
     _print_summary(res)
+
+# %% ../nbs/12_cli.ipynb #f9d6c8b8
+if __name__ == '__main__': main()   # `python -m fastreid_vehicle.cli ...`, `torchrun -m fastreid_vehicle.cli ...`
