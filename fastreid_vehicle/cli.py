@@ -22,6 +22,7 @@ from .evaluation import center_by_camera
 from .plots import plot_ranked_retrieval
 from .files import atomic_path, atomic_write_json
 from .runs import prepare_run, update_run, EpochCheckpoint, HistoryLogger, RUN_FILE
+from .distributed import init_distributed, local_main_first, one_process
 
 # %% auto #0
 __all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'main']
@@ -52,7 +53,8 @@ PRELOAD_MAX_BYTES = 2 * 1024**3   # `train(preload=None)` keeps the images in me
 def _size(size): return (size, size) if isinstance(size, int) else tuple(size)
 
 def _save_fig(fig, path:Path, dpi:int=90):
-    "Save `fig` to `path` atomically (temporary file, then rename) and close it."
+    "Save `fig` to `path` atomically (temporary file, then rename) and close it (rank 0 only under distributed training)."
+    if rank_distrib(): plt.close(fig); return
     with atomic_path(path, suffix=path.suffix) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight')
     plt.close(fig)
 
@@ -70,16 +72,18 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     if threads: torch.set_num_threads(threads)
     pretrained = pretrained and weights is None   # a weights file replaces the ImageNet weights
     set_seed(seed, reproducible=True)
+    init_distributed()   # under torchrun / accelerate launch: join the process group, on this process's GPU
     amp = ifnone(amp, 'auto'); channels_last = ifnone(channels_last, False)  # measured slower on 2-core CPUs at 64 px
     precision, why = resolve_precision(amp, default_device())  # checks `amp` before any data is made
     print(f'precision: {precision} ({why})')
     out = Path(out)
     ckpt = prepare_run(out, config, resume=resume, overwrite=overwrite)   # refuses another run's folder; the last checkpoint
-    df = load_reid_data(dataset, root, preset, seed=seed, synth=synth, **(reader_kwargs or {}))
+    with local_main_first(): df = load_reid_data(dataset, root, preset, seed=seed, synth=synth, **(reader_kwargs or {}))
     preload = bool(ifnone(preload, len(df) * 3 * np.prod(_size(size)) <= PRELOAD_MAX_BYTES))
     data_time = time.time() - t0
     dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed, preload=preload,
-                                  camera_aware=camera_aware, check=check_images, check_report=out/'image_check.csv')
+                                  camera_aware=camera_aware, check=check_images,
+                                  check_report=None if rank_distrib() else out/'image_check.csv')
     dls.show_batch(max_n=16)
     _save_fig(plt.gcf(), out/'batch.png')
     opt_func = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt]
@@ -91,16 +95,20 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     stage2 = [AmeliorationStage(start_epoch=epochs)] if stage2_epochs else []
     n = epochs + stage2_epochs
     ctx = learn.no_bar() if not progress else contextlib.nullcontext()
+    cuda = torch.cuda.is_available()   # several processes: fastai's DDP on accelerate (SyncBatchNorm needs GPUs)
+    dctx = learn.distrib_ctx(sync_bn=cuda, cpu=not cuda) if num_distrib() > 1 else contextlib.nullcontext()
     with ctx:
-        if schedule == 'one_cycle': learn.fit_one_cycle(n, lr, cbs=cbs + stage2, start_epoch=ck.start_epoch)
-        elif schedule == 'step': learn.fit_step_decay(n, lr, milestones, warmup_epochs=warmup_epochs, cbs=cbs + stage2,
-                                                      start_epoch=ck.start_epoch)
-        else: raise ValueError(f"schedule must be 'one_cycle' or 'step', got {schedule!r}")
+        with dctx:
+            if schedule == 'one_cycle': learn.fit_one_cycle(n, lr, cbs=cbs + stage2, start_epoch=ck.start_epoch)
+            elif schedule == 'step': learn.fit_step_decay(n, lr, milestones, warmup_epochs=warmup_epochs, cbs=cbs + stage2,
+                                                          start_epoch=ck.start_epoch)
+            else: raise ValueError(f"schedule must be 'one_cycle' or 'step', got {schedule!r}")
         train_time = time.time() - t0
+        if rank_distrib(): return None   # rank 0 saves and evaluates
         save_weights(learn.model, out/'model.safetensors')   # saved before anything that could fail
         with atomic_path(out/'learner.pkl') as tmp: learn.export(tmp)   # a kill while exporting leaves no 0-byte file
         update_run(out, status='trained', epochs_done=n)
-        feats = embed(learn, flip=flip_test)
+        with one_process(): feats = embed(learn, flip=flip_test)   # rank 0 alone: no gathering from the other ranks
     items = dls.valid.items
     res_plain = evaluate_embeddings(items, feats)
     if center_cameras: feats = center_by_camera(feats, items['camid'].to_numpy())
@@ -219,7 +227,7 @@ def main(argv=None):
                     stage2_epochs=a.stage2_epochs, amp=a.amp, flip_test=a.flip_test, neck_feat=a.neck_feat,
                     center_cameras=not a.no_camera_centering, camera_aware=not a.no_camera_aware,
                     check_images=a.check_images, **common, **_settings(a.set))
-    _print_summary(res)
+    if res is not None: _print_summary(res)   # None on the other ranks of a multi-process run
 
 # %% ../nbs/12_cli.ipynb #f9d6c8b8
 if __name__ == '__main__': main()   # `python -m fastreid_vehicle.cli ...`, `torchrun -m fastreid_vehicle.cli ...`

@@ -11,7 +11,7 @@ import numpy as np, pandas as pd
 import faiss
 from fastcore.basics import patch
 from safetensors.numpy import save_file, load_file
-from .files import make_temp_dir, remove_stale_temps, temp_prefix
+from .files import make_temp_dir, remove_stale_temps, temp_prefix, usual_mode
 
 # %% auto #0
 __all__ = ['SearchResult', 'GalleryIndex']
@@ -257,6 +257,7 @@ def save(self:GalleryIndex, path, metadata_format:str='auto') -> Path:
         header = dict(format=_FORMAT, version=_VERSION, dim=self.dim, metric=self.metric, kind=self.kind, ntotal=self._n,
                       params=self.params, files=files, metadata_dtypes=dtypes)
         (tmp / 'header.json').write_text(json.dumps(header, indent=1))
+        for f in tmp.iterdir(): usual_mode(f)   # safetensors writes 0600
         old = None
         if path.exists():
             old = path.parent / f'{temp_prefix(path.name)}old-{uuid.uuid4().hex[:8]}'
