@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from fastai.basics import *
 from fastai.callback.tracker import SaveModelCallback
 from fastai.callback.progress import CSVLogger
-from .readers import load_dataset
+from .readers import load_dataset, check_option, check_images as check_images_of
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
@@ -79,11 +79,12 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     out = Path(out)
     ckpt = prepare_run(out, config, resume=resume, overwrite=overwrite)   # refuses another run's folder; the last checkpoint
     with local_main_first(): df = load_reid_data(dataset, root, preset, seed=seed, synth=synth, **(reader_kwargs or {}))
+    on_bad = check_option(check_images)   # every image decoded once: bad ones stop the run (or are dropped), listed
+    if on_bad: df = check_images_of(df, on_bad, report=None if rank_distrib() else out/'image_check.csv', progress=progress)
     preload = bool(ifnone(preload, len(df) * 3 * np.prod(_size(size)) <= PRELOAD_MAX_BYTES))
     data_time = time.time() - t0
     dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed, preload=preload,
-                                  camera_aware=camera_aware, check=check_images,
-                                  check_report=None if rank_distrib() else out/'image_check.csv')
+                                  camera_aware=camera_aware)
     dls.show_batch(max_n=16)
     _save_fig(plt.gcf(), out/'batch.png')
     opt_func = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt]
@@ -137,7 +138,7 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
 
 # %% ../nbs/12_cli.ipynb #8a6aaa89
 MAIN_JOB = {k: ({} if k == 'synth' and p.default is None else p.default) for k, p in inspect.signature(train).parameters.items()
-            if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs', 'resume', 'overwrite')}
+            if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs', 'resume', 'overwrite', 'check_images')}
 MAIN_JOB.update(arch='bot')  # the recipe of `fastreid-vehicle demo`: `train()`'s defaults (benchmarks and studies read it here)
 
 # %% ../nbs/12_cli.ipynb #f9b5c04b

@@ -84,3 +84,13 @@ def test_utf16_list_file(tmp_path):
     with pytest.raises(DatasetFormatError, match=re.escape(f'{fn}: is UTF-16')): load_veri776(veri['root'])
     csv = tmp_path/'own.csv'; csv.write_text('path,pid,camid,split\na.jpg,1,1,train\n', encoding='utf-16-le')
     with pytest.raises(DatasetFormatError, match=re.escape(f'{csv}, line 1: holds NUL bytes')): load_custom(csv)
+
+def test_train_stops_before_training_and_can_drop(df, tmp_path):
+    from fastreid_vehicle.cli import train
+    gal = df[df.split == 'gallery'].path.iloc[2]; _truncate(gal)
+    root, out = Path(df.path[0]).parent.parent, tmp_path/'run'
+    kw = dict(dataset='veri776', root=root, out=out, size=32, P=4, K=4, epochs=1, progress=False, threads=1)
+    with pytest.raises(BadImagesError, match=re.escape(f'{gal}: truncated')): train(**kw)
+    assert pd.read_csv(out/'image_check.csv').path.tolist() == [gal] and not (out/'history.csv').exists()
+    with pytest.warns(UserWarning, match='dropped 1 rows'): res = train(**kw, check_images='drop')   # same folder: nothing was trained
+    assert res['num_queries'] > 0 and (out/'model.safetensors').exists()

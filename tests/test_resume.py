@@ -1,6 +1,6 @@
 """Nothing trained is lost: a CLI run killed with SIGKILL after an epoch resumes (`--resume`) to the same result as an
 uninterrupted run; run folders are recorded and not mixed; the learner export is atomic."""
-import json, os, signal, subprocess, sys, time
+import json, os, signal, stat, subprocess, sys, time
 from pathlib import Path
 import pandas as pd, pytest, torch
 from fastai.learner import Learner
@@ -9,6 +9,7 @@ import fastreid_vehicle.cli as cli
 from fastreid_vehicle.cli import train
 from fastreid_vehicle.runs import read_checkpoint, read_run, CHECKPOINT
 from fastreid_vehicle.synthetic import synthesize_veri
+from fastreid_vehicle.files import current_umask
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 2
@@ -48,9 +49,12 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(root, tmp_path):
     r = _run(_cmd(root, out, '--resume'))
     assert f'resuming {out} after epoch {done + 1}' in r.stdout
     a, b = json.loads((ref/'metrics.json').read_text()), json.loads((out/'metrics.json').read_text())
-    for k in ('rank1', 'rank5', 'mAP', 'mINP'): assert abs(a[k] - b[k]) <= RESUME_TOL, (k, a[k], b[k])
     wa, wb = load_file(str(ref/'model.safetensors')), load_file(str(out/'model.safetensors'))
-    assert max((wa[k].double() - wb[k].double()).abs().max().item() for k in wa) <= RESUME_TOL
+    diff = dict(weights=max((wa[k].double() - wb[k].double()).abs().max().item() for k in wa),
+                **{k: abs(a[k] - b[k]) for k in ('rank1', 'rank5', 'mAP', 'mINP')})
+    print(f'resumed after epoch {done} vs uninterrupted, max |difference|:', diff)   # the measured tolerance
+    assert all(v <= RESUME_TOL for v in diff.values()), diff
+    assert not list(out.glob('.*.tmp-*'))                            # the killed writer's temporary files are gone
     ha, hb = pd.read_csv(ref/'history.csv'), pd.read_csv(out/'history.csv')
     assert hb.epoch.tolist() == list(range(EPOCHS))                  # one row per epoch, one header
     cols = [c for c in ha.columns if c != 'time']                    # train_loss too: the smoothed loss is resumed
@@ -67,6 +71,8 @@ def test_resume_refuses_another_config(root, tmp_path):
     with pytest.raises(ValueError, match='lr: recorded 0.003, now 0.01'): train(**{**kw, 'lr': 1e-2}, resume=True)
     res = train(**{**kw, 'lr': 1e-2}, overwrite=True)
     assert read_run(out)['config']['lr'] == 1e-2 and res['lr'] == 1e-2
+    usual = 0o666 & ~current_umask()                                 # outputs written through temporary names
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {p.name: usual for p in out.iterdir()}
 
 def test_kill_during_export_leaves_no_broken_learner(root, tmp_path, monkeypatch):
     save = torch.save
