@@ -1,4 +1,8 @@
-"""fastreid_vehicle: vehicle re-identification for fastai (MFG-Net, AttributeNet)."""
+"""Modules:
+
+- `fastreid_vehicle.distributed`: Train on several GPUs of one machine, on several machines, or in several CPU processes, with fastai's `learn.distrib_ctx()` (which runs on Hugging Face `accelerate`) under `torchrun` or `accelerate launch`: each process trains on whole P x K batches, and the re-id metrics are computed on the whole validation set gathered from all processes.
+- `fastreid_vehicle.runs`: Nothing trained is lost: a run folder records what the run is (`run.json`: config, seed, versions) and refuses to mix its outputs with another run's; a checkpoint with the optimiser and random states is written atomically after every epoch, and a killed run resumes from its last complete epoch at the same schedule position, with the same result as a run that was never interrupted."""
+
 __version__ = "0.1.0"
 
 import warnings as _warnings

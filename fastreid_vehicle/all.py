@@ -20,6 +20,9 @@ from .learner import *
 from .plots import *
 from .inference import *
 from .recipes import *
+from .files import *
+from .runs import *
+from .distributed import *
 from .cli import train, load_reid_data
 
 # %% ../nbs/99_all.ipynb #75c05311

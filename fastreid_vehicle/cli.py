@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from fastai.basics import *
 from fastai.callback.tracker import SaveModelCallback
 from fastai.callback.progress import CSVLogger
-from .readers import load_dataset
+from .readers import load_dataset, check_option, check_images as check_images_of
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
@@ -21,6 +21,9 @@ from .metrics import pairwise_distance, plot_cmc, model_eval_spec
 from .recipes import RECIPES, with_recipe
 from .evaluation import center_by_camera
 from .plots import plot_ranked_retrieval
+from .files import atomic_path, atomic_write_json
+from .runs import prepare_run, update_run, EpochCheckpoint, HistoryLogger, RUN_FILE
+from .distributed import init_distributed, local_main_first, one_process
 
 # %% auto #0
 __all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'main']
@@ -37,20 +40,24 @@ def load_reid_data(dataset:str='synthetic', root=None, preset:str='small', seed:
     return load_dataset(dataset, root, **reader_kwargs)
 
 # %% ../nbs/12_cli.ipynb #ff6d9179
-def _atomic_json(obj, path:Path):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    with os.fdopen(fd, 'w') as f: json.dump(obj, f, indent=1, default=float)
-    os.replace(tmp, path)
+def _atomic_json(obj, path:Path): atomic_write_json(obj, path)
+
+_NOT_CONFIG = ('out', 'progress', 'threads', 'resume', 'overwrite')   # how to run, not what the run is
+
+def _run_config(args:dict) -> dict:
+    "The arguments of a `train` call that define the run (recorded in `run.json`, compared on resume)"
+    args = dict(args); args.update(args.pop('settings', {}))
+    return {k: v for k, v in args.items() if k not in _NOT_CONFIG}
 
 PRELOAD_MAX_BYTES = 2 * 1024**3   # `train(preload=None)` keeps the images in memory when they take at most this
 
 def _size(size): return (size, size) if isinstance(size, int) else tuple(size)
 
 def _save_fig(fig, path:Path, dpi:int=90):
-    "Save `fig` to `path` atomically (temporary file, then rename) and close it."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=path.suffix); os.close(fd)
-    fig.savefig(tmp, dpi=dpi, bbox_inches='tight'); plt.close(fig)
-    os.replace(tmp, path)
+    "Save `fig` to `path` atomically (temporary file, then rename) and close it (rank 0 only under distributed training)."
+    if rank_distrib(): plt.close(fig); return
+    with atomic_path(path, suffix=path.suffix) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight')
+    plt.close(fig)
 
 # %% ../nbs/12_cli.ipynb #887f66fa
 @with_recipe
@@ -62,17 +69,22 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
           preload:bool|None=None, neck_feat:str='before', center_cameras:bool=True, camera_aware:bool=True,
           bs_valid:int=64, flip_p:float=0.5, erase_mode:str='random', erase_sl:float=0.02, erase_sh:float=0.4,
           erase_min_aspect:float=0.3, zoom_p:float=0., max_zoom:float=1.125, attrs=('color', 'type'), recipe:str|None=None,
-          **settings) -> dict:
-    "Train `method` on `dataset` (`recipe`: a paper's recipe, the other arguments override it), evaluate, save results in `out`."
+          check_images:str|bool|None='raise', resume:bool=False, overwrite:bool=False, **settings) -> dict:
+    "Train `method` on `dataset` (`recipe`: a paper's recipe, the other arguments override it), evaluate on its query/gallery split, save model, metrics and figures in `out`."
+    config = _run_config(locals())   # what the run is, recorded in `out/run.json` (first line: only the arguments)
     t0 = time.time()
     if threads: torch.set_num_threads(threads)
     pretrained = pretrained and weights is None   # a weights file replaces the ImageNet weights
     set_seed(seed, reproducible=True)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    init_distributed()   # under torchrun / accelerate launch: join the process group, on this process's GPU
     amp = ifnone(amp, 'auto'); channels_last = ifnone(channels_last, False)  # measured slower on 2-core CPUs at 64 px
     precision, why = resolve_precision(amp, default_device())  # checks `amp` before any data is made
     print(f'precision: {precision} ({why})')
-    df = load_reid_data(dataset, root, preset, seed=seed, synth=synth, **(reader_kwargs or {}))
+    out = Path(out)
+    ckpt = prepare_run(out, config, resume=resume, overwrite=overwrite)   # refuses another run's folder; the last checkpoint
+    with local_main_first(): df = load_reid_data(dataset, root, preset, seed=seed, synth=synth, **(reader_kwargs or {}))
+    on_bad = check_option(check_images)   # every image decoded once: bad ones stop the run (or are dropped), listed
+    if on_bad: df = check_images_of(df, on_bad, report=None if rank_distrib() else out/'image_check.csv', progress=progress)
     preload = bool(ifnone(preload, len(df) * 3 * np.prod(_size(size)) <= PRELOAD_MAX_BYTES))
     data_time = time.time() - t0
     dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed, preload=preload,
@@ -84,18 +96,26 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
     opt_func = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt]
     learn = reid_learner(dls, method, backbone=backbone, pretrained=pretrained, weights=weights, opt_func=opt_func,
                          amp=amp, channels_last=channels_last, path=out, model_dir='.', neck_feat=neck_feat, **settings)
-    cbs = [CSVLogger(fname='history.csv')]  # relative to learn.path, which is `out`
+    ck = EpochCheckpoint(resume_from=ckpt)   # after every epoch; resumes from `ckpt` at epoch `ck.start_epoch`
+    if ckpt is not None: print(f'resuming {out} after epoch {ck.start_epoch} of {epochs + stage2_epochs}')
+    cbs = [HistoryLogger('history.csv', start_epoch=ck.start_epoch), ck]  # relative to learn.path, which is `out`
     stage2 = [AmeliorationStage(start_epoch=epochs)] if stage2_epochs else []
     n = epochs + stage2_epochs
     ctx = learn.no_bar() if not progress else contextlib.nullcontext()
+    cuda = torch.cuda.is_available()   # several processes: fastai's DDP on accelerate (SyncBatchNorm needs GPUs)
+    dctx = learn.distrib_ctx(sync_bn=cuda, cpu=not cuda) if num_distrib() > 1 else contextlib.nullcontext()
     with ctx:
-        if schedule == 'one_cycle': learn.fit_one_cycle(n, lr, cbs=cbs + stage2)
-        elif schedule == 'step': learn.fit_step_decay(n, lr, milestones, warmup_epochs=warmup_epochs, cbs=cbs + stage2)
-        else: raise ValueError(f"schedule must be 'one_cycle' or 'step', got {schedule!r}")
+        with dctx:
+            if schedule == 'one_cycle': learn.fit_one_cycle(n, lr, cbs=cbs + stage2, start_epoch=ck.start_epoch)
+            elif schedule == 'step': learn.fit_step_decay(n, lr, milestones, warmup_epochs=warmup_epochs, cbs=cbs + stage2,
+                                                          start_epoch=ck.start_epoch)
+            else: raise ValueError(f"schedule must be 'one_cycle' or 'step', got {schedule!r}")
         train_time = time.time() - t0
+        if rank_distrib(): return None   # rank 0 saves and evaluates
         save_weights(learn.model, out/'model.safetensors')   # saved before anything that could fail
-        learn.export('learner.pkl')  # relative to learn.path
-        feats = embed(learn, flip=flip_test)
+        with atomic_path(out/'learner.pkl') as tmp: learn.export(tmp)   # a kill while exporting leaves no 0-byte file
+        update_run(out, status='trained', epochs_done=n)
+        with one_process(): feats = embed(learn, flip=flip_test)   # rank 0 alone: no gathering from the other ranks
     items, spec = dls.valid.items, model_eval_spec(learn.model)   # the feature and distance the model is evaluated with
     res_plain = evaluate_embeddings(items, feats, metric=spec['distance'])
     if center_cameras: feats = center_by_camera(feats, items['camid'].to_numpy())
@@ -117,13 +137,15 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
                    data_seconds=round(data_time, 1), train_seconds=round(train_time - data_time, 1),
                    total_seconds=round(time.time() - t0, 1),
                    files={k: str(out/v) for k, v in dict(batch='batch.png', model='model.safetensors', learner='learner.pkl',
-                          history='history.csv', retrieval='retrieval.png', cmc='cmc.png', metrics='metrics.json').items()})
+                          history='history.csv', retrieval='retrieval.png', cmc='cmc.png', metrics='metrics.json',
+                          run=RUN_FILE, checkpoint='checkpoint.pth').items()})
     _atomic_json(summary, out/'metrics.json')
+    update_run(out, status='complete')
     return summary
 
 # %% ../nbs/12_cli.ipynb #8a6aaa89
 MAIN_JOB = {k: ({} if k == 'synth' and p.default is None else p.default) for k, p in inspect.signature(train).parameters.items()
-            if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs', 'recipe')}
+            if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs', 'recipe', 'resume', 'overwrite', 'check_images')}
 MAIN_JOB.update(method='bot')  # the recipe of `fastreid-vehicle demo`: `train()`'s defaults (benchmarks and studies read it here)
 
 # %% ../nbs/12_cli.ipynb #f9b5c04b
@@ -167,6 +189,8 @@ def _parser(explicit_only:bool=False) -> argparse.ArgumentParser:
         q.add_argument('--seed', type=int, default=0)
         q.add_argument('--threads', type=int, default=None, help='torch CPU threads')
         q.add_argument('--no-progress', action='store_true', help='no progress bars')
+        q.add_argument('--resume', action='store_true', help='continue the run in --out from its last complete epoch')
+        q.add_argument('--overwrite', action='store_true', help="replace the outputs of another run in --out")
     t.add_argument('--method', default='bot', choices=['bot', 'mfgnet', 'anet'], help='the paper: baseline (Bag of Tricks), MFG-Net or ANet')
     t.add_argument('--recipe', default=None, choices=list(RECIPES), help="a paper's recipe (see below)")
     t.add_argument('--dataset', default='synthetic', help="'synthetic' or veri776 / vehicleid / veriwild / vric / custom")
@@ -200,6 +224,8 @@ def _parser(explicit_only:bool=False) -> argparse.ArgumentParser:
     t.add_argument('--flip-test', action='store_true', help='flip test-time augmentation')
     t.add_argument('--neck-feat', default='before', choices=['before', 'after'], help='evaluated feature: before / after the BN-neck')
     t.add_argument('--no-camera-centering', action='store_true', help='evaluate without center_by_camera')
+    t.add_argument('--check-images', default='raise', choices=['raise', 'drop', 'off'],
+                   help='decode every image before training: stop on bad ones (default), drop them, or no check')
     t.add_argument('--set', action='append', metavar='NAME=VALUE', help='model / loss setting, repeatable')
     if explicit_only:   # argparse has no public way to drop defaults (set_defaults(SUPPRESS) would store the string)
         for act in t._actions: act.default = argparse.SUPPRESS
@@ -223,7 +249,7 @@ def main(argv=None):
     a = _parser().parse_args(argv)
     if a.cmd == 'synth':
         print(synthesize_veri(a.dest, a.preset, seed=a.seed)); return
-    common = dict(out=a.out, seed=a.seed, threads=a.threads, progress=not a.no_progress)
+    common = dict(out=a.out, seed=a.seed, threads=a.threads, progress=not a.no_progress, resume=a.resume, overwrite=a.overwrite)
     if a.cmd == 'demo': res = train(**common)
     else:
         kw = dict(method=a.method, dataset=a.dataset, root=a.root, preset=a.preset, backbone=a.backbone,
@@ -233,9 +259,13 @@ def main(argv=None):
                   stage2_epochs=a.stage2_epochs, amp=a.amp, flip_test=a.flip_test, neck_feat=a.neck_feat,
                   center_cameras=not a.no_camera_centering, camera_aware=not a.no_camera_aware, **common,
                   bs_valid=a.bs_valid, flip_p=a.flip_p, erase_mode=a.erase_mode, erase_sl=a.erase_sl, erase_sh=a.erase_sh,
-                  erase_min_aspect=a.erase_min_aspect, zoom_p=a.zoom_p, max_zoom=a.max_zoom, attrs=a.attrs)
+                  erase_min_aspect=a.erase_min_aspect, zoom_p=a.zoom_p, max_zoom=a.max_zoom, attrs=a.attrs,
+                  check_images=a.check_images)
         if a.recipe:   # the recipe's values stay where no flag was given
             given = set(vars(_parser(explicit_only=True).parse_args(argv)))
             kw = {k: v for k, v in kw.items() if _FLAG_OF.get(k, k) in given}
         res = train(recipe=a.recipe, **kw, **_settings(a.set))
-    _print_summary(res)
+    if res is not None: _print_summary(res)   # None on the other ranks of a multi-process run
+
+# %% ../nbs/12_cli.ipynb #f9d6c8b8
+if __name__ == '__main__': main()   # `python -m fastreid_vehicle.cli ...`, `torchrun -m fastreid_vehicle.cli ...`

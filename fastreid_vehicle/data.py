@@ -16,12 +16,14 @@ from fastai.vision.data import ImageBlock, get_grid
 from fastai.vision.augment import Resize, FlipItem, RandTransform, ResizeMethod, Zoom
 from fastai.callback.core import Callback
 from fastprogress.fastprogress import progress_bar
+from .readers import open_rgb, to_rgb8, ImageDecodeError, check_images, check_option
 
 # %% auto #0
 __all__ = ['REID_COLUMNS', 'SPLITS', 'ReidLabel', 'ReidEncode', 'ReidIdBlock', 'ReidAttrBlock', 'check_reid_df', 'reid_vocabs',
-           'query_gallery_splitter', 'reid_dblock', 'PadRandomCrop', 'PerImageRandomErasing', 'RandomZoom', 'reid_tfms',
-           'check_pk', 'pk_sample', 'dataset_ids', 'preload_images', 'BatchFlipPadCrop', 'PreloadedBatchesMixin',
-           'attach_preloaded', 'ReidShowMixin', 'ReidDL', 'PKDataLoader', 'PKSamplerCallback', 'ReidDataLoaders']
+           'query_gallery_splitter', 'ReidImage', 'reid_dblock', 'PadRandomCrop', 'PerImageRandomErasing', 'RandomZoom',
+           'reid_tfms', 'check_pk', 'pk_sample', 'dataset_ids', 'preload_images', 'BatchFlipPadCrop',
+           'PreloadedBatchesMixin', 'attach_preloaded', 'ReidShowMixin', 'ReidDL', 'PKDataLoader', 'PKSamplerCallback',
+           'ReidDataLoaders']
 
 # %% ../nbs/02_data.ipynb #e6f55d2e
 class ReidLabel(str, ShowTitle):
@@ -136,6 +138,15 @@ def query_gallery_splitter(df:pd.DataFrame) -> tuple[list, list]:
     pos = lambda v: np.flatnonzero(s == v).tolist()
     return pos('train'), pos('query') + pos('gallery')
 
+# %% ../nbs/02_data.ipynb #efb78fba
+class ReidImage(PILImage):
+    "A `PILImage` decoded by `open_rgb`: a broken file raises an error naming it, 16-bit pixels are scaled, not clipped"
+    @classmethod
+    def create(cls, fn, **kwargs):
+        if isinstance(fn, (str, Path)): fn = open_rgb(fn)
+        elif isinstance(fn, Image.Image): fn = to_rgb8(fn)
+        return super().create(fn, **kwargs)
+
 # %% ../nbs/02_data.ipynb #9bc64db7
 def reid_dblock(
     df:pd.DataFrame, # A DataFrame checked by `check_reid_df`
@@ -145,7 +156,7 @@ def reid_dblock(
 ) -> DataBlock:
     "A `DataBlock` for a re-id DataFrame: image from `path`; targets id (+ one per attribute); validation = query + gallery"
     id_vocab, attr_vocabs = reid_vocabs(df, attrs)
-    blocks = [ImageBlock(PILImage), ReidIdBlock(id_vocab)]
+    blocks = [ImageBlock(ReidImage), ReidIdBlock(id_vocab)]
     blocks += [ReidAttrBlock(attr_vocabs[a], a, df.attrs.get(f'{a}_names')) for a in attrs]
     return DataBlock(blocks=blocks, getters=[ColReader('path'), ColReader('pid')] + [ColReader(a) for a in attrs],
                      splitter=query_gallery_splitter, n_inp=1, item_tfms=item_tfms, batch_tfms=batch_tfms)
@@ -355,10 +366,10 @@ def preload_images(
     h, w = _check_size(size)
     out = torch.empty((len(paths), 3, h, w), dtype=torch.uint8)
     def load(i):
+        im = open_rgb(paths[i])   # an `ImageDecodeError` naming the file
         try:
-            with Image.open(paths[i]) as im: im = im.convert('RGB')
             if im.size != (w, h): im = im.resize((w, h), Image.BILINEAR)
-        except Exception as e: raise OSError(f"cannot load image {paths[i]}: {type(e).__name__}: {e}") from e
+        except Exception as e: raise ImageDecodeError(paths[i], 'cannot decode', f"{type(e).__name__}: {e}") from e
         out[i] = torch.from_numpy(np.array(im)).permute(2, 0, 1)
     with ThreadPoolExecutor(n_workers or os.cpu_count() or 1) as ex:
         it = ex.map(load, range(len(paths)))
@@ -577,6 +588,8 @@ class ReidDataLoaders(DataLoaders):
         batch_tfms:list=None, # Extra batch transforms (same rule)
         preload:bool=False, # Decode all images once into memory and slice batches from it (small datasets, CPUs)
         camera_aware:bool=False, # P x K batches whose ids share a camera and whose positives span cameras
+        check:str|bool|None=None, # Decode every image first (`check_images`): 'raise' (or True) / 'drop' bad ones; None: no check
+        check_report=None, # CSV file for the list of bad images (with `check`)
         **kwargs
     ) -> ReidDataLoaders:
         "Create from a re-id `df`: training = train split, validation = query then gallery rows"
@@ -584,6 +597,8 @@ class ReidDataLoaders(DataLoaders):
         if not isinstance(bs_valid, (int, np.integer)) or bs_valid < 1:
             raise ValueError(f"bs_valid must be a positive int, got {bs_valid!r}")
         df = check_reid_df(df, attrs)
+        on_bad = check_option(check)
+        if on_bad is not None: df = check_images(df, on_bad, report=check_report)
         id_vocab, attr_vocabs = reid_vocabs(df, attrs)
         o2i = {p: i for i, p in enumerate(id_vocab)}
         train_ids = [o2i[_key(p)] for p in df.loc[df['split'] == 'train', 'pid']]

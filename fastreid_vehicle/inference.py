@@ -14,6 +14,7 @@ from fastai.basics import Learner, ifnone
 from safetensors.torch import save_file, load_file
 from .metrics import evaluate_features, ReidResult, model_eval_spec
 from .evaluation import FlipTTA, center_by_camera
+from .files import temp_prefix, usual_mode
 
 # %% auto #0
 __all__ = ['embed', 'split_query_gallery', 'evaluate_embeddings', 'evaluate_learner', 'baseline_embeddings', 'baseline_results',
@@ -74,14 +75,16 @@ def baseline_results(items:pd.DataFrame, attrs=('color', 'type'), seed:int=0) ->
 def _atomic_target(path:Path, suffix:str='.tmp'):
     "`path` and a new temporary file beside it (same folder, so `os.replace` is atomic) to write first."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=suffix); os.close(fd)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=suffix); os.close(fd)
     return path, Path(tmp)
 
 def save_weights(model:nn.Module, path) -> Path:
     "Save `model`'s state dict to `path` in safetensors format, atomically."
     path, tmp = _atomic_target(path)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    try: save_file(sd, str(tmp), metadata={'format': 'pt', 'model': type(model).__name__}); os.replace(tmp, path)
+    try:
+        save_file(sd, str(tmp), metadata={'format': 'pt', 'model': type(model).__name__})
+        os.replace(usual_mode(tmp), path)   # the mode a plain open() gives, not mkstemp's 0600
     finally: tmp.unlink(missing_ok=True)
     return path
 
@@ -102,7 +105,7 @@ def export_onnx(model:nn.Module, path, size=(256, 256), check:bool=True, atol:fl
     try:
         torch.onnx.export(model, (x,), str(tmp), dynamo=True, input_names=['images'], output_names=['embeddings'],
                           dynamic_shapes=({0: torch.export.Dim('batch')},), external_data=False, verbose=False)
-        os.replace(tmp, path)
+        os.replace(usual_mode(tmp), path)
     finally: tmp.unlink(missing_ok=True)
     if check:
         import onnxruntime as ort

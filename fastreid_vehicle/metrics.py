@@ -350,18 +350,25 @@ class ReidMetrics:
         self._last = learn.pred
         self.dl = learn.dl
         self.distance = self.metric or model_eval_spec(getattr(learn, 'model', None))['distance']
-        e = learn.to_detach(self.get_emb(learn.pred))
+        # under DDP keep this rank's rows (`gather` joins the ranks in order); fastai's default gathers batch by batch
+        e = learn.to_detach(e, gather=False) if hasattr(learn.dl, 'n_padded') else learn.to_detach(e)
         self.embs.append(e.float().reshape(len(e), -1))
         self.n += len(e)
         self._done = False
 
-    def _items(self):
-        items = getattr(self.dl, 'items', None)
+    def gather(self, emb, dl):
+        "Hook: the embeddings of the whole validation set and its loader, when `dl` gives this process a share (DDP)"
+        if not hasattr(dl, 'n_padded'): return emb, dl   # not fastai's `DistributedDL`
+        from fastreid_vehicle.distributed import gather_validation
+        return gather_validation(emb, dl)
+
+    def _items(self, dl, n):
+        items = getattr(dl, 'items', None)
         if not isinstance(items, pd.DataFrame) or not {'pid', 'camid', 'split'} <= set(items.columns): return None
-        if len(items) != self.n:
-            warnings.warn(f"ReidMetrics: {self.n} embeddings but {len(items)} rows in the loader's items; no metrics")
+        if len(items) != n:
+            warnings.warn(f"ReidMetrics: {n} embeddings but {len(items)} rows in the loader's items; no metrics")
             return None
-        if getattr(self.dl, 'shuffle', False):
+        if getattr(dl, 'shuffle', False):
             warnings.warn("ReidMetrics: the loader shuffles, embeddings cannot be matched to rows; no metrics")
             return None
         return items
@@ -372,12 +379,12 @@ class ReidMetrics:
         if self._done: return self._result
         self._done, self._result = True, None
         if not self.n: return None
-        items = self._items()
+        emb, dl = self.gather(torch.cat(self.embs), self.dl)
+        items = self._items(dl, len(emb))
         if items is None: return None
         split = items['split'].to_numpy()
         q, g = split == self.query, split == self.gallery
         if not q.any() or not g.any(): return None
-        emb = torch.cat(self.embs)
         pid, cam = items['pid'].to_numpy(), items['camid'].to_numpy()
         self.n_evals += 1
         try:

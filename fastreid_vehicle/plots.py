@@ -9,6 +9,7 @@ import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from PIL import Image
 from fastcore.basics import ifnone
+from .readers import open_rgb
 
 # %% auto #0
 __all__ = ['ranked_lists', 'plot_ranked_retrieval', 'plot_loss_components']
@@ -29,7 +30,7 @@ def ranked_lists(distmat:np.ndarray, q_df:pd.DataFrame, g_df:pd.DataFrame, k:int
 
 # %% ../nbs/10_plots.ipynb #75240bfb
 def _show(ax, path, color=None, title=None, lw=4):
-    ax.imshow(Image.open(path).convert('RGB'))
+    ax.imshow(open_rgb(path))   # the pipeline's decoder: 16-bit scaled, a broken file named
     ax.set_xticks([]); ax.set_yticks([])
     for s in ax.spines.values():
         s.set_visible(color is not None); s.set_color(color or 'none'); s.set_linewidth(lw)

@@ -4,17 +4,22 @@
 
 # %% ../nbs/00_readers.ipynb #c7fb9115
 from __future__ import annotations
-import os, re, warnings
+import io, os, re, warnings
+from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 from pathlib import Path
 import numpy as np, pandas as pd
+from PIL import Image, UnidentifiedImageError
+from fastprogress.fastprogress import progress_bar
+from .files import atomic_path
 
 # %% auto #0
 __all__ = ['VERI_COLORS', 'VERI_TYPES', 'VERI_TYPE_ERRATA', 'VEHICLEID_TEST_SIZES', 'VERIWILD_TEST_SIZES', 'SPLITS', 'COLUMNS',
            'IMAGE_EXTS', 'VERI776_LAYOUT', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VRIC_LAYOUT', 'CUSTOM_LAYOUT',
-           'READERS', 'DatasetFormatError', 'read_lines', 'DirIndex', 'summarize', 'parse_veri_name', 'read_veri_xml',
-           'read_name_table', 'load_veri776', 'vehicleid_gallery_mask', 'load_vehicleid', 'read_veriwild_info',
-           'load_veriwild', 'load_vric', 'load_custom', 'load_dataset']
+           'BAD_IMAGE_REASONS', 'READERS', 'DatasetFormatError', 'read_lines', 'DirIndex', 'summarize',
+           'parse_veri_name', 'read_veri_xml', 'read_name_table', 'load_veri776', 'vehicleid_gallery_mask',
+           'load_vehicleid', 'read_veriwild_info', 'load_veriwild', 'load_vric', 'load_custom', 'ImageDecodeError',
+           'to_rgb8', 'open_rgb', 'BadImagesError', 'find_bad_images', 'check_images', 'check_option', 'load_dataset']
 
 # %% ../nbs/00_readers.ipynb #1a3bcc7f
 VERI_COLORS = {1: 'yellow', 2: 'orange', 3: 'green', 4: 'gray', 5: 'red', 6: 'blue', 7: 'white', 8: 'golden',
@@ -69,13 +74,26 @@ def _err(fn, msg, line=None, layout=None):
     return DatasetFormatError(f"{loc}: {msg}", layout)
 
 # %% ../nbs/00_readers.ipynb #6fbd9e2a
+def _decode_text(fn, b:bytes, layout=None) -> str:
+    "`b` (the bytes of `fn`) as text: UTF-8, else GB18030; a `DatasetFormatError` naming `fn` for UTF-16/32 or binary bytes"
+    if b[:2] in (b'\xff\xfe', b'\xfe\xff') or b[:4] == b'\x00\x00\xfe\xff':
+        raise _err(fn, "is UTF-16 or UTF-32 text (it starts with a byte-order mark); save it as UTF-8", layout=layout)
+    if b'\x00' in b:
+        line = b[:b.index(b'\x00')].count(b'\n') + 1
+        raise _err(fn, "holds NUL bytes: not a text file (UTF-16 without a byte-order mark, or binary); save it as UTF-8",
+                   line, layout)
+    try: return b.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        try: return b.decode('gb18030', errors='strict')
+        except UnicodeDecodeError:
+            raise _err(fn, f"is neither UTF-8 nor GB18030 text (bytes {b[e.start:e.start + 4]!r} at offset {e.start})",
+                       b[:e.start].count(b'\n') + 1, layout) from None
+
 def _read_text(fn, layout=None, what='file'):
-    "Text of `fn` (UTF-8, else GB18030); a `DatasetFormatError` if it is missing"
+    "Text of `fn` (UTF-8, else GB18030); a `DatasetFormatError` if it is missing or not such text"
     fn = Path(fn)
     if not fn.is_file(): raise _err(fn, f"missing {what}", layout=layout)
-    b = fn.read_bytes()
-    try: return b.decode('utf-8-sig')
-    except UnicodeDecodeError: return b.decode('gb18030', errors='strict')
+    return _decode_text(fn, fn.read_bytes(), layout)
 
 def read_lines(fn, layout:str|None=None, what:str='list file') -> list:
     "`(line number, stripped text)` of the non-blank lines of `fn`; a `DatasetFormatError` if `fn` is missing"
@@ -468,8 +486,9 @@ def load_custom(src, root=None, dataset:str='custom', color_names:dict|None=None
         src = Path(src).expanduser().absolute()
         if src.is_dir(): return _load_folder(src, dataset, check_files)
         if not src.is_file(): raise _err(src, "no such CSV file or folder", layout=CUSTOM_LAYOUT)
-        try: df = pd.read_csv(src, dtype=str, keep_default_na=False, skipinitialspace=True)
-        except (pd.errors.ParserError, UnicodeDecodeError) as e: raise _err(src, f"not a readable CSV file ({e})",
+        text = _read_text(src, CUSTOM_LAYOUT, 'CSV file')
+        try: df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e: raise _err(src, f"not a readable CSV file ({e})",
                                                                            layout=CUSTOM_LAYOUT) from None
         base, where, attrs = Path(root) if root is not None else src.parent, lambda i: f"{src}, line {i + 2}", {}
     else:
@@ -504,13 +523,103 @@ def load_custom(src, root=None, dataset:str='custom', color_names:dict|None=None
     return _finish(out, attrs.get('dataset', dataset), color_names or attrs.get('color_names'),
                    type_names or attrs.get('type_names'), model_names, extra=extra)
 
+# %% ../nbs/00_readers.ipynb #5f0158ca
+class ImageDecodeError(OSError):
+    "An image that cannot be decoded into 8-bit RGB: the message names the file, the reason and PIL's detail"
+    def __init__(self, path, reason:str, detail:str=''):
+        self.path, self.reason, self.detail = str(path), reason, detail
+        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ''))
+    def __reduce__(self): return type(self), (self.path, self.reason, self.detail)
+
+BAD_IMAGE_REASONS = ('missing', 'empty file', 'not an image', 'truncated', 'unsupported mode', 'cannot decode')
+_SIXTEEN_BIT = ('I;16', 'I;16L', 'I;16B', 'I;16N')
+_PIL_RGB_MODES = ('RGB', 'RGBA', 'RGBX', 'RGBa', 'L', 'LA', 'La', 'P', 'PA', '1', 'CMYK', 'YCbCr', 'LAB', 'HSV')
+
+def to_rgb8(im:Image.Image, path='image') -> Image.Image:
+    "`im` as an 8-bit RGB image: 16-bit greyscale scaled (/257, not clipped), other modes converted or refused by name"
+    if im.mode in _SIXTEEN_BIT or im.mode == 'I':
+        a = np.asarray(im)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ImageDecodeError(path, 'unsupported mode', f"mode {im.mode} with values {a.min()}..{a.max()}, "
+                                   "outside the 16-bit range 0..65535 that it is scaled from")
+        return Image.fromarray(np.round(a.astype(np.float64) / 257).astype(np.uint8), 'L').convert('RGB')
+    if im.mode not in _PIL_RGB_MODES:
+        raise ImageDecodeError(path, 'unsupported mode', f"mode {im.mode}: expected 8-bit (RGB, L, P, RGBA, CMYK, "
+                               "YCbCr...) or 16-bit greyscale (I;16) pixels")
+    return im.copy() if im.mode == 'RGB' else im.convert('RGB')
+
+def open_rgb(path) -> Image.Image:
+    "Decode the image file `path` completely into an 8-bit RGB PIL image; an `ImageDecodeError` naming it otherwise"
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return to_rgb8(im, path)
+    except ImageDecodeError: raise
+    except FileNotFoundError: raise ImageDecodeError(path, 'missing', 'no such file') from None
+    except UnidentifiedImageError as e:
+        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        raise ImageDecodeError(path, 'empty file' if empty else 'not an image',
+                               '0 bytes' if empty else 'PIL knows no image format with these bytes') from e
+    except Exception as e:   # PIL decoders raise OSError, SyntaxError, ValueError, struct.error, ... on broken data
+        reason = 'truncated' if 'truncat' in str(e).lower() else 'cannot decode'
+        raise ImageDecodeError(path, reason, f"{type(e).__name__}: {e}") from e
+
+# %% ../nbs/00_readers.ipynb #17701f7a
+class BadImagesError(DatasetFormatError):
+    "Images of a dataset that cannot be used; `report` is the DataFrame of them (path, reason, detail)"
+    def __init__(self, report:pd.DataFrame, n_total:int, max_listed:int=20):
+        self.report = report
+        lines = [f"  {r.path}: {r.reason}" + (f" ({r.detail})" if r.detail else '') for r in report.head(max_listed).itertuples()]
+        more = len(report) - max_listed
+        super().__init__(f"{len(report)} of {n_total} images cannot be used:\n" + '\n'.join(lines)
+                         + (f"\n  ... and {more} more" if more > 0 else '')
+                         + "\nFix or remove them, or drop them with check='drop' (command line: --check-images drop)")
+
+def find_bad_images(paths, n_workers:int|None=None, progress:bool=True) -> pd.DataFrame:
+    "Decode every image of `paths` once (in `n_workers` threads, default the CPU count): the bad ones with reason and detail"
+    paths = [str(p) for p in paths]
+    def check(p):
+        try: open_rgb(p); return None
+        except ImageDecodeError as e: return (e.path, e.reason, e.detail)
+    with ThreadPoolExecutor(n_workers or os.cpu_count() or 1) as ex:
+        it = ex.map(check, paths)
+        rows = [r for r in (progress_bar(it, total=len(paths), leave=False) if progress and paths else it) if r is not None]
+    return pd.DataFrame(rows, columns=['path', 'reason', 'detail'])
+
+def check_images(df:pd.DataFrame, on_bad:str='raise', report=None, n_workers:int|None=None,
+                 progress:bool=True) -> pd.DataFrame:
+    "Decode every image of `df` once; `on_bad`: 'raise' a `BadImagesError` listing the bad ones, or 'drop' their rows"
+    if on_bad not in ('raise', 'drop'): raise ValueError(f"on_bad must be 'raise' or 'drop', got {on_bad!r}")
+    if 'path' not in df.columns: raise DatasetFormatError(f"DataFrame has no 'path' column; has {list(df.columns)}")
+    paths = pd.unique(df['path'].astype(str))
+    bad = find_bad_images(paths, n_workers, progress)
+    if report is not None:
+        with atomic_path(report) as tmp: bad.to_csv(tmp, index=False)
+    if not len(bad): return df
+    if on_bad == 'raise': raise BadImagesError(bad, len(paths))
+    keep = ~df['path'].astype(str).isin(set(bad['path']))
+    warnings.warn(f"check_images: dropped {int((~keep).sum())} rows of {len(bad)} bad images (e.g. {bad.path.iloc[0]}: "
+                  f"{bad.reason.iloc[0]})" + (f"; report in {report}" if report is not None else ''))
+    out = df[keep].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
+
 # %% ../nbs/00_readers.ipynb #df7ce364
+def check_option(check) -> str|None:
+    "The `on_bad` of `check_images` that a `check=` option asks for: None (no check), 'raise' or 'drop'"
+    if check is None or check is False or check == 'off': return None
+    if check is True: return 'raise'
+    if check in ('raise', 'drop'): return check
+    raise ValueError(f"check must be None/False/'off' (no image check), True/'raise' (stop on bad images) or 'drop', got {check!r}")
+
 READERS = {'veri776': load_veri776, 'vehicleid': load_vehicleid, 'veriwild': load_veriwild, 'vric': load_vric,
            'custom': load_custom}
 
-def load_dataset(name:str, root, **kwargs) -> pd.DataFrame:
-    "Read dataset `name` (one of `READERS`: veri776, vehicleid, veriwild, vric, custom) at `root`"
+def load_dataset(name:str, root, check:str|bool|None=None, check_report=None, **kwargs) -> pd.DataFrame:
+    "Read dataset `name` (one of `READERS`) at `root`; `check`: decode every image first ('raise' / 'drop', see `check_images`)"
     key = re.sub(r'[\s_\-]', '', str(name)).lower()
     if key == 'veri': key = 'veri776'
     if key not in READERS: raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(READERS)}")
-    return READERS[key](root, **kwargs)
+    df = READERS[key](root, **kwargs)
+    on_bad = check_option(check)
+    return df if on_bad is None else check_images(df, on_bad, report=check_report)

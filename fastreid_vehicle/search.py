@@ -11,6 +11,7 @@ import numpy as np, pandas as pd
 import faiss
 from fastcore.basics import patch
 from safetensors.numpy import save_file, load_file
+from .files import make_temp_dir, remove_stale_temps, temp_prefix, usual_mode
 
 # %% auto #0
 __all__ = ['SearchResult', 'GalleryIndex']
@@ -243,7 +244,8 @@ def _read_meta(path:Path, dtypes:dict, n:int) -> pd.DataFrame:
 def save(self:GalleryIndex, path, metadata_format:str='auto') -> Path:
     "Write the index to the folder `path` atomically (temporary folder, then rename)"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.tmp-', dir=path.parent))
+    remove_stale_temps(path.parent, path.name)
+    tmp = make_temp_dir(path.parent, path.name)   # usual mode; a killed save's leftover is removed by the next
     try:
         files = {}
         if self.params['store_embeddings']:
@@ -255,9 +257,10 @@ def save(self:GalleryIndex, path, metadata_format:str='auto') -> Path:
         header = dict(format=_FORMAT, version=_VERSION, dim=self.dim, metric=self.metric, kind=self.kind, ntotal=self._n,
                       params=self.params, files=files, metadata_dtypes=dtypes)
         (tmp / 'header.json').write_text(json.dumps(header, indent=1))
+        for f in tmp.iterdir(): usual_mode(f)   # safetensors writes 0600
         old = None
         if path.exists():
-            old = path.parent / f'.{path.name}.old-{uuid.uuid4().hex[:8]}'
+            old = path.parent / f'{temp_prefix(path.name)}old-{uuid.uuid4().hex[:8]}'
             os.replace(path, old)
         os.replace(tmp, path)
         if old is not None: shutil.rmtree(old, ignore_errors=True)

@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from .files import make_temp_dir, remove_stale_temps
 
 # %% auto #0
 __all__ = ['SYNTH_BASE_RGB', 'SYNTH_COLOR_WEIGHTS', 'SYNTH_TYPE_WEIGHTS', 'SYNTH_DETAILS', 'DETAIL_GROUPS', 'COARSE_DETAILS',
@@ -779,7 +780,8 @@ def synthesize_veri(dest=None, preset:str|SynthConfig='small', seed:int=0, n_wor
         raise FileExistsError(f"{dest} exists and is not a synthetic VeRi dataset; refusing to overwrite it "
                               f"(expected an empty folder, a missing path, or a folder holding {SYNTH_MANIFEST})")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    remove_stale_temps(dest.parent, dest.name)   # what a killed run left (not a live concurrent run's)
+    tmp = make_temp_dir(dest.parent, dest.name)
     try:
         plan = plan_veri(cfg, seed); jobs = _jobs(plan)
         for d in ('image_train', 'image_query', 'image_test'): (tmp / d).mkdir()
@@ -789,7 +791,7 @@ def synthesize_veri(dest=None, preset:str|SynthConfig='small', seed:int=0, n_wor
         _write_labels(tmp, plan, idents, cfg, seed, _manifest(cfg, preset, seed, plan))
         if dest.exists():
             if _same_dataset(_read_manifest(dest), want) and not force: shutil.rmtree(tmp); return dest  # a concurrent run won
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent)); os.replace(dest, old / 'x')
+            old = make_temp_dir(dest.parent, dest.name); os.replace(dest, old / 'x')
             os.replace(tmp, dest); shutil.rmtree(old, ignore_errors=True)
         else: os.replace(tmp, dest)
     except BaseException:

@@ -1,0 +1,41 @@
+"""Two CPU processes with the gloo backend under `torchrun`: the command line's `train` and a script with
+`learn.distrib_ctx()` train on whole identities, and the Recorder's re-id metrics, computed on the validation set
+gathered from both ranks, equal one process's on the same weights."""
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import pandas as pd, pytest
+from fastreid_vehicle.data import ReidDataLoaders
+from fastreid_vehicle.inference import load_weights
+from fastreid_vehicle.learner import reid_learner
+from fastreid_vehicle.readers import load_veri776
+from fastreid_vehicle.runs import read_run
+
+HERE = Path(__file__).resolve().parent
+TORCHRUN = shutil.which('torchrun', path=str(Path(sys.executable).parent)) or shutil.which('torchrun')
+METRICS = ('rank1', 'mAP', 'mINP')
+
+@pytest.mark.slow   # about a minute on a quiet 2-core machine: two processes, two trainings
+@pytest.mark.skipif(TORCHRUN is None, reason='torchrun not found')
+def test_two_processes_gloo_metric_equals_one_process(tiny_veri_df, tmp_path):
+    root = Path(tiny_veri_df.path[0]).parent.parent
+    env = {**os.environ, 'PYTHONPATH': f"{HERE.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg'}
+    for k in ('WORLD_SIZE', 'RANK', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'): env.pop(k, None)
+    r = subprocess.run([TORCHRUN, '--standalone', '--nproc_per_node', '2', str(HERE/'ddp_worker.py'), str(tmp_path), str(root)],
+                       env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-6000:]
+    # the command line: Recorder metric (gathered over 2 ranks) == rank 0's one-process evaluation of the final weights
+    cli = tmp_path/'cli'
+    hist = pd.read_csv(cli/'history.csv')
+    assert len(hist) == 1 and read_run(cli)['processes'] == 2
+    one = json.loads((cli/'metrics.json').read_text())['without_camera_centering']
+    for k in METRICS: assert hist[k].iloc[-1] == pytest.approx(one[k], abs=1e-9), k
+    # the script: Recorder metric == `learn.validate()` in this one process on the saved weights
+    rec = json.loads((tmp_path/'script.json').read_text())
+    dls = ReidDataLoaders.from_df(load_veri776(root), size=64, P=4, K=4, seed=0, preload=True)
+    learn = reid_learner(dls, 'bot', backbone='resnet18', pretrained=False)
+    load_weights(learn.model, tmp_path/'script.safetensors')
+    with learn.no_bar(): vals = learn.validate()
+    got = dict(zip(learn.recorder.metric_names[2:], vals))   # valid_loss, rank1, mAP, mINP, ...
+    assert rec['batches_per_rank'] == len(dls.train) // 2
+    for k in METRICS: assert rec[k] == pytest.approx(got[k], abs=1e-9), (k, rec[k], got[k])

@@ -1,0 +1,55 @@
+"Atomic writes, usual file modes and no leftovers: `fastreid_vehicle.files` and the writers that use it."
+import json, os, signal, stat, subprocess, sys, time
+from pathlib import Path
+import pytest
+from fastreid_vehicle.files import (atomic_path, atomic_write_json, current_umask, is_stale_temp, make_temp_dir,
+                                    remove_stale_temps, temp_prefix)
+from fastreid_vehicle.synthetic import synthesize_veri
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def _mode(p): return stat.S_IMODE(Path(p).stat().st_mode)
+
+def test_atomic_write_mode_and_no_leftover(tmp_path):
+    p = atomic_write_json({'x': 1.5}, tmp_path/'a'/'m.json')
+    assert json.loads(p.read_text()) == {'x': 1.5}
+    assert _mode(p) == 0o666 & ~current_umask()
+    assert [o.name for o in p.parent.iterdir()] == ['m.json']
+
+def test_atomic_path_failure_keeps_old_file(tmp_path):
+    (tmp_path/'f.txt').write_text('old')
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path/'f.txt') as t:
+            t.write_text('half'); raise KeyboardInterrupt
+    assert (tmp_path/'f.txt').read_text() == 'old' and len(list(tmp_path.iterdir())) == 1
+
+def test_stale_temps_only_of_dead_processes(tmp_path):
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from fastreid_vehicle.files import make_temp_dir; print(make_temp_dir({str(tmp_path)!r}, 'd'))"
+    dead = Path(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip())
+    live, other = make_temp_dir(tmp_path, 'd'), make_temp_dir(tmp_path, 'e')
+    (tmp_path/'.d.keep').mkdir()                                       # not a temporary name: never touched
+    assert dead.name.startswith('.d.tmp-') and is_stale_temp(dead) and not is_stale_temp(live)
+    assert remove_stale_temps(tmp_path, 'd') == [dead]
+    assert live.exists() and other.exists() and (tmp_path/'.d.keep').exists()
+    assert _mode(live) == 0o777 & ~current_umask()
+
+def test_killed_synth_leaves_nothing_the_next_run_keeps(tmp_path):
+    dest = tmp_path/'veri'
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from fastreid_vehicle.synthetic import synthesize_veri; "
+            f"synthesize_veri({str(dest)!r}, 'tiny', seed=0, n_workers=1)")
+    proc = subprocess.Popen([sys.executable, '-c', code], env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    try:
+        t0 = time.time()
+        while not list(tmp_path.glob('.veri.tmp-*/image_train/*.jpg')):   # generation under way
+            assert proc.poll() is None and time.time() - t0 < 120, 'the generator ended before it could be killed'
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL); proc.wait()
+    finally:
+        if proc.poll() is None: proc.kill()
+    left = list(tmp_path.glob('.veri.tmp-*'))
+    assert left and not dest.exists()                                   # the kill left a temporary folder, no dataset
+    synthesize_veri(dest, 'tiny', seed=0, n_workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['veri']       # the next run removed the leftover
+    assert _mode(dest) == 0o777 & ~current_umask()
+    assert _mode(next((dest/'image_train').iterdir())) == 0o666 & ~current_umask()
+    assert all(_mode(p) == 0o666 & ~current_umask() for p in dest.iterdir() if p.is_file())
