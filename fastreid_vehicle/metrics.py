@@ -350,6 +350,7 @@ class ReidMetrics:
         self._last = learn.pred
         self.dl = learn.dl
         self.distance = self.metric or model_eval_spec(getattr(learn, 'model', None))['distance']
+        e = self.get_emb(learn.pred)
         # under DDP keep this rank's rows (`gather` joins the ranks in order); fastai's default gathers batch by batch
         e = learn.to_detach(e, gather=False) if hasattr(learn.dl, 'n_padded') else learn.to_detach(e)
         self.embs.append(e.float().reshape(len(e), -1))
