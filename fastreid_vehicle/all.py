@@ -19,6 +19,7 @@ from .models import *
 from .learner import *
 from .plots import *
 from .inference import *
+from .interpret import *
 from .cli import train, load_reid_data
 
 # %% ../nbs/99_all.ipynb #75c05311
