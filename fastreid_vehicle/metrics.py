@@ -78,7 +78,7 @@ def _count_rows(d, cand, cand_d, thr, max_bins, out):
     "Core of `_count_before` for (B, G) `d`; returns True if `d` holds a NaN"
     B, G = d.shape
     M = cand.shape[1]
-    K = max(1, min(max_bins, G // 8))
+    K = max(1, min(max_bins, G // 32))        # about 32 items per bin: a small histogram
     W = K + 3                                    # bins -1 (before the first match) .. K+1 (after the last), shifted by 1
     hist = np.zeros(4 * W, np.int32)             # 4 interleaved copies: no store-to-load chain on runs of one bin
     flag = np.zeros(W, np.bool_)
