@@ -16,10 +16,9 @@ from .readers import load_dataset
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
-from .inference import embed, split_query_gallery, evaluate_embeddings, save_weights, baseline_results
-from .metrics import pairwise_distance, plot_cmc
+from .inference import embed, evaluate_embeddings, save_weights, baseline_results
 from .evaluation import center_by_camera
-from .plots import plot_ranked_retrieval
+from .interpret import ReidInterpretation
 
 # %% auto #0
 __all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'main']
@@ -95,11 +94,9 @@ def train(arch:str='bot', dataset:str='synthetic', root=None, preset:str='small'
     if center_cameras: feats = center_by_camera(feats, items['camid'].to_numpy())
     res = evaluate_embeddings(items, feats) if center_cameras else res_plain
     base = baseline_results(items, seed=seed) if {'color', 'type'} <= set(items.columns) else {}
-    q, g = split_query_gallery(items)
-    dist = pairwise_distance(feats[torch.from_numpy(q)], feats[torch.from_numpy(g)]).numpy()
-    fig = plot_ranked_retrieval(dist, items[q].reset_index(drop=True), items[g].reset_index(drop=True), n_queries=5, k=8, seed=seed)
-    _save_fig(fig, out/'retrieval.png')
-    _save_fig(plot_cmc({arch: res, **{f'{k} (baseline)': v for k, v in base.items()}}, max_rank=20).figure, out/'cmc.png')
+    interp = ReidInterpretation.from_features(learn, dls.valid, feats)   # the evaluated (camera-centred) features
+    _save_fig(interp.plot_ranked_retrieval(n_queries=5, k=8, seed=seed), out/'retrieval.png')
+    _save_fig(interp.plot_cmc(arch, {f'{k} (baseline)': v for k, v in base.items()}).figure, out/'cmc.png')
     summary = dict(arch=arch, backbone=backbone, dataset=dataset, preset=preset if dataset == 'synthetic' else None,
                    epochs=epochs, stage2_epochs=stage2_epochs, size=list(_size(size)), P=P, K=K, lr=lr, seed=seed,
                    precision=learn.train_precision()[0], synth=synth if dataset == 'synthetic' else None, preload=preload,

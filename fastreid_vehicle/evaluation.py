@@ -460,12 +460,12 @@ def evaluate_veri776(df:pd.DataFrame, feats, metric:str='cosine', normalize:bool
     r = _evaluate(f[q], f[g], pid[q], pid[g], cam[q], cam[g], metric, remove_junk, max_rank, rerank)
     return ProtocolResult('veri776', [r], dict(metric=metric, normalize=normalize, aqe=aqe, rerank=rerank, remove_junk=remove_junk))
 
-def evaluate_veriwild(df:pd.DataFrame, feats, remove_same_camera:bool=True, metric:str='cosine', normalize:bool=False,
+def evaluate_veriwild(df:pd.DataFrame, feats, remove_junk:bool=True, metric:str='cosine', normalize:bool=False,
                       aqe=None, rerank=None, max_rank:int=50) -> ProtocolResult:
-    "VeRi-Wild protocol; `remove_same_camera=False` keeps same-id-same-camera gallery images as true matches"
+    "VeRi-Wild protocol; `remove_junk=False` keeps same-id-same-camera gallery images as true matches"
     res = evaluate_veri776(df, feats, metric=metric, normalize=normalize, aqe=aqe, rerank=rerank, max_rank=max_rank,
-                           remove_junk=remove_same_camera)
-    res.dataset = 'veriwild'; res.options['remove_same_camera'] = res.options.pop('remove_junk')
+                           remove_junk=remove_junk)
+    res.dataset = 'veriwild'
     return res
 
 # %% ../nbs/04_evaluation.ipynb #2af3a26c

@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt
 from PIL import Image
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
-from .metrics import ReidResult, evaluate_reid, pairwise_distance, plot_cmc
+from .metrics import ReidResult, evaluate_reid, pairwise_distance, plot_cmc, split_query_gallery
 from .evaluation import aqe as _aqe, re_ranking, center_by_camera
-from .inference import embed, split_query_gallery
+from .inference import embed
 from .plots import plot_ranked_retrieval, ranked_lists, _show
 
 # %% auto #0

@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastprogress.fastprogress import progress_bar
 from fastai.learner import Metric
+from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['ReidResult', 'evaluate_reid', 'pairwise_distance', 'evaluate_features', 'ReidMetrics', 'ReidMetric', 'reid_metrics',
-           'plot_cmc']
+__all__ = ['ReidResult', 'evaluate_reid', 'pairwise_distance', 'evaluate_features', 'split_query_gallery', 'ReidMetrics',
+           'ReidMetric', 'reid_metrics', 'plot_cmc']
 
 # %% ../nbs/03_metrics.ipynb #57eb6876
 def _pct(x): return 'n/a' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{100*x:.2f}%'
@@ -306,6 +307,16 @@ def evaluate_features(qf, gf,          # query (Q,D) and gallery (G,D) features,
                      remove_junk=remove_junk, chunk_size=chunk_size, n_workers=n_workers, progress=progress,
                      device=q.device, block_size=block_size)
 
+# %% ../nbs/03_metrics.ipynb #d2220f70
+def split_query_gallery(items:pd.DataFrame, query:str='query', gallery:str='gallery'):
+    "Boolean masks of the query and the gallery rows of `items` (a DataFrame with a `split` column)"
+    if items is None or 'split' not in getattr(items, 'columns', []):
+        raise ValueError("the loader's items must be a DataFrame with a 'split' column (query / gallery rows)")
+    s = items['split'].to_numpy()
+    q, g = s == query, s == gallery
+    if not q.any() or not g.any(): raise ValueError(f"need {query} and {gallery} rows, got splits {sorted(set(s))}")
+    return q, g
+
 # %% ../nbs/03_metrics.ipynb #9537e2dc
 def _default_emb(pred):
     "The embedding in a model output: the tensor itself, or the first element of a tuple/list"
@@ -315,37 +326,38 @@ def _default_emb(pred):
                         f"{type(pred).__name__}; pass get_emb= to pick the embedding")
     return pred
 
-class ReidMetrics:
-    "Shared accumulator of validation embeddings: one evaluation per validation pass, several Recorder columns"
+class ReidMetrics(Callback):
+    "Validation rank-k / mAP / mINP columns for `Learner(metrics=ReidMetrics())` or `cbs=ReidMetrics()`, evaluated once per pass"
     def __init__(self, ranks=(1,), mAP:bool=True, mINP:bool=True, metric:str='cosine', max_rank:int=50,
                  remove_junk:bool=True, get_emb=None, query='query', gallery='gallery'):
         if metric not in _METRICS: raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
         store_attr()
         self.get_emb = get_emb or _default_emb
         self.n_evals = 0
+        self._views = [ReidMetric(self, k) for k in self.names]
         self.reset()
 
     def reset(self):
         "Forget the embeddings of the last pass"
-        self.embs, self.n, self.dl, self._last, self._result, self._done = [], 0, None, None, None, False
+        self.embs, self.n, self.loader, self._last, self._result, self._done = [], 0, None, None, None, False
 
     def accumulate(self, learn):
         "Take the embeddings of the current validation batch (once, whichever view calls)"
         if learn.training or learn.pred is self._last: return
         self._last = learn.pred
-        self.dl = learn.dl
+        self.loader = learn.dl
         e = learn.to_detach(self.get_emb(learn.pred))
         self.embs.append(e.float().reshape(len(e), -1))
         self.n += len(e)
         self._done = False
 
     def _items(self):
-        items = getattr(self.dl, 'items', None)
+        items = getattr(self.loader, 'items', None)
         if not isinstance(items, pd.DataFrame) or not {'pid', 'camid', 'split'} <= set(items.columns): return None
         if len(items) != self.n:
             warnings.warn(f"ReidMetrics: {self.n} embeddings but {len(items)} rows in the loader's items; no metrics")
             return None
-        if getattr(self.dl, 'shuffle', False):
+        if getattr(self.loader, 'shuffle', False):
             warnings.warn("ReidMetrics: the loader shuffles, embeddings cannot be matched to rows; no metrics")
             return None
         return items
@@ -358,9 +370,8 @@ class ReidMetrics:
         if not self.n: return None
         items = self._items()
         if items is None: return None
-        split = items['split'].to_numpy()
-        q, g = split == self.query, split == self.gallery
-        if not q.any() or not g.any(): return None
+        try: q, g = split_query_gallery(items, self.query, self.gallery)
+        except ValueError: return None
         emb = torch.cat(self.embs)
         pid, cam = items['pid'].to_numpy(), items['camid'].to_numpy()
         self.n_evals += 1
@@ -382,11 +393,18 @@ class ReidMetrics:
     @property
     def metrics(self)->list:
         "fastai `Metric` views, one per column, sharing this accumulator"
-        return [ReidMetric(self, k) for k in self.names]
+        return list(self._views)
+    def __iter__(self): return iter(self._views)   # `Learner(metrics=ReidMetrics())`: fastai's `L` lists the columns
+    def __len__(self): return len(self._views)
+    def add_columns(self, learn):
+        "Add the columns to `learn.metrics` unless they are there (as a callback, before the Recorder names them)"
+        if not any(getattr(m, 'acc', None) is self for m in learn.metrics): learn.metrics = learn.metrics + self._views
+    def before_fit(self): self.add_columns(self.learn)   # `cbs=[ReidMetrics()]`
 
-class ReidMetric(Metric):
-    "One Recorder column (`key`) of a shared `ReidMetrics` accumulator"
+class ReidMetric(Callback, Metric):
+    "One Recorder column (`key`) of a shared `ReidMetrics` accumulator (a callback too: `cbs=ReidMetrics()` lists them)"
     def __init__(self, acc:ReidMetrics, key:str): self.acc, self.key = acc, key
+    def before_fit(self): self.acc.add_columns(self.learn)
     def reset(self): self.acc.reset()
     def accumulate(self, learn): self.acc.accumulate(learn)
     @property
@@ -395,7 +413,7 @@ class ReidMetric(Metric):
     def name(self): return self.key
 
 def reid_metrics(ranks=(1,), mINP:bool=True, metric:str='cosine', **kwargs)->list:
-    "fastai metrics rank-k (for k in `ranks`), mAP and mINP of the validation set, evaluated once per pass"
+    "The columns of `ReidMetrics(...)` as a list (kept for code written before `ReidMetrics` was iterable)"
     return ReidMetrics(ranks=ranks, mINP=mINP, metric=metric, **kwargs).metrics
 
 # %% ../nbs/03_metrics.ipynb #73be0a31

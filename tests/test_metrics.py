@@ -321,15 +321,20 @@ def _split_eval(learn, preds, **kwargs):
                              items['pid'].values[g], items['camid'].values[q], items['camid'].values[g], **kwargs)
 
 
-def test_fastai_recorder_columns_equal_evaluate_features(tiny_learner_factory):
+@pytest.mark.parametrize('where', ['metrics', 'metrics_list', 'cbs', 'cbs_list'])
+def test_fastai_recorder_columns_equal_evaluate_features(tiny_learner_factory, where):
+    "`ReidMetrics` where a fastai user puts it: `metrics=ReidMetrics()`, among other metrics, or `cbs=ReidMetrics()`"
     df, dls, make = tiny_learner_factory
     assert isinstance(dls.valid.items, pd.DataFrame) and list(dls.valid.items['split'].unique()) == ['query', 'gallery']
-    mets = reid_metrics(ranks=(1, 5))
-    learn = make(metrics=mets)
+    rm = ReidMetrics(ranks=(1, 5))
+    learn = make(**{'metrics': dict(metrics=rm), 'metrics_list': dict(metrics=[*rm]), 'cbs': dict(cbs=rm),
+                    'cbs_list': dict(cbs=[rm])}[where])
     learn.fit(1, 1e-2)
+    learn.fit(1, 1e-2)   # a second fit: the callback does not add its columns twice
+    mets = list(learn.metrics)
     assert learn.recorder.metric_names == ['epoch', 'train_loss', 'valid_loss', 'rank1', 'rank5', 'mAP', 'mINP', 'time']
     acc = mets[0].acc
-    assert acc.n_evals == 1                      # four columns, one evaluation per validation pass
+    assert acc.n_evals == 2                      # four columns, one evaluation per validation pass (two fits)
     rec = learn.recorder.values[-1]              # train_loss, valid_loss, then the metrics
     preds, _ = learn.get_preds()
     ref = _split_eval(learn, preds)
