@@ -103,7 +103,7 @@ def plot_top_losses(self:ReidInterpretation, k:int=4, n_matches:int=8, **kwargs)
     "The `k` worst queries with their top-`n_matches` gallery images, titled with the rank of the first true match"
     worst = self.top_losses(k)
     fig = self.plot_ranked_retrieval(query_idxs=worst.index.to_numpy(), k=n_matches, **kwargs)
-    ncol = n_matches + 1
+    ncol = fig.axes[0].get_gridspec().ncols   # k is clipped to the gallery size
     for r, (_, row) in enumerate(worst.iterrows()):
         fig.axes[r * ncol].set_title(f"query {row['pid']}, first\nmatch at rank {int(row['first_hit']) + 1}", fontsize=7)
     return fig

@@ -174,7 +174,7 @@ def _check_len(name, x, n, what):
 def _default_workers(dev):
     return 1 if dev.type != 'cpu' else max(1, min(torch.get_num_threads(), 8))
 
-_CHUNK_ELEMS = 1 << 21  # distances per chunk by default: the passes over a chunk stay in cache
+_CHUNK_ELEMS = 1 << 24  # distances per chunk by default: few chunks (each costs about a millisecond of Python and small torch ops)
 
 def _evaluate(get_rows, Q, G, q_pids, g_pids, q_camids, g_camids, max_rank=50, remove_junk=True,
               chunk_size=None, n_workers=None, progress=None, device=None, block_size=None):
@@ -191,7 +191,7 @@ def _evaluate(get_rows, Q, G, q_pids, g_pids, q_camids, g_camids, max_rank=50, r
     start = np.searchsorted(gps, qp, 'left')
     n_same = np.searchsorted(gps, qp, 'right') - start
     todo = np.flatnonzero(n_same > 0)             # queries without any same-id gallery item are skipped right away
-    if chunk_size is None: chunk_size = int(np.clip(_CHUNK_ELEMS // G, 4, 512))
+    if chunk_size is None: chunk_size = int(np.clip(_CHUNK_ELEMS // G, 4, 1024))
     block_size = max(chunk_size, block_size or chunk_size)
     blocks = [todo[s:s + block_size] for s in range(0, len(todo), block_size)]
     ap, inp, first = np.zeros(Q), np.zeros(Q), np.full(Q, -1, dtype=np.int64)
@@ -248,7 +248,7 @@ def evaluate_reid(distmat,        # (n_query, n_gallery) distances, numpy array 
                   q_camids, g_camids, # cameras of the query and gallery images
                   max_rank:int=50,    # length of the CMC curve (clipped to the gallery size)
                   remove_junk:bool=True, # drop gallery images with the query's id and camera
-                  chunk_size:int|None=None, # queries per chunk (default: about 4M distances per chunk)
+                  chunk_size:int|None=None, # queries per chunk (default: about 16M distances per chunk)
                   n_workers:int|None=None,  # chunks evaluated in parallel (default: torch's thread count, max 8)
                   progress:bool|None=None,  # show a progress bar (default: for large matrices)
                  )->ReidResult:
@@ -292,7 +292,7 @@ def evaluate_features(qf, gf,          # query (Q,D) and gallery (G,D) features,
                       q_pids, g_pids, q_camids, g_camids,
                       metric:str='cosine',    # 'cosine' or 'euclidean', see `pairwise_distance`
                       max_rank:int=50, remove_junk:bool=True,
-                      chunk_size:int|None=None, # queries per chunk (default: about 4M distances per chunk)
+                      chunk_size:int|None=None, # queries per chunk (default: about 16M distances per chunk)
                       n_workers:int|None=None,  # chunks in parallel (default: torch's thread count, max 8; 1 on GPU)
                       progress:bool|None=None,  # progress bar (default: when Q x G >= 5e8)
                       block_size:int|None=None, # queries per distance block (default: about 32M distances, 128 MB)
