@@ -20,7 +20,7 @@ from .learner import *
 from .plots import *
 from .inference import *
 from .interpret import *
-from .cli import train, load_reid_data
+from .cli import train, load_reid_data, evaluate_saved_learner, search_images, image_table
 
 # %% ../nbs/99_all.ipynb #75c05311
 # every public name imported above (each module's own `__all__`), so that a star import of this module brings them
