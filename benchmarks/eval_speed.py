@@ -1,6 +1,6 @@
 """Speed, memory and agreement of `fastreid_vehicle.metrics` against fast-reid's evaluator (the peer).
 
-    python benchmarks/eval_speed.py [--sizes 2k,small,large] [--repeats 3] [--skip-py] [--out FILE.md]
+    python benchmarks/eval_speed.py [--sizes 2k,small,large] [--regimes strong,weak] [--repeats 3] [--skip-py] [--out FILE.md]
 
 The peer is the registry's `fastreid==1.4.0`, which does not install on Python 3.11 (it pins torch 1.13). Its
 evaluator, `fastreid/evaluation/rank.py`, needs only numpy, and its Cython extension `rank_cylib/rank_cy.pyx` can be
@@ -11,7 +11,9 @@ Our environment stays untouched.
 
 Inputs: 512-d features with a VeRi-Wild-like structure (one query per id, every id in the gallery with a skewed
 number of images, each id seen by 2-8 of 174 cameras, so some same-camera junk and some queries without a valid
-match), cosine distances in float32. The true matches' and junk's distances are made tie-free (a handful of values
+match). Two distance matrices on these ids and cameras, float32: *strong*, the cosine distances of the features
+(true matches near the top of the ranking); *weak*, uniform random distances with the true matches shifted by -0.3
+(true matches spread through the whole ranking, as with a model early in training or on a hard dataset). The true matches' and junk's distances are made tie-free (a handful of values
 nudged by one ulp): with ties, fast-reid's unstable argsort makes its numbers arbitrary (ours break ties by gallery
 index). Sizes: 2,000 x 10,000; 3,000 x 38,861 (VeRi-Wild small); 10,000 x 128,517 (VeRi-Wild large, ours only:
 the peer argsorts the whole matrix, which does not fit in 24 GB).
@@ -162,6 +164,7 @@ def child_features(data, repeats):
     "Run in a fresh process: evaluate_features from the saved features, report times and peak RSS"
     import torch
     from fastreid_vehicle.metrics import evaluate_features
+    warm_up()
     qf, gf = np.load(f'{data}/qf.npy'), np.load(f'{data}/gf.npy')
     qp, gp, qc, gc = (np.load(f'{data}/{n}.npy') for n in ('qp', 'gp', 'qc', 'gc'))
     base = status_kb('VmRSS')
@@ -174,63 +177,93 @@ def child_features(data, repeats):
                       'result': r.as_dict(), 'threads': torch.get_num_threads()}))
 
 
+def warm_up():
+    "One tiny evaluation, so that the counting kernel's one-time compilation (or load from its disk cache) is not timed"
+    from fastreid_vehicle.metrics import evaluate_reid
+    evaluate_reid(np.random.default_rng(0).random((4, 64), dtype=np.float32), np.arange(4), np.arange(64) % 4,
+                  np.zeros(4), np.ones(64), progress=False)
+
+
 def stats(ts): return min(ts), float(np.median(ts)), max(ts)
 def fmt_t(ts): a, b, c = stats(ts); return f'{a:.3g} / {b:.3g} / {c:.3g}'
 def gb(kb): return f'{kb / 2**20:.2f} GB'
 def load(): return open('/proc/loadavg').read().split()[:3]
 
 
-def run_size(name, repeats, peer_py, skip_py, tmp, log):
-    import torch
-    from fastreid_vehicle.metrics import evaluate_reid, pairwise_distance
+def distances(regime, qf, gf, qp, gp, seed=1):
+    "The query x gallery float32 matrix of `regime`: 'strong' (cosine of the features) or 'weak' (random, matches -0.3)"
+    from fastreid_vehicle.metrics import pairwise_distance
+    if regime == 'strong': return pairwise_distance(qf, gf, 'cosine').numpy()
+    if regime != 'weak': raise ValueError(f"regime must be 'strong' or 'weak', got {regime!r}")
+    d = np.random.default_rng(seed).random((len(qp), len(gp)), dtype=np.float32)
+    for s in range(0, len(qp), 256):                       # in blocks: bounded temporary memory
+        same = qp[s:s + 256, None] == gp[None]
+        d[s:s + 256][same] -= np.float32(0.3)
+    return d
+
+
+def run_peer_regime(name, regime, d, qp, gp, qc, gc, repeats, peer_py, skip_py, data, log):
+    "Time ours and the peer, alternating, on one loaded matrix; returns the table row"
+    from fastreid_vehicle.metrics import evaluate_reid
+    Q, G = SIZES[name]
+    row = dict(size=f'{Q:,} x {G:,}', name=name, regime=regime)
+    row['nudged'] = untie(d, qp, gp)
+    np.save(data / 'dist.npy', d)
+    peer = Peer(peer_py, data)
+    ours_t, peer_t, peer_rss = [], [], []
+    for _ in range(repeats):
+        t1 = time.perf_counter(); res = evaluate_reid(d, qp, gp, qc, gc, max_rank=50, progress=False)
+        ours_t.append(time.perf_counter() - t1)
+        out = peer.run('cy'); peer_t.append(out['time']); peer_rss.append(out['maxrss_kb'])
+        log(f'[{name} {regime}] ours {ours_t[-1]:.3f} s, peer Cython {peer_t[-1]:.3f} s')
+    pc, pa, pi = (np.load(data / f'peer_cy_{k}.npy') for k in ('cmc', 'ap', 'inp'))
+    diffs = [np.abs(res.cmc - pc).max(), np.abs(res.all_AP - pa).max(), np.abs(res.all_INP - pi).max(),
+             abs(res.mAP - float(np.mean(pa))), abs(res.mINP - float(np.mean(pi)))]   # fast-reid's mAP, mINP
+    row.update(peer=peer_t, ours=ours_t, ratio=float(np.median(peer_t) / np.median(ours_t)),
+               diff=float(max(diffs)), diffs=[float(x) for x in diffs], peer_rss=max(peer_rss),
+               peer_base=peer.base_kb, result=res.as_dict(), n_peer_valid=len(pa))
+    assert len(pa) == res.num_valid, (len(pa), res.num_valid)
+    if name == '2k' and regime == 'strong' and not skip_py:
+        out = peer.run('py')
+        pc2, pa2, pi2 = (np.load(data / f'peer_py_{k}.npy') for k in ('cmc', 'ap', 'inp'))
+        row['peer_py'] = out['time']
+        row['diff_py'] = float(max(np.abs(res.cmc - pc2).max(), np.abs(res.all_AP - pa2).max(),
+                                   np.abs(res.all_INP - pi2).max()))
+        log(f'[{name}] peer pure Python {out["time"]:.1f} s, max diff {row["diff_py"]:.2e}')
+    peer.close()
+    return row
+
+
+def run_size(name, regimes, repeats, peer_py, skip_py, tmp, log):
+    "Rows of one size: one per regime against the peer (where it fits), then ours from the features"
     Q, G = SIZES[name]
     data = Path(tmp) / name; data.mkdir()
     t0 = time.perf_counter()
     qf, gf, qp, gp, qc, gc = make_features(Q, G)
     for n, a in dict(qf=qf, gf=gf, qp=qp, gp=gp, qc=qc, gc=gc).items(): np.save(data / f'{n}.npy', a)
-    row = dict(size=f'{Q:,} x {G:,}', name=name)
+    rows = []
     if name in PEER_SIZES:
-        d = pairwise_distance(qf, gf, 'cosine').numpy()
-        row['nudged'] = untie(d, qp, gp)
-        np.save(data / 'dist.npy', d)
-        log(f'[{name}] inputs ready in {time.perf_counter() - t0:.1f} s ({row["nudged"]} tied values nudged)')
-        peer = Peer(peer_py, data)
-        ours_t, peer_t, peer_rss = [], [], []
-        for _ in range(repeats):
-            t1 = time.perf_counter(); res = evaluate_reid(d, qp, gp, qc, gc, max_rank=50, progress=False)
-            ours_t.append(time.perf_counter() - t1)
-            out = peer.run('cy'); peer_t.append(out['time']); peer_rss.append(out['maxrss_kb'])
-            log(f'[{name}] ours {ours_t[-1]:.3f} s, peer Cython {peer_t[-1]:.3f} s')
-        pc, pa, pi = (np.load(data / f'peer_cy_{k}.npy') for k in ('cmc', 'ap', 'inp'))
-        diffs = [np.abs(res.cmc - pc).max(), np.abs(res.all_AP - pa).max(), np.abs(res.all_INP - pi).max(),
-                 abs(res.mAP - float(np.mean(pa))), abs(res.mINP - float(np.mean(pi)))]   # fast-reid's mAP, mINP
-        row.update(peer=peer_t, ours=ours_t, ratio=float(np.median(peer_t) / np.median(ours_t)),
-                   diff=float(max(diffs)), diffs=[float(x) for x in diffs], peer_rss=max(peer_rss),
-                   peer_base=peer.base_kb, result=res.as_dict(), n_peer_valid=len(pa))
-        assert len(pa) == res.num_valid, (len(pa), res.num_valid)
-        if name == '2k' and not skip_py:
-            out = peer.run('py')
-            pc2, pa2, pi2 = (np.load(data / f'peer_py_{k}.npy') for k in ('cmc', 'ap', 'inp'))
-            row['peer_py'] = out['time']
-            row['diff_py'] = float(max(np.abs(res.cmc - pc2).max(), np.abs(res.all_AP - pa2).max(),
-                                       np.abs(res.all_INP - pi2).max()))
-            log(f'[{name}] peer pure Python {out["time"]:.1f} s, max diff {row["diff_py"]:.2e}')
-        peer.close()
-        del d
+        for regime in regimes:
+            d = distances(regime, qf, gf, qp, gp)
+            log(f'[{name} {regime}] matrix ready in {time.perf_counter() - t0:.1f} s')
+            rows.append(run_peer_regime(name, regime, d, qp, gp, qc, gc, repeats, peer_py, skip_py, data, log))
+            del d
     else:
         log(f'[{name}] features ready in {time.perf_counter() - t0:.1f} s')
+        rows.append(dict(size=f'{Q:,} x {G:,}', name=name, regime='strong'))
     del qf, gf
     out = subprocess.run([sys.executable, __file__, '--child-features', str(data), '--repeats',
                           str(1 if name == 'large' else repeats)], capture_output=True, text=True,
                          env={**os.environ, 'PYTHONPATH': str(HERE.parent)})
     if out.returncode: raise RuntimeError(out.stderr)
     feat = json.loads(out.stdout.strip().splitlines()[-1])
-    row.update(feat_times=feat['times'], feat_rss=feat['maxrss_kb'], feat_base=feat['base_kb'])
-    row.setdefault('result', feat['result'])
+    r = next((r for r in rows if r['regime'] == 'strong'), rows[0])   # the features give the strong matrix
+    r.update(feat_times=feat['times'], feat_rss=feat['maxrss_kb'], feat_base=feat['base_kb'])
+    r.setdefault('result', feat['result'])
     log(f'[{name}] ours from features: {fmt_t(feat["times"])} s, peak RSS {gb(feat["maxrss_kb"])} '
         f'(RSS before evaluating, features loaded: {gb(feat["base_kb"])}); {feat["result"]}')
     shutil.rmtree(data)
-    return row
+    return rows
 
 
 def machine():
@@ -245,9 +278,10 @@ def table(rows, load0, load1, cmd):
     L = [f'Command: `{cmd}`  ', f'Machine: {machine()}  ',
          f'Load average (1/5/15 min) before: {" ".join(load0)}, after: {" ".join(load1)} '
          '(the 2 cores are shared with other jobs)', '',
-         '| size (query x gallery) | fast-reid Cython, s (min / median / max) | ours from distmat, s | speed-up (median) '
-         '| max abs diff | fast-reid peak RSS | ours from 512-d features, s | ours peak RSS (RSS before evaluating) |',
-         '|---|---|---|---|---|---|---|---|']
+         '| size (query x gallery) | distances | fast-reid Cython, s (min / median / max) | ours from distmat, s '
+         '| speed-up (median) | max abs diff | fast-reid peak RSS | ours from 512-d features, s '
+         '| ours peak RSS (RSS before evaluating) |',
+         '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         if 'peer' in r:
             peer, ours, ratio = fmt_t(r['peer']), fmt_t(r['ours']), f'{r["ratio"]:.1f}x'
@@ -256,12 +290,13 @@ def table(rows, load0, load1, cmd):
             Q, G = SIZES[r['name']]
             peer, ours, ratio, diff = f'cannot run (matrix + argsort {Q * G * 12 / 2**30:.1f} GB)', '-', '-', '-'
             prss = f'~{r.get("peer_est", 0):.1f} GB (estimated)'
-        L.append(f'| {r["size"]} | {peer} | {ours} | {ratio} | {diff} | {prss} | {fmt_t(r["feat_times"])} '
-                 f'| {gb(r["feat_rss"])} ({gb(r["feat_base"])}) |')
+        feat = (f'{fmt_t(r["feat_times"])} | {gb(r["feat_rss"])} ({gb(r["feat_base"])})' if 'feat_times' in r
+                else '(same features as the strong row) | -')
+        L.append(f'| {r["size"]} | {r["regime"]} | {peer} | {ours} | {ratio} | {diff} | {prss} | {feat} |')
     L.append('')
     for r in rows:
         m = r['result']
-        L.append(f'- {r["size"]}: rank-1 {m["rank1"]:.4f}, mAP {m["mAP"]:.4f}, mINP {m["mINP"]:.4f}, '
+        L.append(f'- {r["size"]}, {r["regime"]}: rank-1 {m["rank1"]:.4f}, mAP {m["mAP"]:.4f}, mINP {m["mINP"]:.4f}, '
                  f'{m["num_valid"]:,} valid / {m["num_skipped"]:,} skipped queries'
                  + (f'; {r["nudged"]} tied distances nudged by one ulp' if 'nudged' in r else '')
                  + (f'; max abs diff cmc / AP / INP / mAP / mINP: {", ".join(f"{x:.1e}" for x in r["diffs"])}'
@@ -274,6 +309,7 @@ def table(rows, load0, load1, cmd):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--sizes', default='2k,small,large', help='comma-separated: ' + ','.join(SIZES))
+    ap.add_argument('--regimes', default='strong,weak', help="distance matrices compared with the peer: strong, weak")
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--skip-py', action='store_true', help="skip fast-reid's pure-Python path (about 20 s at 2k)")
     ap.add_argument('--out', help='also write the markdown table to this file')
@@ -287,14 +323,16 @@ def main():
     load0 = load()
     log(f'machine: {machine()}; load average {" ".join(load0)}')
     peer_py = setup_peer()
+    warm_up()
     rows = []
     with tempfile.TemporaryDirectory(dir=PEER) as tmp:
-        for name in a.sizes.split(','): rows.append(run_size(name, a.repeats, peer_py, a.skip_py, tmp, log))
+        for name in a.sizes.split(','):
+            rows += run_size(name, a.regimes.split(','), a.repeats, peer_py, a.skip_py, tmp, log)
     # the peer's memory at the large size, extrapolated per matrix element from its largest measured run
     measured = [r for r in rows if 'peer_rss' in r]
     for r in rows:
         if 'peer' not in r and measured:
-            m = measured[-1]
+            m = max(measured, key=lambda x: (SIZES[x['name']][0] * SIZES[x['name']][1], x['peer_rss']))
             Qm, Gm = SIZES[m['name']]; Q, G = SIZES[r['name']]
             r['peer_est'] = ((m['peer_rss'] - m['peer_base']) / (Qm * Gm) * Q * G + Q * G * 4 / 1024) / 2**20
     cmd = 'python benchmarks/eval_speed.py ' + ' '.join(sys.argv[1:])

@@ -5,28 +5,31 @@ bars and the metric table, then a saved model, metrics and a ranked-retrieval fi
 
 # %% ../nbs/12_cli.ipynb #26d0ecc3
 from __future__ import annotations
-import argparse, contextlib, inspect, json, os, sys, tempfile, time
+import argparse, contextlib, inspect, json, os, sys, tempfile, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from fastai.basics import *
 from fastai.callback.tracker import SaveModelCallback
 from fastai.callback.progress import CSVLogger
-from .readers import load_dataset, check_option, check_images as check_images_of
+from .readers import load_dataset, check_option, check_images as check_images_of, open_rgb
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
-from .inference import embed, split_query_gallery, evaluate_embeddings, save_weights, baseline_results
-from .metrics import pairwise_distance, plot_cmc, model_eval_spec
+from .inference import embed, evaluate_embeddings, save_weights, baseline_results
+from .metrics import model_eval_spec
 from .recipes import RECIPES, with_recipe
 from .evaluation import center_by_camera
-from .plots import plot_ranked_retrieval
+from .interpret import ReidInterpretation, evaluation_spec
+from .search import GalleryIndex
 from .files import atomic_path, atomic_write_json
 from .runs import prepare_run, update_run, EpochCheckpoint, HistoryLogger, RUN_FILE
 from .distributed import init_distributed, local_main_first, one_process
+from fastai.learner import load_learner
 
 # %% auto #0
-__all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'main']
+__all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'evaluate_saved_learner', 'image_table', 'search_images',
+           'main']
 
 # %% ../nbs/12_cli.ipynb #87bb74b7
 def load_reid_data(dataset:str='synthetic', root=None, preset:str='small', seed:int=0, synth:dict|None=None,
@@ -121,11 +124,9 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
     if center_cameras: feats = center_by_camera(feats, items['camid'].to_numpy())
     res = evaluate_embeddings(items, feats, metric=spec['distance']) if center_cameras else res_plain
     base = baseline_results(items, seed=seed) if {'color', 'type'} <= set(items.columns) else {}
-    q, g = split_query_gallery(items)
-    dist = pairwise_distance(feats[torch.from_numpy(q)], feats[torch.from_numpy(g)], spec['distance']).numpy()
-    fig = plot_ranked_retrieval(dist, items[q].reset_index(drop=True), items[g].reset_index(drop=True), n_queries=5, k=8, seed=seed)
-    _save_fig(fig, out/'retrieval.png')
-    _save_fig(plot_cmc({method: res, **{f'{k} (baseline)': v for k, v in base.items()}}, max_rank=20).figure, out/'cmc.png')
+    interp = ReidInterpretation.from_features(learn, dls.valid, feats, metric=spec['distance'])   # the evaluated (camera-centred) features
+    _save_fig(interp.plot_ranked_retrieval(n_queries=5, k=8, seed=seed), out/'retrieval.png')
+    _save_fig(interp.plot_cmc(method, {f'{k} (baseline)': v for k, v in base.items()}).figure, out/'cmc.png')
     summary = dict(method=method, recipe=recipe, backbone=backbone, dataset=dataset, preset=preset if dataset == 'synthetic' else None,
                    epochs=epochs, stage2_epochs=stage2_epochs, size=list(_size(size)), P=P, K=K, lr=lr, seed=seed,
                    precision=learn.train_precision()[0], synth=synth if dataset == 'synthetic' else None, preload=preload,
@@ -147,6 +148,105 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
 MAIN_JOB = {k: ({} if k == 'synth' and p.default is None else p.default) for k, p in inspect.signature(train).parameters.items()
             if p.default is not inspect.Parameter.empty and k not in ('out', 'root', 'progress', 'threads', 'reader_kwargs', 'recipe', 'resume', 'overwrite', 'check_images')}
 MAIN_JOB.update(method='bot')  # the recipe of `fastreid-vehicle demo`: `train()`'s defaults (benchmarks and studies read it here)
+
+# %% ../nbs/12_cli.ipynb #0c6f5452
+def _load_saved_learner(path) -> Learner:
+    "The learner exported by `train`: `path` is `learner.pkl` or the folder holding it"
+    p = Path(path)
+    if p.is_dir(): p = p/'learner.pkl'
+    if not p.is_file(): raise FileNotFoundError(f"no saved learner at {p} (expected learner.pkl written by `train`)")
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='load_learner` uses')
+        return load_learner(p)
+
+def evaluate_saved_learner(learner, dataset:str='synthetic', root=None, preset:str='small', out='runs/eval',
+                           flip:bool=False, center_cameras:bool=True, rerank:bool=False, aqe:bool=False, seed:int=0,
+                           reader_kwargs:dict|None=None, progress:bool=True, n_figure_queries:int=5) -> dict:
+    "Metrics and figures of a saved learner on `dataset`'s query/gallery rows, written to `out` (metrics.json last)"
+    learn = _load_saved_learner(learner)
+    df = load_reid_data(dataset, root, preset, seed=seed, **(reader_kwargs or {}))
+    qg = df[df['split'].isin(['query', 'gallery'])].reset_index(drop=True)
+    dl = learn.dls.test_dl(qg, bs=64)
+    ctx = learn.no_bar() if not progress else contextlib.nullcontext()
+    with ctx: interp = ReidInterpretation.from_learner(learn, dl=dl, flip=flip, rerank=rerank, aqe=aqe,
+                                                       center_cameras=center_cameras)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    files = dict(retrieval='retrieval.png', cmc='cmc.png', worst='worst_queries.png', confusion='confusion.png',
+                 activations='activations.png')
+    _save_fig(interp.plot_ranked_retrieval(n_queries=n_figure_queries, k=8, seed=seed), out/files['retrieval'])
+    _save_fig(interp.plot_cmc(Path(learner).stem).figure, out/files['cmc'])
+    _save_fig(interp.plot_top_losses(n_figure_queries, n_matches=8), out/files['worst'])
+    _save_fig(interp.plot_confusion().figure, out/files['confusion'])
+    _save_fig(interp.plot_activation_maps(n_figure_queries, seed=seed), out/files['activations'])
+    bys = [c for c in ('camid', 'color', 'type') if c in interp.q_items.columns]
+    for by in bys: files[f'by_{by}'] = f'by_{by}.png'; _save_fig(interp.plot_breakdown(by).figure, out/files[f'by_{by}'])
+    files['metrics'] = 'metrics.json'
+    summary = dict(learner=str(learner), dataset=dataset, root=str(root) if root else None,
+                   preset=preset if dataset == 'synthetic' else None, flip=flip, center_cameras=center_cameras,
+                   rerank=rerank, aqe=aqe, metric=interp.metric, **interp.result.as_dict(),
+                   breakdowns={by: interp.breakdown(by).reset_index().to_dict('records') for by in bys},
+                   most_confused=interp.most_confused().head(20).to_dict('records'),
+                   files={k: str(out/v) for k, v in files.items()})
+    _atomic_json(summary, out/'metrics.json')
+    return summary
+
+# %% ../nbs/12_cli.ipynb #aee52d31
+_IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+
+def image_table(src) -> pd.DataFrame:
+    "Images to index: a folder (searched recursively) or a CSV with a `path` column (relative paths: from the CSV's folder)"
+    p = Path(src)
+    if p.is_dir():
+        paths = sorted(str(f) for f in p.rglob('*') if f.suffix.lower() in _IMAGE_EXTS)
+        if not paths: raise ValueError(f"no images ({', '.join(_IMAGE_EXTS)}) under {p}")
+        return pd.DataFrame({'path': paths})
+    if p.suffix.lower() == '.csv' and p.is_file():
+        df = pd.read_csv(p)
+        if 'path' not in df.columns: raise ValueError(f"{p}: expected a 'path' column, got columns {list(df.columns)}")
+        df['path'] = [str(q if Path(q).is_absolute() else p.parent/q) for q in df['path']]
+        missing = [q for q in df['path'] if not Path(q).is_file()]
+        if missing: raise FileNotFoundError(f"{p}: {len(missing)} image(s) not found, first {missing[0]} (line {df['path'].tolist().index(missing[0]) + 2})")
+        return df
+    raise ValueError(f"gallery must be a folder of images or a .csv file with a 'path' column, got {p}")
+
+def _embed_images(learn:Learner, df:pd.DataFrame, flip:bool=False) -> torch.Tensor:
+    with learn.no_bar(): return embed(learn, learn.dls.test_dl(df.reset_index(drop=True), bs=64), flip=flip)
+
+def _plot_matches(queries:pd.DataFrame, res, k:int):
+    "Each query image beside its top-`k` gallery images, titled with their scores"
+    fig, axs = plt.subplots(len(queries), k + 1, figsize=(1.4 * (k + 1), 1.6 * len(queries)), squeeze=False)
+    hits = res.metadata
+    for r, q in enumerate(queries['path']):
+        axs[r, 0].imshow(open_rgb(q)); axs[r, 0].set_title(Path(q).name[:18], fontsize=7)
+        h = hits[hits['query'] == r]
+        for c in range(k + 1):
+            axs[r, c].set_xticks([]); axs[r, c].set_yticks([])
+            if c and c - 1 < len(h):
+                row = h.iloc[c - 1]
+                axs[r, c].imshow(open_rgb(row['path']))
+                axs[r, c].set_title(f"{c}: {row['score']:.3f}", fontsize=7)
+            elif c: axs[r, c].axis('off')
+    fig.tight_layout()
+    return fig
+
+def search_images(learner, queries, gallery=None, index=None, k:int=5, flip:bool=False, out=None):
+    "Top-`k` gallery images for each query image: the index is built from `gallery` (saved to `index` if given) or loaded from `index`"
+    learn = _load_saved_learner(learner)
+    if index is not None and Path(index).exists() and gallery is None: gi = GalleryIndex.load(index)
+    else:
+        if gallery is None: raise ValueError("search_images: give a gallery (folder or CSV) or an existing index folder")
+        g = image_table(gallery)
+        emb = _embed_images(learn, g, flip)
+        gi = GalleryIndex(emb.shape[1], metric=evaluation_spec(learn)['metric']).add(emb, metadata=g)
+        if index is not None: gi.save(index)
+    q = pd.DataFrame({'path': [str(p) for p in queries]})
+    for p in q['path']:
+        if not Path(p).is_file(): raise FileNotFoundError(f"query image {p} not found")
+    res = gi.search(_embed_images(learn, q, flip), k=k)
+    if out is not None:
+        out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+        _save_fig(_plot_matches(q, res, k), out)
+    return res
 
 # %% ../nbs/12_cli.ipynb #f9b5c04b
 def _value(s:str):
@@ -229,6 +329,21 @@ def _parser(explicit_only:bool=False) -> argparse.ArgumentParser:
     t.add_argument('--set', action='append', metavar='NAME=VALUE', help='model / loss setting, repeatable')
     if explicit_only:   # argparse has no public way to drop defaults (set_defaults(SUPPRESS) would store the string)
         for act in t._actions: act.default = argparse.SUPPRESS
+    e = sub.add_parser('eval', help='evaluate a saved learner on a dataset: metrics.json and figures')
+    e.add_argument('learner', help='learner.pkl written by train, or its folder')
+    e.add_argument('--dataset', default='synthetic'); e.add_argument('--root', default=None)
+    e.add_argument('--preset', default='small'); e.add_argument('--out', default='runs/eval')
+    e.add_argument('--flip-test', action='store_true', help='flip test-time augmentation')
+    e.add_argument('--no-camera-centering', action='store_true'); e.add_argument('--rerank', action='store_true')
+    e.add_argument('--aqe', action='store_true', help='average query expansion'); e.add_argument('--seed', type=int, default=0)
+    e.add_argument('--no-progress', action='store_true')
+    f = sub.add_parser('search', help='search a gallery of images (folder or CSV) with query images')
+    f.add_argument('learner', help='learner.pkl written by train, or its folder')
+    f.add_argument('queries', nargs='+', help='query image files')
+    f.add_argument('--gallery', default=None, help="folder of images or CSV with a 'path' column")
+    f.add_argument('--index', default=None, help='index folder: saved after building, loaded when there is no --gallery')
+    f.add_argument('-k', type=int, default=5); f.add_argument('--flip-test', action='store_true')
+    f.add_argument('--out', default=None, help='figure of the matches (PNG)')
     s = sub.add_parser('synth', help='write a synthetic VeRi-776-format dataset')
     s.add_argument('dest'); s.add_argument('--preset', default='small'); s.add_argument('--seed', type=int, default=0)
     return p
@@ -249,6 +364,16 @@ def main(argv=None):
     a = _parser().parse_args(argv)
     if a.cmd == 'synth':
         print(synthesize_veri(a.dest, a.preset, seed=a.seed)); return
+    if a.cmd == 'eval':
+        res = evaluate_saved_learner(a.learner, a.dataset, a.root, a.preset, a.out, flip=a.flip_test, seed=a.seed,
+                                     center_cameras=not a.no_camera_centering, rerank=a.rerank, aqe=a.aqe,
+                                     progress=not a.no_progress)
+        print(', '.join(f'{k}: {res[k]:.4f}' for k in ('rank1', 'rank5', 'mAP', 'mINP')))
+        for k, v in res['files'].items(): print(f'  {k:12s} {v}')
+        return
+    if a.cmd == 'search':
+        res = search_images(a.learner, a.queries, gallery=a.gallery, index=a.index, k=a.k, flip=a.flip_test, out=a.out)
+        print(res.metadata.to_string(index=False)); return
     common = dict(out=a.out, seed=a.seed, threads=a.threads, progress=not a.no_progress, resume=a.resume, overwrite=a.overwrite)
     if a.cmd == 'demo': res = train(**common)
     else:

@@ -11,7 +11,7 @@ from torch import Tensor
 from scipy import sparse
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
-from .metrics import evaluate_reid, evaluate_features
+from .metrics import evaluate_reid, evaluate_features, split_query_gallery
 from .readers import vehicleid_gallery_mask
 
 # %% auto #0
@@ -456,16 +456,16 @@ def evaluate_veri776(df:pd.DataFrame, feats, metric:str='cosine', normalize:bool
     "VeRi-776 protocol: query vs gallery, same-id-same-camera gallery images removed"
     pid, cam, split, f = _test_rows(df, feats)
     f = _prepare(f, normalize, aqe)
-    q, g = split == 'query', split == 'gallery'
+    q, g = split_query_gallery(pd.DataFrame({'split': split}))
     r = _evaluate(f[q], f[g], pid[q], pid[g], cam[q], cam[g], metric, remove_junk, max_rank, rerank)
     return ProtocolResult('veri776', [r], dict(metric=metric, normalize=normalize, aqe=aqe, rerank=rerank, remove_junk=remove_junk))
 
-def evaluate_veriwild(df:pd.DataFrame, feats, remove_same_camera:bool=True, metric:str='cosine', normalize:bool=False,
+def evaluate_veriwild(df:pd.DataFrame, feats, remove_junk:bool=True, metric:str='cosine', normalize:bool=False,
                       aqe=None, rerank=None, max_rank:int=50) -> ProtocolResult:
-    "VeRi-Wild protocol; `remove_same_camera=False` keeps same-id-same-camera gallery images as true matches"
+    "VeRi-Wild protocol; `remove_junk=False` keeps same-id-same-camera gallery images as true matches"
     res = evaluate_veri776(df, feats, metric=metric, normalize=normalize, aqe=aqe, rerank=rerank, max_rank=max_rank,
-                           remove_junk=remove_same_camera)
-    res.dataset = 'veriwild'; res.options['remove_same_camera'] = res.options.pop('remove_junk')
+                           remove_junk=remove_junk)
+    res.dataset = 'veriwild'
     return res
 
 # %% ../nbs/04_evaluation.ipynb #2af3a26c
@@ -490,7 +490,7 @@ def evaluate_vric(df:pd.DataFrame, feats, metric:str='cosine', normalize:bool=Fa
     "VRIC single-shot protocol: probe (query) vs gallery, one image per id each, no junk removal"
     pid, cam, split, f = _test_rows(df, feats)
     f = _prepare(f, normalize, aqe)
-    q, g = split == 'query', split == 'gallery'
+    q, g = split_query_gallery(pd.DataFrame({'split': split}))
     for name, m in (('probe', q), ('gallery', g)):
         if len(np.unique(pid[m])) != m.sum():
             warnings.warn(f"VRIC protocol: the {name} set has several images of some ids; single shot expects one per id")

@@ -12,13 +12,13 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 from fastai.basics import Learner, ifnone
 from safetensors.torch import save_file, load_file
-from .metrics import evaluate_features, ReidResult, model_eval_spec
+from .metrics import evaluate_features, ReidResult, model_eval_spec, split_query_gallery
 from .evaluation import FlipTTA, center_by_camera
 from .files import temp_prefix, usual_mode
 
 # %% auto #0
-__all__ = ['embed', 'split_query_gallery', 'evaluate_embeddings', 'evaluate_learner', 'baseline_embeddings', 'baseline_results',
-           'save_weights', 'load_weights', 'export_onnx']
+__all__ = ['embed', 'evaluate_embeddings', 'evaluate_learner', 'baseline_embeddings', 'baseline_results', 'save_weights',
+           'load_weights', 'export_onnx']
 
 # %% ../nbs/11_inference.ipynb #ea73a884
 def embed(learn:Learner, dl=None, flip:bool=False, normalize:bool=False) -> torch.Tensor:
@@ -29,15 +29,6 @@ def embed(learn:Learner, dl=None, flip:bool=False, normalize:bool=False) -> torc
     return torch.nn.functional.normalize(feats, dim=1) if normalize else feats
 
 # %% ../nbs/11_inference.ipynb #3f5b465f
-def split_query_gallery(items:pd.DataFrame):
-    "Boolean masks of the query and gallery rows of a validation `items` frame (column `split`)."
-    if items is None or 'split' not in getattr(items, 'columns', []):
-        raise ValueError("the loader's items must be a DataFrame with a 'split' column (query / gallery rows)")
-    s = items['split'].to_numpy()
-    q, g = s == 'query', s == 'gallery'
-    if not q.any() or not g.any(): raise ValueError(f"need query and gallery rows, got splits {sorted(set(s))}")
-    return q, g
-
 def evaluate_embeddings(items:pd.DataFrame, feats, metric:str='cosine', max_rank:int=50,
                         remove_junk:bool=True, center_cameras:bool=False) -> ReidResult:
     "Rank-k, mAP and mINP of `feats`, one row per row of `items` (columns pid, camid, split); `center_cameras`: `center_by_camera` first."

@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 import numpy as np
+import numba
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastprogress.fastprogress import progress_bar
 from fastai.learner import Metric
+from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['ReidResult', 'evaluate_reid', 'pairwise_distance', 'evaluate_features', 'model_eval_spec', 'ReidMetrics',
-           'ReidMetric', 'reid_metrics', 'plot_cmc']
+__all__ = ['ReidResult', 'evaluate_reid', 'pairwise_distance', 'evaluate_features', 'split_query_gallery', 'model_eval_spec',
+           'ReidMetrics', 'ReidMetric', 'reid_metrics', 'plot_cmc']
 
 # %% ../nbs/03_metrics.ipynb #57eb6876
 def _pct(x): return 'n/a' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{100*x:.2f}%'
@@ -65,89 +67,80 @@ class ReidResult:
                 f"{self.num_skipped:,} skipped)")
 
 # %% ../nbs/03_metrics.ipynb #fdc4c839
-_SPARSE_FRAC = 0.5  # use the sparse path when at most this share of a chunk's distances precede a hardest true match
+_MAX_BINS = 2048  # bins per row between a row's easiest and hardest true match (fewer: more exact comparisons)
 
-def _flatnonzero(mask):
-    "Indices of the True entries of a flat bool tensor (numpy's is 3-6x faster on the CPU)"
-    if mask.device.type == 'cpu': return torch.from_numpy(np.flatnonzero(mask.numpy()))
-    return mask.nonzero().squeeze(1)
+def _njit(f):
+    "`numba.njit` without the GIL, cached on disk when the function lives in a file"
+    try: return numba.njit(nogil=True, boundscheck=False, error_model='numpy', cache=True)(f)
+    except RuntimeError: return numba.njit(nogil=True, boundscheck=False, error_model='numpy')(f)   # e.g. in a notebook
 
-def _fixup(res, r, g, v, fb, cand, cand_d, thr, tb, max_cmp=1 << 22):
-    "Add to `res` the items (row `r`, index `g`, value `v`, bin `fb`) within one bin of a true match that precede it"
-    step = max(1, max_cmp // cand.shape[1])   # bounded memory even if (pathologically) every item is flagged
-    for s in range(0, len(r), step):
-        rr, vv, gg, bb = r[s:s+step], v[s:s+step, None], g[s:s+step, None], fb[s:s+step, None]
-        td = cand_d[rr]
-        cond = thr[rr] & (bb >= tb[rr] - 1) & ((vv < td) | ((vv == td) & (gg < cand[rr])))
-        res.index_add_(0, rr, cond.to(res.dtype))
-    return res
-
-def _count_dense(d, cand, cand_d, thr):
-    "`_count_before` binning whole rows (any values but NaN)"
+@_njit
+def _count_rows(d, cand, cand_d, thr, max_bins, out):
+    "Core of `_count_before` for (B, G) `d`; returns True if `d` holds a NaN"
     B, G = d.shape
-    dev = d.device
-    K = max(16, min(G // 4, (1 << 21) // B - 8))  # bins per row; B*W < 2**21 keeps float32 bin arithmetic exact enough
-    W = K + 6                                       # 3 spare bins on each side absorb rounding
-    lo, hi = d.amin(1, keepdim=True), d.amax(1, keepdim=True)
-    db = d
-    if not bool(torch.isfinite(lo).all() & torch.isfinite(hi).all()):
-        if bool(torch.isnan(lo).any() | torch.isnan(hi).any()): raise ValueError("distances contain NaN")
-        fin = torch.isfinite(d)  # +-inf: bin by the finite range, infinities go to the end bins
-        lo = torch.where(fin, d, torch.inf).amin(1, keepdim=True)
-        hi = torch.where(fin, d, -torch.inf).amax(1, keepdim=True)
-        ok = torch.isfinite(lo)
-        lo, hi = torch.where(ok, lo, 0.), torch.where(ok, hi, 0.)
-        db = torch.minimum(torch.maximum(d, lo), hi)
-    scale = K / (hi - lo)
-    scale = torch.where(torch.isfinite(scale) & (hi > lo), scale, 0.)
-    rowoff = torch.arange(B, device=dev, dtype=torch.int32)[:, None] * W
-    off = (rowoff + 3).to(d.dtype)
-    flat = torch.addcmul(off, db - lo, scale).to(torch.int32)          # global bin id, row b owns [b*W, (b+1)*W)
-    cum = torch.bincount(flat.view(-1), minlength=B * W).view(B, W).cumsum(1)
-    tb = flat.gather(1, cand)                                           # bin of each candidate
-    res = cum.gather(1, (tb - rowoff - 2).long())                       # items in bins <= bin(t) - 2: all before t
-    table = torch.zeros(B * W, dtype=torch.bool, device=dev)           # bins within one of a true match's bin
-    tp = tb[thr].long()
-    table[tp - 1] = True; table[tp] = True; table[tp + 1] = True
-    nz = _flatnonzero(table.index_select(0, flat.view(-1)))
-    return _fixup(res, nz // G, nz % G, d.reshape(-1)[nz], flat.view(-1)[nz], cand, cand_d, thr, tb)
-
-def _count_sparse(d, sel, lo, tmax, cand, cand_d, thr):
-    "`_count_before` binning only the items `sel` (flat indices) not after their row's hardest true match"
-    B, G = d.shape
-    dev = d.device
-    r, g, v = sel // G, sel % G, d.reshape(-1)[sel]
-    K = (torch.bincount(r, minlength=B) // 2).clamp(min=1)       # about two items per bin
-    W = K + 6
-    base = W.cumsum(0) - W                                          # row b owns bins [base[b], base[b] + W[b])
-    lo, hi = lo.double().view(-1), tmax.double().view(-1)
-    scale = K / (hi - lo)
-    scale = torch.where(torch.isfinite(scale) & (hi > lo), scale, 0.)
-    off = (base + 3).double()
-    fb = ((v.double() - lo[r]) * scale[r] + off[r]).long()          # float64: exact to far below one bin
-    tb = ((cand_d.double() - lo[:, None]) * scale[:, None] + off[:, None]).long().clamp(min=2)
-    cum = torch.bincount(fb, minlength=int(W.sum())).cumsum(0)
-    row0 = torch.where(base > 0, cum[(base - 1).clamp(min=0)], 0)   # items of the rows before row b
-    res = torch.where(thr, cum[(tb - 2).clamp(max=len(cum) - 1)] - row0[:, None], 0)
-    table = torch.zeros(len(cum) + 1, dtype=torch.bool, device=dev)
-    tp = tb[thr]
-    table[tp - 1] = True; table[tp] = True; table[tp + 1] = True
-    nz = _flatnonzero(table.index_select(0, fb))
-    return _fixup(res, r[nz], g[nz], v[nz], fb[nz], cand, cand_d, thr, tb)
+    M = cand.shape[1]
+    K = max(1, min(max_bins, G // 32))        # about 32 items per bin: a small histogram
+    W = K + 3                                    # bins -1 (before the first match) .. K+1 (after the last), shifted by 1
+    hist = np.zeros(4 * W, np.int32)             # 4 interleaved copies: no store-to-load chain on runs of one bin
+    flag = np.zeros(W, np.bool_)
+    start = np.zeros(W + 1, np.int64)
+    kb = np.empty(G, np.int32)
+    buf = np.empty(G, np.int64)
+    pv = np.empty(M, d.dtype); pg = np.empty(M, np.int64); pm = np.empty(M, np.int64)
+    tb = np.empty(M, np.int64); corr = np.empty(M, np.int64)
+    lim = np.empty(2, d.dtype)                   # 0 and K in the distances' float type
+    lim[0] = 0; lim[1] = K
+    z, fK = lim[0], lim[1]
+    bad = False
+    for b in range(B):
+        P = 0                                    # the row's true matches, in (distance, gallery index) order
+        for m in range(M):
+            if thr[b, m]:
+                pv[P] = cand_d[b, m]; pg[P] = cand[b, m]; pm[P] = m; P += 1
+        if P == 0: continue
+        v0, v1 = pv[0], pv[P - 1]
+        s = fK / (v1 - v0) if v1 > v0 else z
+        s = s if s < np.inf else z
+        row = d[b]
+        # bin of every item: monotone in the distance (IEEE sub and mul, clamped, truncated), so an item in a lower
+        # bin than a true match is certainly before it and one in a higher bin certainly after it
+        for g in range(G):
+            x = row[g]
+            bad |= x != x
+            t = (x - v0) * s
+            t = t if t >= z else z
+            t = t if t <= fK else fK
+            kb[g] = np.int32(t) - np.int32(x < v0) + np.int32(x > v1) + np.int32(1)
+        hist[:] = 0; flag[:] = False
+        for m in range(P):
+            tb[m] = kb[pg[m]]; flag[tb[m]] = True; corr[m] = 0
+        nf = 0
+        for g in range(G):                       # histogram; keep the items that share a bin with a true match
+            k = kb[g]
+            hist[(g & 3) * W + k] += 1
+            if flag[k]:
+                buf[nf] = g; nf += 1
+        start[:] = 0                             # true matches of bin k: start[k] .. start[k+1]-1 (sorted, bins monotone)
+        for m in range(P): start[tb[m] + 1] += 1
+        for k in range(W): start[k + 1] += start[k]
+        for i in range(nf):                      # exact order inside a shared bin: distance, then gallery index
+            g = buf[i]; x = row[g]; k = kb[g]
+            for m in range(start[k], start[k + 1]):
+                if x < pv[m] or (x == pv[m] and g < pg[m]): corr[m] += 1
+        acc = 0; k = 0
+        for m in range(P):
+            while k < tb[m]:
+                acc += hist[k] + hist[W + k] + hist[2 * W + k] + hist[3 * W + k]; k += 1
+            out[b, pm[m]] = acc + corr[m]
+    return bad
 
 def _count_before(d, cand, cand_d, thr):
     "For each `cand[b,m]` where `thr[b,m]`: count the gallery items `g` of row `b` with `(d[b,g], g) < (cand_d[b,m], cand[b,m])`"
-    B, G = d.shape
-    if _SPARSE_FRAC > 0:
-        # only items up to the row's hardest true match can precede a true match: with a decent model that is a
-        # small share of the row, so find them (one comparison pass) and bin only them
-        has = thr.any(1, keepdim=True)
-        tmax = torch.where(thr, cand_d, -torch.inf).amax(1, keepdim=True)
-        lo = d.amin(1, keepdim=True)
-        if bool((torch.isfinite(lo) & torch.isfinite(tmax) | ~has).all()):
-            sel = _flatnonzero((d <= torch.where(has, tmax, -torch.inf)).view(-1))
-            if len(sel) <= _SPARSE_FRAC * B * G: return _count_sparse(d, sel, lo, tmax, cand, cand_d, thr)
-    return _count_dense(d, cand, cand_d, thr)
+    dn = d.detach().cpu().contiguous().numpy()
+    cn, cdn, tn = cand.cpu().numpy(), cand_d.detach().cpu().numpy().astype(dn.dtype), thr.cpu().numpy()
+    out = np.zeros(cn.shape, np.int64)
+    if _count_rows(dn, cn, cdn, tn, _MAX_BINS, out): raise ValueError("distances contain NaN")
+    return torch.from_numpy(out).to(d.device)
 
 # %% ../nbs/03_metrics.ipynb #ed3c70c1
 def _eval_chunk(d, cand, mask, junk):
@@ -181,7 +174,7 @@ def _check_len(name, x, n, what):
 def _default_workers(dev):
     return 1 if dev.type != 'cpu' else max(1, min(torch.get_num_threads(), 8))
 
-_CHUNK_ELEMS = 1 << 21  # distances per chunk by default: the passes over a chunk stay in cache
+_CHUNK_ELEMS = 1 << 24  # distances per chunk by default: few chunks (each costs about a millisecond of Python and small torch ops)
 
 def _evaluate(get_rows, Q, G, q_pids, g_pids, q_camids, g_camids, max_rank=50, remove_junk=True,
               chunk_size=None, n_workers=None, progress=None, device=None, block_size=None):
@@ -198,7 +191,7 @@ def _evaluate(get_rows, Q, G, q_pids, g_pids, q_camids, g_camids, max_rank=50, r
     start = np.searchsorted(gps, qp, 'left')
     n_same = np.searchsorted(gps, qp, 'right') - start
     todo = np.flatnonzero(n_same > 0)             # queries without any same-id gallery item are skipped right away
-    if chunk_size is None: chunk_size = int(np.clip(_CHUNK_ELEMS // G, 4, 512))
+    if chunk_size is None: chunk_size = int(np.clip(_CHUNK_ELEMS // G, 4, 1024))
     block_size = max(chunk_size, block_size or chunk_size)
     blocks = [todo[s:s + block_size] for s in range(0, len(todo), block_size)]
     ap, inp, first = np.zeros(Q), np.zeros(Q), np.full(Q, -1, dtype=np.int64)
@@ -255,7 +248,7 @@ def evaluate_reid(distmat,        # (n_query, n_gallery) distances, numpy array 
                   q_camids, g_camids, # cameras of the query and gallery images
                   max_rank:int=50,    # length of the CMC curve (clipped to the gallery size)
                   remove_junk:bool=True, # drop gallery images with the query's id and camera
-                  chunk_size:int|None=None, # queries per chunk (default: about 4M distances per chunk)
+                  chunk_size:int|None=None, # queries per chunk (default: about 16M distances per chunk)
                   n_workers:int|None=None,  # chunks evaluated in parallel (default: torch's thread count, max 8)
                   progress:bool|None=None,  # show a progress bar (default: for large matrices)
                  )->ReidResult:
@@ -299,7 +292,7 @@ def evaluate_features(qf, gf,          # query (Q,D) and gallery (G,D) features,
                       q_pids, g_pids, q_camids, g_camids,
                       metric:str='cosine',    # 'cosine' or 'euclidean', see `pairwise_distance`
                       max_rank:int=50, remove_junk:bool=True,
-                      chunk_size:int|None=None, # queries per chunk (default: about 4M distances per chunk)
+                      chunk_size:int|None=None, # queries per chunk (default: about 16M distances per chunk)
                       n_workers:int|None=None,  # chunks in parallel (default: torch's thread count, max 8; 1 on GPU)
                       progress:bool|None=None,  # progress bar (default: when Q x G >= 5e8)
                       block_size:int|None=None, # queries per distance block (default: about 32M distances, 128 MB)
@@ -313,6 +306,16 @@ def evaluate_features(qf, gf,          # query (Q,D) and gallery (G,D) features,
     return _evaluate(rows, len(q), len(g), q_pids, g_pids, q_camids, g_camids, max_rank=max_rank,
                      remove_junk=remove_junk, chunk_size=chunk_size, n_workers=n_workers, progress=progress,
                      device=q.device, block_size=block_size)
+
+# %% ../nbs/03_metrics.ipynb #d2220f70
+def split_query_gallery(items:pd.DataFrame, query:str='query', gallery:str='gallery'):
+    "Boolean masks of the query and the gallery rows of `items` (a DataFrame with a `split` column)"
+    if items is None or 'split' not in getattr(items, 'columns', []):
+        raise ValueError("the loader's items must be a DataFrame with a 'split' column (query / gallery rows)")
+    s = items['split'].to_numpy()
+    q, g = s == query, s == gallery
+    if not q.any() or not g.any(): raise ValueError(f"need {query} and {gallery} rows, got splits {sorted(set(s))}")
+    return q, g
 
 # %% ../nbs/03_metrics.ipynb #9537e2dc
 def _default_emb(pred):
@@ -329,26 +332,27 @@ def model_eval_spec(model, default_distance:str='cosine') -> dict:
     spec = getattr(model, 'eval_spec', None)
     return dict(spec()) if callable(spec) else dict(feature='output', distance=default_distance)
 
-class ReidMetrics:
-    "Shared accumulator of validation embeddings: one evaluation per validation pass, several Recorder columns"
+class ReidMetrics(Callback):
+    "Validation rank-k / mAP / mINP columns for `Learner(metrics=ReidMetrics())` or `cbs=ReidMetrics()`, evaluated once per pass"
     def __init__(self, ranks=(1,), mAP:bool=True, mINP:bool=True, metric:str|None=None, max_rank:int=50,
                  remove_junk:bool=True, get_emb=None, query='query', gallery='gallery'):
         "`metric=None`: the distance of the model being validated (`model_eval_spec`)"
         if metric is not None and metric not in _METRICS: raise ValueError(f"metric must be one of {_METRICS} or None, got {metric!r}")
         store_attr()
         self.get_emb = get_emb or _default_emb
-        self.n_evals = 0
+        self.n_evals, self.distance = 0, metric
+        self._views = [ReidMetric(self, k) for k in self.names]
         self.reset()
 
     def reset(self):
         "Forget the embeddings of the last pass"
-        self.embs, self.n, self.dl, self._last, self._result, self._done = [], 0, None, None, None, False
+        self.embs, self.n, self.loader, self._last, self._result, self._done = [], 0, None, None, None, False
 
     def accumulate(self, learn):
         "Take the embeddings of the current validation batch (once, whichever view calls)"
         if learn.training or learn.pred is self._last: return
         self._last = learn.pred
-        self.dl = learn.dl
+        self.loader = learn.dl
         self.distance = self.metric or model_eval_spec(getattr(learn, 'model', None))['distance']
         e = self.get_emb(learn.pred)
         # under DDP keep this rank's rows (`gather` joins the ranks in order); fastai's default gathers batch by batch
@@ -380,12 +384,11 @@ class ReidMetrics:
         if self._done: return self._result
         self._done, self._result = True, None
         if not self.n: return None
-        emb, dl = self.gather(torch.cat(self.embs), self.dl)
+        emb, dl = self.gather(torch.cat(self.embs), self.loader)
         items = self._items(dl, len(emb))
         if items is None: return None
-        split = items['split'].to_numpy()
-        q, g = split == self.query, split == self.gallery
-        if not q.any() or not g.any(): return None
+        try: q, g = split_query_gallery(items, self.query, self.gallery)
+        except ValueError: return None
         pid, cam = items['pid'].to_numpy(), items['camid'].to_numpy()
         self.n_evals += 1
         try:
@@ -406,11 +409,18 @@ class ReidMetrics:
     @property
     def metrics(self)->list:
         "fastai `Metric` views, one per column, sharing this accumulator"
-        return [ReidMetric(self, k) for k in self.names]
+        return list(self._views)
+    def __iter__(self): return iter(self._views)   # `Learner(metrics=ReidMetrics())`: fastai's `L` lists the columns
+    def __len__(self): return len(self._views)
+    def add_columns(self, learn):
+        "Add the columns to `learn.metrics` unless they are there (as a callback, before the Recorder names them)"
+        if not any(getattr(m, 'acc', None) is self for m in learn.metrics): learn.metrics = learn.metrics + self._views
+    def before_fit(self): self.add_columns(self.learn)   # `cbs=[ReidMetrics()]`
 
-class ReidMetric(Metric):
-    "One Recorder column (`key`) of a shared `ReidMetrics` accumulator"
+class ReidMetric(Callback, Metric):
+    "One Recorder column (`key`) of a shared `ReidMetrics` accumulator (a callback too: `cbs=ReidMetrics()` lists them)"
     def __init__(self, acc:ReidMetrics, key:str): self.acc, self.key = acc, key
+    def before_fit(self): self.acc.add_columns(self.learn)
     def reset(self): self.acc.reset()
     def accumulate(self, learn): self.acc.accumulate(learn)
     @property
@@ -419,7 +429,7 @@ class ReidMetric(Metric):
     def name(self): return self.key
 
 def reid_metrics(ranks=(1,), mINP:bool=True, metric:str|None=None, **kwargs)->list:
-    "fastai metrics rank-k (for k in `ranks`), mAP and mINP of the validation set, evaluated once per pass"
+    "The columns of `ReidMetrics(...)` as a list (kept for code written before `ReidMetrics` was iterable)"
     return ReidMetrics(ranks=ranks, mINP=mINP, metric=metric, **kwargs).metrics
 
 # %% ../nbs/03_metrics.ipynb #73be0a31

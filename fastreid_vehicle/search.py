@@ -18,12 +18,13 @@ __all__ = ['SearchResult', 'GalleryIndex']
 
 # %% ../nbs/05_search.ipynb #d994d611
 _KINDS = ('exact', 'ivf', 'ivfpq', 'hnsw')
-_METRICS = {'cosine': faiss.METRIC_INNER_PRODUCT, 'ip': faiss.METRIC_INNER_PRODUCT, 'l2': faiss.METRIC_L2}
+_OLD_METRICS = {'l2': 'euclidean'}  # indexes saved before the metric was spelled as in `pairwise_distance`
+_METRICS = {'cosine': faiss.METRIC_INNER_PRODUCT, 'ip': faiss.METRIC_INNER_PRODUCT, 'euclidean': faiss.METRIC_L2}
 _FORMAT, _VERSION = 'fastreid_vehicle.GalleryIndex', 1
 
 class SearchResult(NamedTuple):
     "Top-k scores and gallery indices (`-1` where fewer were found), and the metadata rows of the hits"
-    scores: np.ndarray     # (n_queries, k): similarities (cosine / ip) or squared distances (l2)
+    scores: np.ndarray     # (n_queries, k): similarities (cosine / ip) or squared Euclidean distances (euclidean)
     indices: np.ndarray    # (n_queries, k) int64 row numbers in the gallery, -1 = no hit
     metadata: pd.DataFrame # one row per hit: query, rank, index, score, then the metadata columns
 
@@ -81,7 +82,7 @@ class GalleryIndex:
     @property
     def is_trained(self) -> bool: return self.kind in ('exact', 'hnsw') or self._index is not None
     @property
-    def higher_is_better(self) -> bool: return self.metric != 'l2'
+    def higher_is_better(self) -> bool: return self.metric != 'euclidean'
 
 # %% ../nbs/05_search.ipynb #65f74444
 @patch
@@ -187,17 +188,17 @@ def _exact(self:GalleryIndex, q:np.ndarray, k:int, small:int=16):
     if len(q) > small: return faiss.knn(q, x, k, metric=_METRICS[self.metric])
     import torch
     s = torch.from_numpy(q) @ torch.from_numpy(x).T
-    if self.metric == 'l2':
+    if self.metric == 'euclidean':
         if getattr(self, '_sq', None) is None or len(self._sq) != self._n: self._sq = torch.from_numpy((x * x).sum(1))
         s = (self._sq[None] - 2 * s + (torch.from_numpy(q) ** 2).sum(1, keepdim=True)).clamp_(min=0)
-    D, I = s.topk(k, dim=1, largest=self.metric != 'l2')
+    D, I = s.topk(k, dim=1, largest=self.metric != 'euclidean')
     return D.numpy(), I.numpy()
 
 def _rescore(emb:np.ndarray, q:np.ndarray, I:np.ndarray, k:int, metric:str):
     "Exact scores of the candidates `I` (-1 = none) from the stored embeddings, best `k` kept"
     valid = I >= 0
     cand = emb[np.where(valid, I, 0)]                                     # (nq, kk, dim)
-    if metric == 'l2': s = ((cand - q[:, None]) ** 2).sum(-1); s[~valid] = np.inf; order = np.argsort(s, 1, kind='stable')
+    if metric == 'euclidean': s = ((cand - q[:, None]) ** 2).sum(-1); s[~valid] = np.inf; order = np.argsort(s, 1, kind='stable')
     else: s = np.einsum('qkd,qd->qk', cand, q); s[~valid] = -np.inf; order = np.argsort(-s, 1, kind='stable')
     order = order[:, :k]
     I2, s2 = np.take_along_axis(np.where(valid, I, -1), order, 1), np.take_along_axis(s, order, 1)
@@ -277,7 +278,7 @@ def load(cls:GalleryIndex, path) -> GalleryIndex:
     h = json.loads(hp.read_text())
     if h.get('format') != _FORMAT or h.get('version') != _VERSION:
         raise ValueError(f"GalleryIndex.load: {hp} has format {h.get('format')!r} version {h.get('version')!r}; expected {_FORMAT!r} version {_VERSION}")
-    gi = cls(h['dim'], metric=h['metric'], kind=h['kind'], **h['params'])
+    gi = cls(h['dim'], metric=_OLD_METRICS.get(h['metric'], h['metric']), kind=h['kind'], **h['params'])
     n, files = h['ntotal'], h['files']
     if 'embeddings' in files:
         emb = load_file(str(path / files['embeddings']))['embeddings']

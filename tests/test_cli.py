@@ -140,3 +140,50 @@ def test_recipe_on_the_command_line(tmp_path, capsys):
     assert saved['center_cameras'] is False and saved['neck_feat'] == 'before'
     assert 'mfgnet / resnet18' in capsys.readouterr().out
     with pytest.raises(SystemExit): main(['train', '--recipe', 'mfgnet-market'])
+
+# ---------------------------------------------------------------- eval and search (after training)
+@pytest.fixture(scope='module')
+def saved_learner(tiny_root, tmp_path_factory):
+    "A learner with untrained weights on the tiny benchmark, exported as `train` does"
+    from fastreid_vehicle.learner import reid_learner
+    df = load_reid_data('synthetic', tiny_root, 'tiny')
+    dls = ReidDataLoaders.from_df(df, size=(64, 64), P=4, K=4, bs_valid=32, seed=0)
+    out = tmp_path_factory.mktemp('saved')
+    learn = reid_learner(dls, 'bot', backbone='resnet18', pretrained=False, path=out, model_dir='.')
+    learn.export('learner.pkl')
+    return out, learn
+
+def test_eval_command_writes_metrics_and_figures(saved_learner, tiny_root, tmp_path, capsys):
+    from fastreid_vehicle.inference import evaluate_learner
+    folder, learn = saved_learner
+    main(['eval', str(folder), '--preset', 'tiny', '--root', str(tiny_root), '--out', str(tmp_path/'ev'),
+          '--no-progress', '--no-camera-centering'])
+    saved = json.loads((tmp_path/'ev'/'metrics.json').read_text())
+    for k, f in saved['files'].items(): assert Path(f).is_file() and Path(f).stat().st_size > 1000, k
+    assert {'by_camid', 'by_color', 'by_type', 'worst', 'activations', 'confusion'} <= set(saved['files'])
+    with learn.no_bar(): ref = evaluate_learner(learn)   # same weights, no flip, no camera centring
+    assert saved['mAP'] == pytest.approx(ref.mAP, abs=1e-6) and saved['rank1'] == pytest.approx(ref.rank1)
+    assert sum(r['queries'] for r in saved['breakdowns']['camid']) == saved['num_valid']
+    assert 'mAP' in capsys.readouterr().out and not list((tmp_path/'ev').glob('.*tmp'))
+    with pytest.raises(FileNotFoundError, match='learner.pkl'): main(['eval', str(tmp_path/'nothing'), '--preset', 'tiny'])
+
+def test_search_command_folder_csv_and_saved_index(saved_learner, tiny_root, tmp_path, capsys):
+    import pandas as pd
+    folder, _ = saved_learner
+    gal = sorted((tiny_root/'image_test').glob('*.jpg'))
+    q = [str(gal[0]), str(gal[5])]
+    main(['search', str(folder), *q, '--gallery', str(tiny_root/'image_test'), '--index', str(tmp_path/'idx'), '-k', '3',
+          '--out', str(tmp_path/'m.png')])
+    out = capsys.readouterr().out
+    assert (tmp_path/'m.png').stat().st_size > 1000 and (tmp_path/'idx').is_dir()
+    first = [l.split() for l in out.splitlines()[1:] if l.split() and l.split()[1] == '0']
+    assert [Path(r[-1]).name for r in first] == [Path(p).name for p in q]   # a gallery image finds itself first
+    # the saved index answers the same without a gallery; a CSV (relative paths) builds the same index
+    res = cli.search_images(folder, q, index=tmp_path/'idx', k=3)
+    pd.DataFrame({'path': [p.name for p in gal], 'note': range(len(gal))}).to_csv(tiny_root/'image_test'/'g.csv', index=False)
+    res2 = cli.search_images(folder, q, gallery=tiny_root/'image_test'/'g.csv', k=3)
+    assert (res.indices == res2.indices).all() and 'note' in res2.metadata.columns
+    (tiny_root/'image_test'/'g.csv').unlink()
+    with pytest.raises(ValueError, match="'path' column"):
+        pd.DataFrame({'file': ['a.jpg']}).to_csv(tmp_path/'bad.csv', index=False); cli.image_table(tmp_path/'bad.csv')
+    with pytest.raises(FileNotFoundError, match='query image'): cli.search_images(folder, [tmp_path/'no.jpg'], index=tmp_path/'idx')

@@ -303,10 +303,10 @@ def test_veriwild_same_camera_option():
     df = pd.DataFrame(dict(path='', pid=pid, camid=cam, split=split)); df.attrs['dataset'] = 'veriwild'
     f = rng.normal(size=(40, 8)).astype(np.float32)
     f[1::4] = f[0::4] + 0.01 * rng.normal(size=(10, 8))   # same-camera twin of every query
-    keep = evaluate_veriwild(df, f, remove_same_camera=False)
+    keep = evaluate_veriwild(df, f, remove_junk=False)
     drop = evaluate_protocol(df, f)                       # default: removed
     assert keep.rank1 == 1.0 and drop.rank1 < 1.0 and drop.mAP < keep.mAP
-    assert drop.options['remove_same_camera'] is True and drop.dataset == 'veriwild'
+    assert drop.options['remove_junk'] is True and drop.dataset == 'veriwild'
     # removal gives exactly the junk-removed evaluation, keeping gives the plain one
     q, g = split == 'query', split == 'gallery'
     assert drop.mAP == pytest.approx(evaluate_features(f[q], f[g], pid[q], pid[g], cam[q], cam[g]).mAP)

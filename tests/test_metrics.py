@@ -91,12 +91,12 @@ def reid_inputs(draw, ties=True, max_q=10, max_g=40):
     return dist, qp, gp, qc, gc, max_rank, remove_junk
 
 
-@pytest.mark.parametrize('sparse_frac', [0.0, 0.5, 1.0])   # dense path only, automatic, sparse path when possible
+@pytest.mark.parametrize('max_bins', [1, 3, 2048])   # one bin: every item between the first and last match compared exactly
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(inp=reid_inputs(ties=True), chunk_size=st.integers(1, 7))
-def test_evaluate_reid_matches_brute_force(inp, chunk_size, sparse_frac, monkeypatch):
-    monkeypatch.setattr(M, '_SPARSE_FRAC', sparse_frac)
+def test_evaluate_reid_matches_brute_force(inp, chunk_size, max_bins, monkeypatch):
+    monkeypatch.setattr(M, '_MAX_BINS', max_bins)
     dist, qp, gp, qc, gc, max_rank, remove_junk = inp
     ref = brute_force(dist, qp, gp, qc, gc, max_rank, remove_junk)
     if ref is None:
@@ -123,9 +123,9 @@ def test_evaluate_reid_matches_fastreid_semantics(inp):
     assert abs(res.mAP - np.mean(all_AP)) < 1e-12 and abs(res.mINP - np.mean(all_INP)) < 1e-12
 
 
-@pytest.mark.parametrize('sparse_frac', [0.0, 1.0])
-def test_larger_random_against_brute_force(sparse_frac, monkeypatch):
-    monkeypatch.setattr(M, '_SPARSE_FRAC', sparse_frac)
+@pytest.mark.parametrize('max_bins', [1, 2048])
+def test_larger_random_against_brute_force(max_bins, monkeypatch):
+    monkeypatch.setattr(M, '_MAX_BINS', max_bins)
     rng = np.random.default_rng(1)
     Q, G = 40, 3000
     qp, gp = rng.integers(0, 30, Q), rng.integers(0, 30, G)
@@ -321,15 +321,20 @@ def _split_eval(learn, preds, **kwargs):
                              items['pid'].values[g], items['camid'].values[q], items['camid'].values[g], **kwargs)
 
 
-def test_fastai_recorder_columns_equal_evaluate_features(tiny_learner_factory):
+@pytest.mark.parametrize('where', ['metrics', 'metrics_list', 'cbs', 'cbs_list'])
+def test_fastai_recorder_columns_equal_evaluate_features(tiny_learner_factory, where):
+    "`ReidMetrics` where a fastai user puts it: `metrics=ReidMetrics()`, among other metrics, or `cbs=ReidMetrics()`"
     df, dls, make = tiny_learner_factory
     assert isinstance(dls.valid.items, pd.DataFrame) and list(dls.valid.items['split'].unique()) == ['query', 'gallery']
-    mets = reid_metrics(ranks=(1, 5))
-    learn = make(metrics=mets)
+    rm = ReidMetrics(ranks=(1, 5))
+    learn = make(**{'metrics': dict(metrics=rm), 'metrics_list': dict(metrics=[*rm]), 'cbs': dict(cbs=rm),
+                    'cbs_list': dict(cbs=[rm])}[where])
     learn.fit(1, 1e-2)
+    learn.fit(1, 1e-2)   # a second fit: the callback does not add its columns twice
+    mets = list(learn.metrics)
     assert learn.recorder.metric_names == ['epoch', 'train_loss', 'valid_loss', 'rank1', 'rank5', 'mAP', 'mINP', 'time']
     acc = mets[0].acc
-    assert acc.n_evals == 1                      # four columns, one evaluation per validation pass
+    assert acc.n_evals == 2                      # four columns, one evaluation per validation pass (two fits)
     rec = learn.recorder.values[-1]              # train_loss, valid_loss, then the metrics
     preds, _ = learn.get_preds()
     ref = _split_eval(learn, preds)
@@ -391,3 +396,17 @@ def test_recorder_metric_uses_the_models_distance(tiny_learner_factory):
         assert mets[1].name == "mAP"; np.testing.assert_allclose(mets[1].value, ref.mAP, atol=1e-9)
     assert M.model_eval_spec(torch.nn.Linear(2, 2)) == {'feature': 'output', 'distance': 'cosine'}
     with pytest.raises(ValueError, match='metric'): reid_metrics(metric='l1')
+
+@pytest.mark.parametrize('regime', ['strong', 'weak'])
+def test_strong_and_weak_matrices_against_brute_force(regime):
+    "A strong model's matches near the top of the ranking, a weak model's spread through it: the same exact numbers"
+    rng = np.random.default_rng(3)
+    Q, G = 30, 2500
+    qp, gp = rng.integers(0, 25, Q), rng.integers(0, 25, G)
+    qc, gc = rng.integers(0, 6, Q), rng.integers(0, 6, G)
+    dist = rng.random((Q, G)).astype(np.float32)
+    same = qp[:, None] == gp[None]
+    dist[same] = dist[same] * 0.001 if regime == 'strong' else dist[same] - 0.3
+    res, ref = evaluate_reid(dist, qp, gp, qc, gc, chunk_size=8), brute_force(dist, qp, gp, qc, gc)
+    check_equal(res, ref)
+    assert (res.rank1 > 0.9) if regime == 'strong' else (res.mAP < 0.6)

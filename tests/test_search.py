@@ -18,7 +18,7 @@ def clustered(n, dim=16, per_id=10, noise=0.3, seed=0):
 def brute(x, q, metric, k):
     if metric == 'cosine':
         x, q = x / np.linalg.norm(x, axis=1, keepdims=True), q / np.linalg.norm(q, axis=1, keepdims=True)
-    if metric == 'l2':
+    if metric == 'euclidean':
         s = ((q[:, None].astype(np.float64) - x[None]) ** 2).sum(-1); order = np.argsort(s, 1, kind='stable')
     else:
         s = q.astype(np.float64) @ x.T.astype(np.float64); order = np.argsort(-s, 1, kind='stable')
@@ -32,7 +32,7 @@ def meta_frame(n, start=0):
                          'conf': i / 7.0, 'flag': i % 2 == 0})
 
 
-@pytest.mark.parametrize("metric", ['cosine', 'ip', 'l2'])
+@pytest.mark.parametrize("metric", ['cosine', 'ip', 'euclidean'])
 def test_exact_search_equals_brute_force(metric):
     x, q = clustered(400)
     gi = GalleryIndex(16, metric=metric).add(x[:150], meta_frame(150)).add(x[150:], meta_frame(250, 150))
@@ -46,7 +46,7 @@ def test_exact_search_equals_brute_force(metric):
     gi.add(x[:5], meta_frame(5, 400))            # the l2 norm cache follows additions
     s2, i2 = brute(np.concatenate([x, x[:5]]), q[:2], metric, 8)
     np.testing.assert_allclose(gi.search(q[:2], k=8).scores, s2, rtol=1e-4, atol=1e-4)
-    assert gi.higher_is_better == (metric != 'l2')
+    assert gi.higher_is_better == (metric != 'euclidean')
     # metadata rows: long format, one per hit, matching the indices
     m = res.metadata
     assert list(m.columns[:4]) == ['query', 'rank', 'index', 'score'] and len(m) == 800
@@ -158,3 +158,18 @@ def test_approximate_train_then_add_and_no_stored_embeddings():
     exact = GalleryIndex(16).add(x).search(q, 10).indices
     got = gi.search(q, 10, nprobe=32).indices          # every list probed: exact
     np.testing.assert_array_equal(np.sort(got, 1), np.sort(exact, 1))
+
+
+def test_index_saved_with_old_l2_name_loads_as_euclidean(tmp_path):
+    "Indexes saved before the metric was spelled 'euclidean' (as in `pairwise_distance`) stored 'l2'; they still load"
+    import json
+    rng = np.random.default_rng(0)
+    gi = GalleryIndex(8, metric='euclidean').add(rng.normal(size=(20, 8)).astype(np.float32))
+    p = gi.save(tmp_path/'idx')
+    headers = [f for f in p.iterdir() if f.suffix == '.json' and '"metric"' in f.read_text()]
+    assert len(headers) == 1
+    h = json.loads(headers[0].read_text()); h['metric'] = 'l2'; headers[0].write_text(json.dumps(h))
+    old = GalleryIndex.load(p)
+    assert old.metric == 'euclidean' and not old.higher_is_better
+    np.testing.assert_allclose(old.search(gi.embeddings[:2], k=3).scores, gi.search(gi.embeddings[:2], k=3).scores)
+    with pytest.raises(ValueError, match='metric'): GalleryIndex(8, metric='l2')
