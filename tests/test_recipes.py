@@ -108,7 +108,7 @@ def test_tiny_run_of_every_recipe(name, tiny_root, tmp_path):
 
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
-PAGES = {'mfgnet': NBS/'16_fidelity_mfgnet.ipynb', 'anet': NBS/'17_fidelity_anet.ipynb'}
+PAGES = {'mfgnet': NBS/'21_fidelity_mfgnet.ipynb', 'anet': NBS/'22_fidelity_anet.ipynb'}
 
 def _outputs(nb, needle):
     "The saved text/markdown output of the code cell whose source contains `needle`"
