@@ -17,7 +17,7 @@ from .readers import vehicleid_gallery_mask
 # %% auto #0
 __all__ = ['l2_normalize', 'flip_embed', 'FlipTTA', 'query_expansion', 'aqe', 'center_by_camera', 're_ranking', 're_ranking_dist',
            'tar_at_far', 'roc_auc', 'VerificationResult', 'verification_curve', 'dataset_key', 'ProtocolResult',
-           'evaluate_veri776', 'evaluate_veriwild', 'evaluate_vehicleid', 'evaluate_vric', 'evaluate_protocol']
+           'evaluate_protocol']
 
 # %% ../nbs/04_evaluation.ipynb #8628c368
 def _as_tensor(x, dtype=torch.float32) -> Tensor:
@@ -451,7 +451,7 @@ def _evaluate(qf, gf, qp, gp, qc, gc, metric, remove_junk, max_rank, rerank_opts
     return evaluate_features(qf, gf, qp, gp, qc, gc, metric=metric, max_rank=max_rank, remove_junk=remove_junk)
 
 # %% ../nbs/04_evaluation.ipynb #019c3720
-def evaluate_veri776(df:pd.DataFrame, feats, metric:str='cosine', normalize:bool=False, aqe=None, rerank=None,
+def _veri776_protocol(df:pd.DataFrame, feats, metric:str='cosine', normalize:bool=False, aqe=None, rerank=None,
                      max_rank:int=50, remove_junk:bool=True) -> ProtocolResult:
     "VeRi-776 protocol: query vs gallery, same-id-same-camera gallery images removed"
     pid, cam, split, f = _test_rows(df, feats)
@@ -460,16 +460,16 @@ def evaluate_veri776(df:pd.DataFrame, feats, metric:str='cosine', normalize:bool
     r = _evaluate(f[q], f[g], pid[q], pid[g], cam[q], cam[g], metric, remove_junk, max_rank, rerank)
     return ProtocolResult('veri776', [r], dict(metric=metric, normalize=normalize, aqe=aqe, rerank=rerank, remove_junk=remove_junk))
 
-def evaluate_veriwild(df:pd.DataFrame, feats, remove_junk:bool=True, metric:str='cosine', normalize:bool=False,
+def _veriwild_protocol(df:pd.DataFrame, feats, remove_junk:bool=True, metric:str='cosine', normalize:bool=False,
                       aqe=None, rerank=None, max_rank:int=50) -> ProtocolResult:
     "VeRi-Wild protocol; `remove_junk=False` keeps same-id-same-camera gallery images as true matches"
-    res = evaluate_veri776(df, feats, metric=metric, normalize=normalize, aqe=aqe, rerank=rerank, max_rank=max_rank,
+    res = _veri776_protocol(df, feats, metric=metric, normalize=normalize, aqe=aqe, rerank=rerank, max_rank=max_rank,
                            remove_junk=remove_junk)
     res.dataset = 'veriwild'
     return res
 
 # %% ../nbs/04_evaluation.ipynb #2af3a26c
-def evaluate_vehicleid(df:pd.DataFrame, feats, n_draws:int=10, seed:int=0, metric:str='cosine', normalize:bool=False,
+def _vehicleid_protocol(df:pd.DataFrame, feats, n_draws:int=10, seed:int=0, metric:str='cosine', normalize:bool=False,
                        aqe=None, rerank=None, max_rank:int=50) -> ProtocolResult:
     "VehicleID protocol: `n_draws` seeded draws of one gallery image per id among all test images, the rest queries"
     pid, _, split, f = _test_rows(df, feats)
@@ -485,7 +485,7 @@ def evaluate_vehicleid(df:pd.DataFrame, feats, n_draws:int=10, seed:int=0, metri
                                                    n_draws=n_draws, seed=seed))
 
 # %% ../nbs/04_evaluation.ipynb #8c1ea775
-def evaluate_vric(df:pd.DataFrame, feats, metric:str='cosine', normalize:bool=False, aqe=None, rerank=None,
+def _vric_protocol(df:pd.DataFrame, feats, metric:str='cosine', normalize:bool=False, aqe=None, rerank=None,
                   max_rank:int=50) -> ProtocolResult:
     "VRIC single-shot protocol: probe (query) vs gallery, one image per id each, no junk removal"
     pid, cam, split, f = _test_rows(df, feats)
@@ -498,10 +498,12 @@ def evaluate_vric(df:pd.DataFrame, feats, metric:str='cosine', normalize:bool=Fa
     return ProtocolResult('vric', [r], dict(metric=metric, normalize=normalize, aqe=aqe, rerank=rerank))
 
 # %% ../nbs/04_evaluation.ipynb #ef8c6b41
-_PROTOCOLS = {'veri776': evaluate_veri776, 'veriwild': evaluate_veriwild, 'vehicleid': evaluate_vehicleid, 'vric': evaluate_vric}
+_PROTOCOLS = {'veri776': _veri776_protocol, 'veriwild': _veriwild_protocol, 'vehicleid': _vehicleid_protocol, 'vric': _vric_protocol}
 
 def evaluate_protocol(df:pd.DataFrame, feats, dataset:str|None=None, **kwargs) -> ProtocolResult:
     "Evaluate `feats` with the protocol of `dataset` (default: `df.attrs['dataset']`); kwargs go to that protocol"
+    # the one public name for all four datasets' rules (their options: `metric`, `normalize`, `aqe`, `rerank`, `max_rank`;
+    # VeRi-776 / VeRi-Wild `remove_junk`; VehicleID `n_draws`, `seed`)
     name = dataset if dataset is not None else df.attrs.get('dataset')
     key = dataset_key(name)
     if key is None:

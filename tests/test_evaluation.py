@@ -5,8 +5,8 @@ from torch import nn
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from fastreid_vehicle.evaluation import (l2_normalize, flip_embed, FlipTTA, query_expansion, aqe, re_ranking,
-    re_ranking_dist, tar_at_far, roc_auc, verification_curve, dataset_key, evaluate_protocol, evaluate_veri776,
-    evaluate_veriwild, evaluate_vehicleid, evaluate_vric, ProtocolResult)
+    re_ranking_dist, tar_at_far, roc_auc, verification_curve, dataset_key, evaluate_protocol,
+    ProtocolResult)
 from fastreid_vehicle.metrics import evaluate_features, evaluate_reid
 from fastreid_vehicle.readers import vehicleid_gallery_mask
 
@@ -292,7 +292,7 @@ def test_protocol_test_time_options_compose():
     fa = query_expansion(l2_normalize(f), k=3)
     dm = re_ranking(fa[q], fa[g], k1=5, k2=2, metric='cosine')
     want = evaluate_reid(dm, pid[q], pid[g], cam[q], cam[g])
-    got = evaluate_veri776(df, f, normalize=True, aqe=dict(k=3), rerank=dict(k1=5, k2=2))
+    got = evaluate_protocol(df, f, 'veri776', normalize=True, aqe=dict(k=3), rerank=dict(k1=5, k2=2))
     assert got.mAP == pytest.approx(want.mAP) and got.mINP == pytest.approx(want.mINP)
 
 
@@ -303,7 +303,7 @@ def test_veriwild_same_camera_option():
     df = pd.DataFrame(dict(path='', pid=pid, camid=cam, split=split)); df.attrs['dataset'] = 'veriwild'
     f = rng.normal(size=(40, 8)).astype(np.float32)
     f[1::4] = f[0::4] + 0.01 * rng.normal(size=(10, 8))   # same-camera twin of every query
-    keep = evaluate_veriwild(df, f, remove_junk=False)
+    keep = evaluate_protocol(df, f, 'veriwild', remove_junk=False)
     drop = evaluate_protocol(df, f)                       # default: removed
     assert keep.rank1 == 1.0 and drop.rank1 < 1.0 and drop.mAP < keep.mAP
     assert drop.options['remove_junk'] is True and drop.dataset == 'veriwild'
@@ -318,9 +318,9 @@ def test_vehicleid_draws_reproducible_and_different():
     r = evaluate_protocol(df, f, n_draws=10, seed=0)
     assert len(r.draws) == 10 and r.dataset == 'vehicleid'
     t = r.table()
-    np.testing.assert_array_equal(t.values, evaluate_vehicleid(df, f, seed=0).table().values)   # same seed, same numbers
+    np.testing.assert_array_equal(t.values, evaluate_protocol(df, f, 'vehicleid', seed=0).table().values)   # same seed, same numbers
     assert t['mAP'].nunique() > 1                                                           # draws differ
-    assert not np.allclose(evaluate_vehicleid(df, f, seed=1).table().values, t.values)      # another seed differs
+    assert not np.allclose(evaluate_protocol(df, f, 'vehicleid', seed=1).table().values, t.values)      # another seed differs
     d = r.as_dict()
     assert d['mAP'] == pytest.approx(t['mAP'].mean()) and d['mAP_std'] == pytest.approx(t['mAP'].std(ddof=1))
     np.testing.assert_allclose(t['mAP'], t['mINP'])                    # one gallery image per id: AP = INP = 1/rank
@@ -344,4 +344,4 @@ def test_vric_single_shot():
     assert r.dataset == 'vric' and r.draws[0].num_valid == 12
     assert r.mAP == pytest.approx(np.mean(1 / (r.draws[0].first_hit + 1))) and r.mINP == pytest.approx(r.mAP)
     df2 = df.copy(); df2.loc[3, 'split'] = 'query'   # id 1 now has two probes
-    with pytest.warns(UserWarning, match='single shot'): evaluate_vric(df2, f)
+    with pytest.warns(UserWarning, match='single shot'): evaluate_protocol(df2, f, 'vric')
