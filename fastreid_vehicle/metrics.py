@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastprogress.fastprogress import progress_bar
-from fastai.learner import Metric
+from fastai.learner import Metric, Learner, mk_metric
+from fastcore.foundation import L
 from fastai.callback.core import Callback
 
 # %% auto #0
 __all__ = ['ReidResult', 'evaluate_reid', 'pairwise_distance', 'evaluate_features', 'split_query_gallery', 'model_eval_spec',
-           'ReidMetrics', 'ReidMetric', 'reid_metrics', 'plot_cmc']
+           'ReidMetrics', 'reid_metrics', 'plot_cmc']
 
 # %% ../nbs/03_metrics.ipynb #57eb6876
 def _pct(x): return 'n/a' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{100*x:.2f}%'
@@ -341,7 +342,7 @@ class ReidMetrics(Callback):
         store_attr()
         self.get_emb = get_emb or _default_emb
         self.n_evals, self.distance = 0, metric
-        self._views = [ReidMetric(self, k) for k in self.names]
+        self._views = [_ReidColumn(self, k) for k in self.names]
         self.reset()
 
     def reset(self):
@@ -417,7 +418,7 @@ class ReidMetrics(Callback):
         if not any(getattr(m, 'acc', None) is self for m in learn.metrics): learn.metrics = learn.metrics + self._views
     def before_fit(self): self.add_columns(self.learn)   # `cbs=[ReidMetrics()]`
 
-class ReidMetric(Callback, Metric):
+class _ReidColumn(Callback, Metric):
     "One Recorder column (`key`) of a shared `ReidMetrics` accumulator (a callback too: `cbs=ReidMetrics()` lists them)"
     def __init__(self, acc:ReidMetrics, key:str): self.acc, self.key = acc, key
     def before_fit(self): self.acc.add_columns(self.learn)
@@ -431,6 +432,21 @@ class ReidMetric(Callback, Metric):
 def reid_metrics(ranks=(1,), mINP:bool=True, metric:str|None=None, **kwargs)->list:
     "The columns of `ReidMetrics(...)` as a list (kept for code written before `ReidMetrics` was iterable)"
     return ReidMetrics(ranks=ranks, mINP=mINP, metric=metric, **kwargs).metrics
+
+# %% ../nbs/03_metrics.ipynb #5d1e0a78
+def _expand_reid_metrics(metrics)->list:
+    "`metrics` (one or a list) with each `ReidMetrics`, instance or class, replaced by its Recorder columns"
+    out = []
+    for m in L(metrics):
+        if isinstance(m, type) and issubclass(m, ReidMetrics): m = m()
+        out += m.metrics if isinstance(m, ReidMetrics) else [m]
+    return out
+
+def _set_learner_metrics(self:Learner, v):
+    "fastai's `Learner.metrics` setter, with `ReidMetrics` listed as its columns"
+    self._metrics = L(_expand_reid_metrics(v)).map(mk_metric)
+
+Learner.metrics = property(Learner.metrics.fget, _set_learner_metrics, doc='Metrics computed on the validation set')
 
 # %% ../nbs/03_metrics.ipynb #73be0a31
 def plot_cmc(results:Mapping|ReidResult, # name -> `ReidResult` (or a single result)

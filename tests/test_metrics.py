@@ -321,18 +321,26 @@ def _split_eval(learn, preds, **kwargs):
                              items['pid'].values[g], items['camid'].values[q], items['camid'].values[g], **kwargs)
 
 
-@pytest.mark.parametrize('where', ['metrics', 'metrics_list', 'cbs', 'cbs_list'])
+def _mean_norm(pred, *yb):
+    "A plain fastai function metric to sit beside `ReidMetrics`"
+    return pred.norm(dim=1).mean()
+
+
+@pytest.mark.parametrize('where', ['metrics', 'metrics_list', 'metrics_mixed', 'metrics_unpacked', 'cbs', 'cbs_list'])
 def test_fastai_recorder_columns_equal_evaluate_features(tiny_learner_factory, where):
-    "`ReidMetrics` where a fastai user puts it: `metrics=ReidMetrics()`, among other metrics, or `cbs=ReidMetrics()`"
+    "`ReidMetrics` where a fastai user puts it: `metrics=ReidMetrics()`, in a list among other metrics, or `cbs=ReidMetrics()`"
     df, dls, make = tiny_learner_factory
     assert isinstance(dls.valid.items, pd.DataFrame) and list(dls.valid.items['split'].unique()) == ['query', 'gallery']
     rm = ReidMetrics(ranks=(1, 5))
-    learn = make(**{'metrics': dict(metrics=rm), 'metrics_list': dict(metrics=[*rm]), 'cbs': dict(cbs=rm),
-                    'cbs_list': dict(cbs=[rm])}[where])
+    learn = make(**{'metrics': dict(metrics=rm), 'metrics_list': dict(metrics=[rm]),
+                    'metrics_mixed': dict(metrics=[rm, _mean_norm]), 'metrics_unpacked': dict(metrics=[*rm]),
+                    'cbs': dict(cbs=rm), 'cbs_list': dict(cbs=[rm])}[where])
     learn.fit(1, 1e-2)
     learn.fit(1, 1e-2)   # a second fit: the callback does not add its columns twice
     mets = list(learn.metrics)
-    assert learn.recorder.metric_names == ['epoch', 'train_loss', 'valid_loss', 'rank1', 'rank5', 'mAP', 'mINP', 'time']
+    extra = ['_mean_norm'] if where == 'metrics_mixed' else []
+    assert learn.recorder.metric_names == ['epoch', 'train_loss', 'valid_loss', 'rank1', 'rank5', 'mAP', 'mINP', *extra, 'time']
+    if extra: assert learn.recorder.values[-1][6] > 0   # the other metric is fastai's `AvgMetric`, computed as usual
     acc = mets[0].acc
     assert acc.n_evals == 2                      # four columns, one evaluation per validation pass (two fits)
     rec = learn.recorder.values[-1]              # train_loss, valid_loss, then the metrics
@@ -340,6 +348,15 @@ def test_fastai_recorder_columns_equal_evaluate_features(tiny_learner_factory, w
     ref = _split_eval(learn, preds)
     np.testing.assert_allclose(rec[2:6], [ref.rank1, ref.rank5, ref.mAP, ref.mINP], atol=1e-9)
     assert all(isinstance(v, float) for v in rec[2:6])
+
+
+def test_metrics_class_as_metric(tiny_learner_factory):
+    "`metrics=ReidMetrics` (the class, as fastai accepts metric classes) gives the default columns"
+    df, dls, make = tiny_learner_factory
+    learn = make(metrics=ReidMetrics)
+    learn.fit(1, 1e-2)
+    assert learn.recorder.metric_names == ['epoch', 'train_loss', 'valid_loss', 'rank1', 'mAP', 'mINP', 'time']
+    assert all(isinstance(v, float) for v in learn.recorder.values[-1][2:5])
 
 
 def test_fastai_savemodel_csvlogger_validate_predict(tiny_learner_factory):
