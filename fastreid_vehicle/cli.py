@@ -104,7 +104,7 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
     cbs = [HistoryLogger('history.csv', start_epoch=ck.start_epoch), ck]  # relative to learn.path, which is `out`
     stage2 = [AmeliorationStage(start_epoch=epochs)] if stage2_epochs else []
     n = epochs + stage2_epochs
-    ctx = learn.no_bar() if not progress else contextlib.nullcontext()
+    ctx = learn.text_progress() if not progress else contextlib.nullcontext()   # a plain epoch table
     cuda = torch.cuda.is_available()   # several processes: fastai's DDP on accelerate (SyncBatchNorm needs GPUs)
     dctx = learn.distrib_ctx(sync_bn=cuda, cpu=not cuda) if num_distrib() > 1 else contextlib.nullcontext()
     with ctx:

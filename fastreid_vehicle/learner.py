@@ -7,6 +7,7 @@ second stage, per-component loss logging, CPU/GPU mixed precision; the papers' o
 from __future__ import annotations
 import inspect, os
 from functools import partial, lru_cache
+from contextlib import contextmanager
 import torch
 from torch import nn
 from fastai.basics import *
@@ -18,8 +19,9 @@ from .metrics import reid_metrics
 
 # %% auto #0
 __all__ = ['CPU_BF16_ENV', 'AMP_CHOICES', 'amsgrad_step', 'amsgrad', 'cpu_bf16_support', 'cpu_has_native_bf16', 'check_amp',
-           'resolve_precision', 'ReidMixedPrecision', 'LossComponentsLogger', 'backbone_of', 'amelioration_frozen',
-           'AmeliorationStage', 'end_amelioration', 'sched_step_decay', 'split_settings', 'reid_learner']
+           'resolve_precision', 'ReidMixedPrecision', 'LossComponentsLogger', 'TextProgress', 'backbone_of',
+           'amelioration_frozen', 'AmeliorationStage', 'end_amelioration', 'sched_step_decay', 'split_settings',
+           'reid_learner']
 
 # %% ../nbs/09_learner.ipynb #f58c7fb4
 def amsgrad_step(p, lr, mom, step, sqr_mom, grad_avg, sqr_avg, eps, max_sqr_avg=None, **kwargs):
@@ -163,6 +165,40 @@ class LossComponentsLogger(Callback):
     def after_validate(self):
         if not self.names or not hasattr(self.learn, 'recorder') or not hasattr(self, 'sums'): return
         self.recorder.log += [self.sums[n] / max(self.count, 1) for n in self.names]
+
+# %% ../nbs/09_learner.ipynb #7e3a1c02
+class TextProgress(Callback):
+    "Print the Recorder's column names once and an aligned row per epoch: the progress table as plain text"
+    order = Recorder.order + 8   # after the Recorder and `LossComponentsLogger` name the columns, before CSV loggers
+    def __init__(self, digits:int=4, file=None): store_attr()
+
+    def _cells(self, log):
+        return [f'{v:.{self.digits}f}' if isinstance(v, float) else str(v) for v in log]
+
+    def _write(self, log):
+        cells = self._cells(log)
+        if len(cells) != len(self.widths): self.widths = [max(len(c), 6) for c in cells]
+        print('  '.join(c.rjust(w) for c, w in zip(cells, self.widths)), file=self.file, flush=True)
+
+    def before_fit(self):
+        if not hasattr(self.learn, 'recorder') or self.learn.logger is noop: self.old_logger = None; return
+        names = list(self.recorder.metric_names)
+        self.widths = [max(len(n), 6, self.digits + 3) for n in names]
+        self.old_logger, self.learn.logger = self.learn.logger, self._write
+        self._write(names)
+
+    def after_fit(self):
+        if self.old_logger is not None: self.learn.logger = self.old_logger
+
+@patch
+@contextmanager
+def text_progress(self:Learner, digits:int=4, file=None):
+    "Context manager: no progress bars, and `TextProgress`'s plain-text epoch table instead"
+    cb = TextProgress(digits=digits, file=file)
+    with self.no_bar():
+        self.add_cb(cb)
+        try: yield self
+        finally: self.remove_cb(cb)
 
 # %% ../nbs/09_learner.ipynb #4c5828eb
 def backbone_of(model:nn.Module) -> nn.Module:

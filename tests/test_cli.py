@@ -1,7 +1,7 @@
 "The command line and `train()` on the tiny synthetic benchmark: files written, metrics sane, errors named."
 import json, re, subprocess, sys
 from pathlib import Path
-import pytest, torch
+import pandas as pd, pytest, torch
 from fastai.learner import load_learner
 import fastreid_vehicle.cli as cli
 from fastreid_vehicle.cli import main, train, load_reid_data, _value
@@ -76,6 +76,11 @@ def test_command_line_train_and_synth(tmp_path, capsys):
         b = saved['baselines'][k]
         assert rows[f'{k} (baseline)'] == pytest.approx((b['rank1'], b['mAP'], b['mINP']), abs=1e-4)
     assert f"{saved['num_queries']} queries" in out
+    # --no-progress prints the epoch table as text (header once, one row per epoch), not fastai's bare lists
+    hist = pd.read_csv(tmp_path/'run'/'history.csv')
+    assert re.search(r'^\s+' + r'\s+'.join(hist.columns) + r'$', out, re.M), out
+    assert re.search(r'^\s+0\s+' + f"{hist['train_loss'].iloc[0]:.4f}", out, re.M), out
+    assert '[0, ' not in out, out
 
 def _spy_preload(monkeypatch, stop=False):
     "Record the `preload` that `train` passes to `ReidDataLoaders.from_df` (and whether the loaders hold the images)."
