@@ -288,7 +288,7 @@ def _parser(explicit_only:bool=False) -> argparse.ArgumentParser:
         q.add_argument('--out', default='runs/main', help='output folder (model, metrics.json, figures)')
         q.add_argument('--seed', type=int, default=0)
         q.add_argument('--threads', type=int, default=None, help='torch CPU threads')
-        q.add_argument('--no-progress', action='store_true', help='no progress bars')
+        q.add_argument('--no-progress', action='store_true', help='no progress bars: print the epoch table as plain text (for logs)')
         q.add_argument('--resume', action='store_true', help='continue the run in --out from its last complete epoch')
         q.add_argument('--overwrite', action='store_true', help="replace the outputs of another run in --out")
     t.add_argument('--method', default='bot', choices=['bot', 'mfgnet', 'anet'], help='the paper: baseline (Bag of Tricks), MFG-Net or ANet')

@@ -170,7 +170,10 @@ class LossComponentsLogger(Callback):
 class TextProgress(Callback):
     "Print the Recorder's column names once and an aligned row per epoch: the progress table as plain text"
     order = Recorder.order + 8   # after the Recorder and `LossComponentsLogger` name the columns, before CSV loggers
-    def __init__(self, digits:int=4, file=None): store_attr()
+    def __init__(self,
+                 digits:int=4, # decimals of the float columns
+                 file=None, # where to print: a text stream, stdout when None
+                ): store_attr()
 
     def _cells(self, log):
         return [f'{v:.{self.digits}f}' if isinstance(v, float) else str(v) for v in log]
@@ -192,7 +195,10 @@ class TextProgress(Callback):
 
 @patch
 @contextmanager
-def text_progress(self:Learner, digits:int=4, file=None):
+def text_progress(self:Learner,
+                  digits:int=4, # decimals of the float columns
+                  file=None, # where to print: a text stream, stdout when None
+                 ):
     "Context manager: no progress bars, and `TextProgress`'s plain-text epoch table instead"
     cb = TextProgress(digits=digits, file=file)
     with self.no_bar():

@@ -12,24 +12,32 @@ from fastreid_vehicle.runs import read_run
 
 HERE = Path(__file__).resolve().parent
 TORCHRUN = shutil.which('torchrun', path=str(Path(sys.executable).parent)) or shutil.which('torchrun')
+ACCELERATE = shutil.which('accelerate', path=str(Path(sys.executable).parent)) or shutil.which('accelerate')
 METRICS = ('rank1', 'mAP', 'mINP')
 
-@pytest.mark.slow   # about a minute on a quiet 2-core machine: two processes, two trainings
-@pytest.mark.skipif(TORCHRUN is None, reason='torchrun not found')
-def test_two_processes_gloo_metric_equals_one_process(tiny_veri_df, tmp_path):
+def _launch(launcher:list, tiny_veri_df, out:Path, *worker_args):
+    "Run `ddp_worker.py` in 2 CPU processes under `launcher`; the data root"
     root = Path(tiny_veri_df.path[0]).parent.parent
     env = {**os.environ, 'PYTHONPATH': f"{HERE.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg'}
     for k in ('WORLD_SIZE', 'RANK', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'): env.pop(k, None)
-    r = subprocess.run([TORCHRUN, '--standalone', '--nproc_per_node', '2', str(HERE/'ddp_worker.py'), str(tmp_path), str(root)],
-                       env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run([*launcher, str(HERE/'ddp_worker.py'), str(out), str(root), *worker_args],
+                       env=env, capture_output=True, text=True, timeout=900, cwd=out)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-6000:]
-    # the command line: Recorder metric (gathered over 2 ranks) == rank 0's one-process evaluation of the final weights
-    cli = tmp_path/'cli'
+    return root
+
+def _check_cli_run(cli:Path):
+    "The command line's run: 2 processes, Recorder metric (gathered over 2 ranks) == rank 0's one-process evaluation"
     hist = pd.read_csv(cli/'history.csv')
     assert len(hist) == 1 and read_run(cli)['processes'] == 2
     one = json.loads((cli/'metrics.json').read_text())['without_camera_centering']
     for k in METRICS: assert hist[k].iloc[-1] == pytest.approx(one[k], abs=1e-9), k
+
+@pytest.mark.slow   # about a minute on a quiet 2-core machine: two processes, two trainings
+@pytest.mark.skipif(TORCHRUN is None, reason='torchrun not found')
+def test_two_processes_gloo_metric_equals_one_process(tiny_veri_df, tmp_path):
+    root = _launch([TORCHRUN, '--standalone', '--nproc_per_node', '2'], tiny_veri_df, tmp_path)
+    _check_cli_run(tmp_path/'cli')
     # the script: Recorder metric == `learn.validate()` in this one process on the saved weights
     rec = json.loads((tmp_path/'script.json').read_text())
     dls = ReidDataLoaders.from_df(load_veri776(root), size=64, P=4, K=4, seed=0, preload=True)
@@ -39,3 +47,12 @@ def test_two_processes_gloo_metric_equals_one_process(tiny_veri_df, tmp_path):
     got = dict(zip(learn.recorder.metric_names[2:], vals))   # valid_loss, rank1, mAP, mINP, ...
     assert rec['batches_per_rank'] == len(dls.train) // 2
     for k in METRICS: assert rec[k] == pytest.approx(got[k], abs=1e-9), (k, rec[k], got[k])
+
+
+@pytest.mark.slow   # about 40 s: two processes, one training
+@pytest.mark.skipif(ACCELERATE is None, reason='accelerate not found')
+def test_accelerate_launch_two_cpu_processes(tiny_veri_df, tmp_path):
+    "`accelerate launch --multi_gpu --num_processes 2` without GPUs: accelerate's torchrun, 2 gloo processes"
+    _launch([ACCELERATE, 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
+             '--dynamo_backend', 'no'], tiny_veri_df, tmp_path, 'cli')
+    _check_cli_run(tmp_path/'cli')
