@@ -436,8 +436,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'fastreid_vehicle/learner.py'),
                                           'fastreid_vehicle.learner.TextProgress.__init__': ( 'learner.html#textprogress.__init__',
                                                                                               'fastreid_vehicle/learner.py'),
-                                          'fastreid_vehicle.learner.TextProgress._cells': ( 'learner.html#textprogress._cells',
-                                                                                            'fastreid_vehicle/learner.py'),
                                           'fastreid_vehicle.learner.TextProgress._write': ( 'learner.html#textprogress._write',
                                                                                             'fastreid_vehicle/learner.py'),
                                           'fastreid_vehicle.learner.TextProgress.after_fit': ( 'learner.html#textprogress.after_fit',

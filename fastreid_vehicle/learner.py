@@ -175,20 +175,16 @@ class TextProgress(Callback):
                  file=None, # where to print: a text stream, stdout when None
                 ): store_attr()
 
-    def _cells(self, log):
-        return [f'{v:.{self.digits}f}' if isinstance(v, float) else str(v) for v in log]
-
     def _write(self, log):
-        cells = self._cells(log)
-        if len(cells) != len(self.widths): self.widths = [max(len(c), 6) for c in cells]
+        "Print one row; the widths come from the first row (the header) or from any row of another length"
+        cells = [f'{v:.{self.digits}f}' if isinstance(v, float) else str(v) for v in log]
+        if len(cells) != len(self.widths): self.widths = [max(len(c), 6, self.digits + 3) for c in cells]
         print('  '.join(c.rjust(w) for c, w in zip(cells, self.widths)), file=self.file, flush=True)
 
     def before_fit(self):
         if not hasattr(self.learn, 'recorder') or self.learn.logger is noop: self.old_logger = None; return
-        names = list(self.recorder.metric_names)
-        self.widths = [max(len(n), 6, self.digits + 3) for n in names]
-        self.old_logger, self.learn.logger = self.learn.logger, self._write
-        self._write(names)
+        self.widths, self.old_logger, self.learn.logger = [], self.learn.logger, self._write
+        self._write(list(self.recorder.metric_names))
 
     def after_fit(self):
         if self.old_logger is not None: self.learn.logger = self.old_logger
