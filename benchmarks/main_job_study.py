@@ -3,7 +3,7 @@
     python benchmarks/main_job_study.py [--only GROUP,...] [--out nbs/experiments/main_job_study.json] [--threads 1]
                                         [--jobs 2] [--table-only]
 
-Each experiment is the main job's recipe (`fastreid_vehicle.cli.MAIN_JOB`, what `fastreid-vehicle demo` trains) with
+Each experiment is the main job's recipe (`fastreid_vehicle.pipeline.MAIN_JOB`, what `fastreid-vehicle demo` trains) with
 a few settings changed: the synthetic data (`synth`, `SynthConfig` fields over the `small` preset), the data loader,
 the model, the loss or the schedule. One run = generate (cached) -> `ReidDataLoaders.from_df` -> `reid_learner` ->
 `fit_one_cycle`, in fp32, then on the held-out identities:
@@ -47,7 +47,7 @@ EXPERIMENTS = {   # in the order they run: the questions of issue 7 first
 
 def recipe(overrides:dict) -> dict:
     "The main job's settings with `overrides` applied."
-    from fastreid_vehicle.cli import MAIN_JOB
+    from fastreid_vehicle.pipeline import MAIN_JOB
     r = copy.deepcopy(MAIN_JOB)
     o = copy.deepcopy(overrides)
     r['synth'] = {**r.get('synth', {}), **o.pop('synth', {})}
@@ -137,7 +137,7 @@ def main(argv=None):
     out = Path(a.out); res = load_results(out)
     if not a.table_only:
         import torch
-        from fastreid_vehicle.cli import MAIN_JOB
+        from fastreid_vehicle.pipeline import MAIN_JOB
         res['meta'] = dict(recipe=json.loads(json.dumps(MAIN_JOB, default=list)), threads=a.threads, jobs=a.jobs,
                            torch=torch.__version__, python=platform.python_version(),
                            machine=f'{platform.machine()}, {os.cpu_count()} cores')

@@ -5,7 +5,7 @@ benchmark.
                                            [--threads 1] [--jobs 2] [--epochs N]
     python benchmarks/method_comparison.py --table-only --out results.json      # just print the table
 
-Every run uses `fastreid_vehicle.cli.MAIN_JOB` (what `fastreid-vehicle demo` trains: data, size, P x K, augmentation,
+Every run uses `fastreid_vehicle.pipeline.MAIN_JOB` (what `fastreid-vehicle demo` trains: data, size, P x K, augmentation,
 backbone, epochs, lr, evaluated feature) and changes only the method: `ReidDataLoaders.from_df(...)`,
 `reid_learner(..., amp=False)` (fp32: the same arithmetic on every CPU), `fit_one_cycle(epochs, lr)`, then
 `evaluate_learner` without flip, with the recipe's camera centering. Groups:
@@ -43,7 +43,7 @@ def group_configs(group:str, epochs:int) -> list:
 
 def recipe(a) -> dict:
     "The main job's recipe (or `a.recipe`, the one a results file was made with), `--epochs` applied."
-    from fastreid_vehicle.cli import MAIN_JOB
+    from fastreid_vehicle.pipeline import MAIN_JOB
     r = dict(getattr(a, 'recipe', None) or MAIN_JOB)
     if a.epochs: r['epochs'] = a.epochs
     return r

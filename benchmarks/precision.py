@@ -3,7 +3,7 @@
 One training step = forward + loss + backward + optimiser step + zero_grad on a random batch of P*K images, as
 `train()` runs it (`reid_learner`'s model, loss and fastai optimiser; autocast around forward and loss, as
 `ReidMixedPrecision` does). The recipe (method, backbone, size, P, K, optimiser, lr) is read from the defaults of
-`fastreid_vehicle.cli.train`, so the benchmark follows when they change; `--method/--backbone/--size` override them.
+`fastreid_vehicle.pipeline.train`, so the benchmark follows when they change; `--method/--backbone/--size` override them.
 The four settings are timed in interleaved rounds (one step of each per round) so that they share the load of a busy
 machine; the figure is the median over the rounds after `--warmup` untimed steps each. Threads: torch's default
 (`--threads` to change). Also printed: the CPU, torch's capability level, the bf16 probe and what `amp='auto'` picks.
@@ -14,7 +14,7 @@ machine; the figure is the median over the rounds after `--warmup` untimed steps
 import argparse, inspect, os, platform, statistics, subprocess, sys, time
 import torch
 from fastai.basics import Adam, SGD, to_float
-from fastreid_vehicle.cli import train
+from fastreid_vehicle.pipeline import train
 from fastreid_vehicle.learner import amsgrad, cpu_bf16_support, resolve_precision
 from fastreid_vehicle.models import create_reid_model, reid_splitter
 from fastreid_vehicle.losses import reid_loss

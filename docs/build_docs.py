@@ -493,10 +493,12 @@ def guide_page_of(m:str) -> str|None:
 def cli_page(links) -> str:
     "The command-line reference, generated from `fastreid_vehicle.cli._parser()`."
     from fastreid_vehicle.cli import _parser
-    p = _parser()
+    from fastreid_vehicle.config import config_fields, default_of
+    p, cf = _parser(), config_fields()
     out = ['# Command-line reference',
            'Generated from the argparse parser of `fastreid-vehicle` (`fastreid_vehicle.cli`); every option of `train` '
-           'is an argument of the Python function `train`. `python -m fastreid_vehicle.cli` runs the same commands.',
+           'is a setting of `fastreid_vehicle.config` (default, type and help are read from there) and a keyword of the Python '
+           'function `train`. `python -m fastreid_vehicle.cli` runs the same commands.',
            _code_block(p.format_usage().strip(), 'text'), p.description or '']
     subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
     for sp in subs:
@@ -511,8 +513,13 @@ def cli_page(links) -> str:
                 if isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction)): dflt = f'`{a.default}`'
                 choices = ', '.join(f'`{c}`' for c in a.choices) if a.choices else ''
                 hlp = (a.help or '').replace('%(default)s', str(a.default)).replace('|', '&#124;').replace('\n', ' ')
+                if a.dest in cf and a.option_strings:   # a setting of `fastreid_vehicle.config`: its default and choices from there
+                    f = cf[a.dest][1]
+                    dflt, hlp = f'`{short_paths(repr(default_of(f)))}`', f.metadata['help'].replace('|', '&#124;')
+                    choices = ', '.join(f'`{c}`' for c in f.metadata['choices'] or ())
                 rows.append(f'| {flags} | {dflt} | {choices} | {links(hlp)} |')
             out.append('| Option | Default | Choices | Meaning |\n|---|---|---|---|\n' + '\n'.join(rows))
+            if q.epilog: out.append(_code_block(q.epilog, 'text'))
     return '\n\n'.join(o for o in out if o) + '\n'
 
 def benchmarks_page(text:str) -> str:

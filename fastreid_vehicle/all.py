@@ -24,7 +24,8 @@ from .files import *
 from .runs import *
 from .distributed import *
 from .interpret import *
-from .cli import train, load_reid_data, evaluate_saved_learner, search_images, image_table
+from .config import *
+from .pipeline import train, load_reid_data, evaluate_run, search_images, image_table, MAIN_JOB
 
 # %% ../nbs/99_all.ipynb #75c05311
 # every public name imported above (each module's own `__all__`), so that a star import of this module brings them

@@ -5,13 +5,12 @@ value with the section of the paper it comes from, or the reason the code chose 
 
 # %% ../nbs/20_recipes.ipynb #d202120a
 from __future__ import annotations
-import functools, inspect
 from dataclasses import dataclass
 import pandas as pd
 
 # %% auto #0
-__all__ = ['PAPERS', 'RECIPES', 'Setting', 'paper_value', 'code_choice', 'Recipe', 'get_recipe', 'recipe_args', 'with_recipe',
-           'recipe_table', 'recipe_markdown']
+__all__ = ['PAPERS', 'RECIPES', 'Setting', 'paper_value', 'code_choice', 'Recipe', 'get_recipe', 'recipe_args', 'recipe_table',
+           'recipe_markdown']
 
 # %% ../nbs/20_recipes.ipynb #02669fd5
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def _common_choices() -> dict:
         wd=code_choice(5e-4, 'no weight decay is given; 5e-4 as Bag of Tricks (not on BN and bias: fastai\'s rule)'),
         camera_aware=code_choice(False, 'camera-aware batches are this project\'s choice for its synthetic main job; the paper samples P x K batches by identity only'),
         center_cameras=code_choice(False, 'no camera centering in the paper\'s evaluation (the standard protocol)'),
-        flip_test=code_choice(False, 'no test-time augmentation is mentioned'),
+        flip_tta=code_choice(False, 'no test-time augmentation is mentioned'),
         last_stride=code_choice(1, 'not given; 1, the last-stride trick of Bag of Tricks and of every re-id toolbox'),
     )
 
@@ -170,24 +169,6 @@ def get_recipe(name:str) -> Recipe:
 def recipe_args(name:str) -> dict:
     "The `train()` keyword arguments of the recipe `name`"
     return dict(get_recipe(name).args)
-
-# %% ../nbs/20_recipes.ipynb #906beb7d
-def with_recipe(f):
-    "Wrap `f` (which has a `recipe` argument) so that `recipe=NAME` fills the arguments the call does not pass"
-    sig = inspect.signature(f)
-    if 'recipe' not in sig.parameters: raise TypeError(f"{f.__name__} needs a `recipe` argument to be wrapped by with_recipe")
-    open_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    @functools.wraps(f)
-    def _f(*args, **kwargs):
-        name = kwargs.get('recipe')
-        if name is not None:
-            given = set(sig.bind_partial(*args, **kwargs).arguments)
-            values = recipe_args(name)
-            unknown = [k for k in values if k not in sig.parameters and not open_kw]
-            if unknown: raise TypeError(f"recipe {name!r} sets {unknown}, which {f.__name__}() does not take")
-            kwargs.update({k: v for k, v in values.items() if k not in given})
-        return f(*args, **kwargs)
-    return _f
 
 # %% ../nbs/20_recipes.ipynb #731187fa
 def recipe_table(method:str|None=None) -> pd.DataFrame:

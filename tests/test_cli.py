@@ -3,8 +3,10 @@ import json, re, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest, torch
 from fastai.learner import load_learner
-import fastreid_vehicle.cli as cli
-from fastreid_vehicle.cli import main, train, load_reid_data, _value
+import fastreid_vehicle.pipeline as pipeline
+import fastreid_vehicle.pipeline as cli   # the Python API the command line calls
+from fastreid_vehicle.cli import main
+from fastreid_vehicle.pipeline import train, load_reid_data
 from fastreid_vehicle.data import ReidDataLoaders
 from fastreid_vehicle.inference import load_weights
 from fastreid_vehicle.synthetic import SYNTH_MANIFEST
@@ -28,11 +30,11 @@ def test_train_writes_model_metrics_and_figures(tmp_path, monkeypatch):
 def test_train_reports_baselines_and_synth_overrides(tmp_path):
     synth = dict(detail_scale=2.)
     res = train(root=tmp_path/'veri', out=tmp_path/'run', synth=synth, **TINY)
-    assert res['synth'] == synth
+    assert res['settings']['synth'] == synth
     manifest = json.loads((tmp_path/'veri'/SYNTH_MANIFEST).read_text())
     assert manifest['config']['detail_scale'] == 2. and manifest['preset'] == 'tiny'
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
-    assert saved['synth'] == synth
+    assert saved['settings']['synth'] == synth
     for b in (res['baselines'], saved['baselines']):
         assert set(b) == {'lookup', 'chance'}
         for r in b.values(): assert set(r) == {'rank1', 'mAP', 'mINP'} and all(0 <= v <= 1 for v in r.values()), r
@@ -67,7 +69,7 @@ def test_command_line_train_and_synth(tmp_path, capsys):
           '--backbone', 'resnet18', '--no-pretrained', '--size', '64,32', '--P', '4', '--K', '4', '--epochs', '1', '--no-progress', '--threads', '1', '--set', 'n_stripes=2'])
     out = capsys.readouterr().out
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
-    assert saved['size'] == [64, 32]
+    assert saved['settings']['size'] == [64, 32]
     assert re.search(r'^\s+rank-1\s+mAP\s+mINP$', out, re.M), out
     rows = _table(out)
     assert list(rows) == ['mfgnet / resnet18', 'lookup (baseline)', 'chance (baseline)'], out
@@ -101,7 +103,7 @@ def test_train_with_and_without_preload(tiny_root, tmp_path, monkeypatch, preloa
     res = train(root=tiny_root, out=tmp_path/'run', preload=preload, **TINY)
     assert seen == [preload, preload]
     assert 0 <= res['mAP'] <= 1 and 0 <= res['rank1'] <= 1 and Path(res['files']['model']).exists()
-    assert res['synth'] is None and json.loads((tiny_root/SYNTH_MANIFEST).read_text())['config']['detail_scale'] == 1.
+    assert res['settings']['synth'] == {} and json.loads((tiny_root/SYNTH_MANIFEST).read_text())['config']['detail_scale'] == 1.
 
 def test_preload_none_follows_memory_budget(tiny_root, tmp_path, monkeypatch):
     seen, Stop = _spy_preload(monkeypatch, stop=True)
@@ -140,9 +142,10 @@ def test_recipe_on_the_command_line(tmp_path, capsys):
           '--epochs', '1', '--milestones', '', '--lr', '0.003', '--no-progress', '--threads', '1'])
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
     assert saved['recipe'] == 'mfgnet-veri776' and saved['method'] == 'mfgnet'
-    assert saved['lr'] == 0.003 and saved['size'] == [32, 16] and (saved['P'], saved['K']) == (4, 4)   # the flags
-    assert saved['eval_distance'] == 'euclidean' and saved['camera_aware'] is False                       # the recipe
-    assert saved['center_cameras'] is False and saved['neck_feat'] == 'before'
+    st = saved['settings']
+    assert st['lr'] == 0.003 and st['size'] == [32, 16] and (st['P'], st['K']) == (4, 4)   # the flags
+    assert saved['eval_distance'] == 'euclidean' and st['camera_aware'] is False                       # the recipe
+    assert st['center_cameras'] is False and st['neck_feat'] == 'before'
     assert 'mfgnet / resnet18' in capsys.readouterr().out
     with pytest.raises(SystemExit): main(['train', '--recipe', 'mfgnet-market'])
 
@@ -162,7 +165,7 @@ def test_eval_command_writes_metrics_and_figures(saved_learner, tiny_root, tmp_p
     from fastreid_vehicle.inference import evaluate_learner
     folder, learn = saved_learner
     main(['eval', str(folder), '--preset', 'tiny', '--root', str(tiny_root), '--out', str(tmp_path/'ev'),
-          '--no-progress', '--no-camera-centering'])
+          '--no-progress', '--no-center-cameras'])
     saved = json.loads((tmp_path/'ev'/'metrics.json').read_text())
     for k, f in saved['files'].items(): assert Path(f).is_file() and Path(f).stat().st_size > 1000, k
     assert {'by_camid', 'by_color', 'by_type', 'worst', 'activations', 'confusion'} <= set(saved['files'])
@@ -170,7 +173,9 @@ def test_eval_command_writes_metrics_and_figures(saved_learner, tiny_root, tmp_p
     assert saved['mAP'] == pytest.approx(ref.mAP, abs=1e-6) and saved['rank1'] == pytest.approx(ref.rank1)
     assert sum(r['queries'] for r in saved['breakdowns']['camid']) == saved['num_valid']
     assert 'mAP' in capsys.readouterr().out and not list((tmp_path/'ev').glob('.*tmp'))
-    with pytest.raises(FileNotFoundError, match='learner.pkl'): main(['eval', str(tmp_path/'nothing'), '--preset', 'tiny'])
+    with pytest.raises(SystemExit): main(['eval', str(tmp_path/'nothing'), '--preset', 'tiny'])
+    assert 'learner.pkl' in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match='learner.pkl'): main(['--debug', 'eval', str(tmp_path/'nothing'), '--preset', 'tiny'])
 
 def test_search_command_folder_csv_and_saved_index(saved_learner, tiny_root, tmp_path, capsys):
     import pandas as pd

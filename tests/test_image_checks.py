@@ -86,7 +86,7 @@ def test_utf16_list_file(tmp_path):
     with pytest.raises(DatasetFormatError, match=re.escape(f'{csv}, line 1: holds NUL bytes')): load_custom(csv)
 
 def test_train_stops_before_training_and_can_drop(df, tmp_path):
-    from fastreid_vehicle.cli import train
+    from fastreid_vehicle.pipeline import train
     gal = df[df.split == 'gallery'].path.iloc[2]; _truncate(gal)
     root, out = Path(df.path[0]).parent.parent, tmp_path/'run'
     kw = dict(dataset='veri776', root=root, out=out, size=32, P=4, K=4, epochs=1, progress=False, threads=1)

@@ -83,13 +83,13 @@ def test_invalid_amp_is_named(tiny_dls):
     with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device"): resolve_precision('fp16', 'cpu')
 
 def test_train_rejects_bad_amp_before_making_data(tmp_path):
-    from fastreid_vehicle.cli import train
+    from fastreid_vehicle.pipeline import train
     with pytest.raises(ValueError, match="amp must be one of"):
         train(preset='tiny', root=tmp_path/'veri', out=tmp_path/'run', size=64, P=4, K=4, epochs=1, progress=False, amp='on')
     assert not (tmp_path/'veri').exists()
 
 def test_train_prints_and_saves_the_precision(tmp_path, monkeypatch, capsys):
-    from fastreid_vehicle.cli import train
+    from fastreid_vehicle.pipeline import train
     monkeypatch.setenv(ENV, '0')
     res = train(preset='tiny', root=tmp_path/'veri', out=tmp_path/'run', size=64, P=4, K=4, epochs=1, progress=False)
     out = capsys.readouterr().out
@@ -98,8 +98,11 @@ def test_train_prints_and_saves_the_precision(tmp_path, monkeypatch, capsys):
     assert json.loads((tmp_path/'run'/'metrics.json').read_text())['precision'] == 'fp32'
 
 def test_cli_amp_argument():
+    "`--amp` takes the config's words; no flag: the config's default"
     from fastreid_vehicle.cli import _parser
+    from fastreid_vehicle.config import settings_from_args
     p = _parser()
-    assert p.parse_args(['train']).amp == 'auto'
-    assert p.parse_args(['train', '--amp', 'false']).amp is False
+    assert settings_from_args(p.parse_args(['train'])).fit.amp == 'auto'
+    assert p.parse_args(['train', '--amp', 'fp32']).amp == 'fp32'
     assert p.parse_args(['train', '--amp', 'bf16']).amp == 'bf16'
+    with pytest.raises(SystemExit): p.parse_args(['train', '--amp', 'half'])

@@ -6,7 +6,8 @@ this table must be in the recipe."""
 import json, tempfile
 from pathlib import Path
 import pytest, torch
-from fastreid_vehicle.recipes import RECIPES, get_recipe, recipe_args, recipe_table, with_recipe
+from fastreid_vehicle.recipes import RECIPES, get_recipe, recipe_args, recipe_table
+from fastreid_vehicle.config import build_settings
 
 _MFG = {   # MFG-Net, what every dataset shares (section of the paper)
     'method': ('mfgnet', 'Sec. 2.2'), 'backbone': ('resnet50', 'Sec. 2.2: ResNet50 backbone'),
@@ -76,13 +77,10 @@ def test_recipe_table_and_overrides():
     assert len(t) == sum(len(r.settings) for r in RECIPES.values())
     assert set(t.query('paper')['setting']) >= {'lr', 'size', 'eval_distance'}
     with pytest.raises(ValueError, match='mfgnet-veri776'): get_recipe('bot-market')
-    @with_recipe
-    def f(recipe=None, lr=1., K=2, **kw): return lr, K, kw
-    lr, K, kw = f(recipe='anet-veri776', K=3)
-    assert (lr, K, kw['P']) == (6e-4, 3, 128)
-    @with_recipe
-    def g(recipe=None, lr=1.): return lr
-    with pytest.raises(TypeError, match='does not take'): g(recipe='anet-veri776')
+    s = build_settings('anet-veri776', K=3)
+    assert (s.fit.lr, s.data.K, s.data.P) == (6e-4, 3, 128)
+    assert (s.sources['lr'], s.sources['K'], s.sources['seed']) == ('recipe', 'argument', 'default')
+    with pytest.raises(ValueError, match='epochs: expected int'): build_settings('anet-veri776', epochs='many')
 
 @pytest.fixture(scope='module')
 def tiny_root(tmp_path_factory):
@@ -92,19 +90,19 @@ def tiny_root(tmp_path_factory):
 @pytest.mark.parametrize('name', NAMES)
 def test_tiny_run_of_every_recipe(name, tiny_root, tmp_path):
     "Each recipe trains and evaluates through `train()`: only data, size, epochs, batch and backbone overridden"
-    from fastreid_vehicle.cli import train
+    from fastreid_vehicle.pipeline import train
     anet = name.startswith('anet')
     tiny = dict(dataset='veri776', root=tiny_root, out=tmp_path/'run', backbone='resnet18', pretrained=False,
                 size=(32, 32) if anet else (48, 16), P=4, K=4, bs_valid=32, epochs=1, progress=False,
                 stage2_epochs=1 if anet else 0, milestones=(1,) if anet else ())
     res = train(recipe=name, **tiny)
     args = recipe_args(name)
-    assert res['recipe'] == name and res['method'] == args['method'] and res['lr'] == args['lr']
+    assert res['recipe'] == name and res['method'] == args['method'] and res['settings']['lr'] == args['lr']
     assert res['eval_distance'] == args['eval_distance']
     assert res['eval_feature'] == ('l2norm(j)' if anet else 'cat(feat, 4 local)')
     assert res['num_queries'] > 0 and 0 <= res['mAP'] <= 1
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
-    assert saved['recipe'] == name and saved['camera_aware'] is False and saved['center_cameras'] is False
+    assert saved['recipe'] == name and saved['settings']['camera_aware'] is False and saved['settings']['center_cameras'] is False
 
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
@@ -124,7 +122,7 @@ def test_fidelity_page_agrees_with_the_recipes(method):
     from fastreid_vehicle.recipes import recipe_markdown
     from fastreid_vehicle.models import MODELS
     from fastreid_vehicle.data import ReidDataLoaders
-    from fastreid_vehicle.cli import train
+    from fastreid_vehicle.pipeline import train
     nb = json.loads(PAGES[method].read_text())
     for origin in ('paper', 'code'):
         assert _outputs(nb, f"recipe_markdown('{method}', '{origin}')") == recipe_markdown(method, origin), \

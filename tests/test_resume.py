@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd, pytest, torch
 from fastai.learner import Learner
 from safetensors.torch import load_file
-import fastreid_vehicle.cli as cli
-from fastreid_vehicle.cli import train
+import fastreid_vehicle.pipeline as cli
+from fastreid_vehicle.pipeline import train
 from fastreid_vehicle.runs import read_checkpoint, read_run, CHECKPOINT
 from fastreid_vehicle.synthetic import synthesize_veri
 from fastreid_vehicle.files import current_umask
@@ -70,7 +70,7 @@ def test_resume_refuses_another_config(root, tmp_path):
     with pytest.raises(FileExistsError, match='holds the outputs of a run'): train(**kw)
     with pytest.raises(ValueError, match='lr: recorded 0.003, now 0.01'): train(**{**kw, 'lr': 1e-2}, resume=True)
     res = train(**{**kw, 'lr': 1e-2}, overwrite=True)
-    assert read_run(out)['config']['lr'] == 1e-2 and res['lr'] == 1e-2
+    assert read_run(out)['config']['lr'] == 1e-2 and res['settings']['lr'] == 1e-2
     usual = 0o666 & ~current_umask()                                 # outputs written through temporary names
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {p.name: usual for p in out.iterdir()}
 

@@ -1,0 +1,61 @@
+"One definition per setting: the configs of `fastreid_vehicle.config` feed `train`, the command line, `run.json` and the docs."
+import dataclasses, json
+from pathlib import Path
+import pandas as pd, pytest
+from fastreid_vehicle.config import (DataConfig, FitConfig, EvalConfig, ModelConfig, RunConfig, build_settings,
+                                     config_fields, coerce, parse_size, settings_table, settings_from_args)
+from fastreid_vehicle.cli import _parser, main
+from fastreid_vehicle.pipeline import train, MAIN_JOB
+
+def _help(cmd='train') -> str:
+    return _parser()._subparsers._group_actions[0].choices[cmd].format_help()
+
+def test_every_setting_once_with_help_and_a_flag():
+    fs = config_fields()
+    assert len(fs) == sum(len(dataclasses.fields(c)) for c in (DataConfig, ModelConfig, FitConfig, EvalConfig, RunConfig))
+    h = _help()
+    for name, (_, f) in fs.items():
+        assert f.metadata['help'].strip(), name
+        if f.metadata['flag']: assert '--' + name.replace('_', '-') in h, name
+    t = settings_table()
+    assert list(t['setting']) == list(fs) and t['help'].str.len().gt(0).all()
+
+def test_precedence_argument_over_recipe_over_default():
+    s = build_settings('mfgnet-veri776', lr=0.01, data=DataConfig(P=3))
+    assert (s.fit.lr, s.sources['lr']) == (0.01, 'argument')               # a keyword beats the recipe
+    assert (s.data.P, s.sources['P']) == (3, 'argument')                   # a config passed whole beats it too
+    assert (s.fit.opt, s.sources['opt']) == ('amsgrad', 'recipe')          # the recipe beats the default
+    assert (s.fit.seed, s.sources.get('seed', 'default')) == (0, 'default')
+    assert s.model.settings['n_stripes'] == 4 and s.sources['n_stripes'] == 'recipe'   # a method's own setting
+    assert build_settings(n_stripes=6).model.settings == {'n_stripes': 6}
+
+def test_values_are_checked_and_named():
+    assert parse_size('384,128') == (384, 128) and parse_size(256) == (256, 256) and parse_size('64x32') == (64, 32)
+    with pytest.raises(ValueError, match='epochs: expected int'): build_settings(epochs='many')
+    with pytest.raises(ValueError, match='opt must be one of'): build_settings(opt='adamw')
+    with pytest.raises(ValueError, match='size must be'): build_settings(size=(1, 2, 3))
+    with pytest.raises(ValueError, match='lr: expected float'): coerce('lr', None)
+    assert coerce('milestones', '') == () and coerce('milestones', '10,20') == (10, 20) and coerce('root', Path('/x')) == '/x'
+    with pytest.raises(SystemExit): _parser().parse_args(['train', '--epochs', 'x'])
+
+def test_flags_given_are_the_only_overrides():
+    ns = _parser().parse_args(['train', '--recipe', 'anet-veri776', '--no-camera-aware', '--size', '32'])
+    s = settings_from_args(ns, ns.recipe)
+    assert s.data.size == (32, 32) and s.sources['size'] == 'argument'
+    assert s.fit.lr == 6e-4 and s.sources['lr'] == 'recipe'      # no --lr typed: the recipe's value stays
+    assert MAIN_JOB == build_settings().flat() and 'out' not in MAIN_JOB
+
+def test_a_default_changed_in_one_place_reaches_help_train_and_run_json(tmp_path, monkeypatch):
+    "Change FitConfig's `epochs` and DataConfig's `K` defaults in the config only: --help, train and run.json follow"
+    fields = {f.name: f for f in dataclasses.fields(FitConfig)} | {f.name: f for f in dataclasses.fields(DataConfig)}
+    monkeypatch.setattr(fields['epochs'], 'default', 1)
+    monkeypatch.setattr(fields['K'], 'default', 3)
+    h = ' '.join(_help().split())
+    assert 'training epochs (stage 1) (default: 1)' in h and 'images per identity in a training batch (default: 3)' in h
+    res = train(preset='tiny', root=tmp_path/'veri', out=tmp_path/'run', backbone='resnet18', pretrained=False,
+                size=32, P=4, progress=False, threads=1)
+    hist = pd.read_csv(tmp_path/'run'/'history.csv')
+    assert len(hist) == 1 and res['settings']['epochs'] == 1 and res['settings']['K'] == 3
+    rec = json.loads((tmp_path/'run'/'run.json').read_text())
+    assert rec['config']['epochs'] == 1 and rec['config']['K'] == 3
+    assert rec['sources']['epochs'] == 'default' and rec['sources']['P'] == 'argument'
