@@ -597,6 +597,7 @@ def stage(dest: Path) -> Path:
         nav_api.append({m: f'api/{m}.md'})
     nav = [{'Home': 'index.md'}]
     if (dest/'install.md').exists(): nav.append({'Installation': 'install.md'})
+    if (dest/'design.md').exists(): nav.append({'How it fits together': 'design.md'})
     nav += [{'Tutorials': tuts}, {'Guide': guide}, {'Reference': [{'Command line': 'cli_reference.md'}] + nav_api}]
     if (ROOT/'BENCHMARKS.md').exists():
         (dest/'benchmarks.md').write_text(benchmarks_page((ROOT/'BENCHMARKS.md').read_text()))

@@ -182,3 +182,10 @@ def test_site_in_browser(request):
     assert not problems, '\n'.join(problems)
     assert total_math > 50, f'only {total_math} formulas typeset on the whole site'
     for f in shots.values(): assert (SHOTS/f).stat().st_size > 10_000, f
+
+def test_design_page_maps_every_module():
+    "The package map (docs/pages/design.md) lists each module of the package once, and no module that is gone"
+    page = (ROOT/'docs'/'pages'/'design.md').read_text()
+    listed = re.findall(r'^\| `(\w+)` \|', page, re.M)
+    mods = sorted(p.stem for p in (ROOT/'fastreid_vehicle').glob('*.py') if not p.stem.startswith('_') and p.stem != 'all')
+    assert sorted(listed) == mods
