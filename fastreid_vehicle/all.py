@@ -7,6 +7,7 @@ __all__ = []
 
 # %% ../nbs/99_all.ipynb #e6d8cab3
 from . import __version__
+from .images import *
 from .readers import *
 from .synthetic import *
 from .data import *
@@ -24,7 +25,7 @@ from .files import *
 from .runs import *
 from .distributed import *
 from .interpret import *
-from .cli import train, load_reid_data, evaluate_saved_learner, search_images, image_table
+from .cli import train, load_reid_data, evaluate_saved_learner, search_images
 
 # %% ../nbs/99_all.ipynb #75c05311
 # every public name imported above (each module's own `__all__`), so that a star import of this module brings them

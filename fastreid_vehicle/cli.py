@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt
 from fastai.basics import *
 from fastai.callback.tracker import SaveModelCallback
 from fastai.callback.progress import CSVLogger
-from .readers import load_dataset, check_option, check_images as check_images_of, open_rgb
+from .readers import load_dataset
+from .images import check_option, check_images as check_images_of, open_rgb, image_table
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
@@ -28,8 +29,7 @@ from .distributed import init_distributed, local_main_first, one_process
 from fastai.learner import load_learner
 
 # %% auto #0
-__all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'evaluate_saved_learner', 'image_table', 'search_images',
-           'main']
+__all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'train', 'evaluate_saved_learner', 'search_images', 'main']
 
 # %% ../nbs/12_cli.ipynb #87bb74b7
 def load_reid_data(dataset:str='synthetic', root=None, preset:str='small', seed:int=0, synth:dict|None=None,
@@ -191,24 +191,6 @@ def evaluate_saved_learner(learner, dataset:str='synthetic', root=None, preset:s
     return summary
 
 # %% ../nbs/12_cli.ipynb #aee52d31
-_IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
-
-def image_table(src) -> pd.DataFrame:
-    "Images to index: a folder (searched recursively) or a CSV with a `path` column (relative paths: from the CSV's folder)"
-    p = Path(src)
-    if p.is_dir():
-        paths = sorted(str(f) for f in p.rglob('*') if f.suffix.lower() in _IMAGE_EXTS)
-        if not paths: raise ValueError(f"no images ({', '.join(_IMAGE_EXTS)}) under {p}")
-        return pd.DataFrame({'path': paths})
-    if p.suffix.lower() == '.csv' and p.is_file():
-        df = pd.read_csv(p)
-        if 'path' not in df.columns: raise ValueError(f"{p}: expected a 'path' column, got columns {list(df.columns)}")
-        df['path'] = [str(q if Path(q).is_absolute() else p.parent/q) for q in df['path']]
-        missing = [q for q in df['path'] if not Path(q).is_file()]
-        if missing: raise FileNotFoundError(f"{p}: {len(missing)} image(s) not found, first {missing[0]} (line {df['path'].tolist().index(missing[0]) + 2})")
-        return df
-    raise ValueError(f"gallery must be a folder of images or a .csv file with a 'path' column, got {p}")
-
 def _embed_images(learn:Learner, df:pd.DataFrame, flip:bool=False) -> torch.Tensor:
     with learn.no_bar(): return embed(learn, learn.dls.test_dl(df.reset_index(drop=True), bs=64), flip=flip)
 

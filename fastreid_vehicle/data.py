@@ -16,7 +16,7 @@ from fastai.vision.data import ImageBlock, get_grid
 from fastai.vision.augment import Resize, FlipItem, RandTransform, ResizeMethod, Zoom
 from fastai.callback.core import Callback
 from fastprogress.fastprogress import progress_bar
-from .readers import open_rgb, to_rgb8, ImageDecodeError, check_images, check_option
+from .images import open_rgb, to_rgb8, ImageDecodeError, check_images, check_option
 
 # %% auto #0
 __all__ = ['REID_COLUMNS', 'SPLITS', 'ReidLabel', 'ReidEncode', 'ReidIdBlock', 'ReidAttrBlock', 'check_reid_df', 'reid_vocabs',

@@ -5,21 +5,17 @@
 # %% ../nbs/00_readers.ipynb #c7fb9115
 from __future__ import annotations
 import io, os, re, warnings
-from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 from pathlib import Path
 import numpy as np, pandas as pd
-from PIL import Image, UnidentifiedImageError
-from fastprogress.fastprogress import progress_bar
-from .files import atomic_path
+from .images import IMAGE_EXTS, check_images, check_option
 
 # %% auto #0
 __all__ = ['VERI_COLORS', 'VERI_TYPES', 'VERI_TYPE_ERRATA', 'VEHICLEID_TEST_SIZES', 'VERIWILD_TEST_SIZES', 'SPLITS', 'COLUMNS',
-           'IMAGE_EXTS', 'VERI776_LAYOUT', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VRIC_LAYOUT', 'CUSTOM_LAYOUT',
-           'BAD_IMAGE_REASONS', 'READERS', 'DatasetFormatError', 'read_lines', 'DirIndex', 'summarize',
-           'parse_veri_name', 'read_veri_xml', 'read_name_table', 'load_veri776', 'vehicleid_gallery_mask',
-           'load_vehicleid', 'read_veriwild_info', 'load_veriwild', 'load_vric', 'load_custom', 'ImageDecodeError',
-           'to_rgb8', 'open_rgb', 'BadImagesError', 'find_bad_images', 'check_images', 'check_option', 'load_dataset']
+           'VERI776_LAYOUT', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VRIC_LAYOUT', 'CUSTOM_LAYOUT', 'READERS',
+           'DatasetFormatError', 'read_lines', 'DirIndex', 'summarize', 'parse_veri_name', 'read_veri_xml',
+           'read_name_table', 'load_veri776', 'vehicleid_gallery_mask', 'load_vehicleid', 'read_veriwild_info',
+           'load_veriwild', 'load_vric', 'load_custom', 'load_dataset']
 
 # %% ../nbs/00_readers.ipynb #1a3bcc7f
 VERI_COLORS = {1: 'yellow', 2: 'orange', 3: 'green', 4: 'gray', 5: 'red', 6: 'blue', 7: 'white', 8: 'golden',
@@ -30,7 +26,6 @@ VEHICLEID_TEST_SIZES = (800, 1600, 2400, 3200, 6000, 13164)
 VERIWILD_TEST_SIZES = (3000, 5000, 10000)
 SPLITS = ('train', 'query', 'gallery')
 COLUMNS = ('path', 'pid', 'camid', 'split', 'color', 'type')
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 # %% ../nbs/00_readers.ipynb #aeee5481
 VERI776_LAYOUT = """VeRi/
@@ -523,95 +518,7 @@ def load_custom(src, root=None, dataset:str='custom', color_names:dict|None=None
     return _finish(out, attrs.get('dataset', dataset), color_names or attrs.get('color_names'),
                    type_names or attrs.get('type_names'), model_names, extra=extra)
 
-# %% ../nbs/00_readers.ipynb #5f0158ca
-class ImageDecodeError(OSError):
-    "An image that cannot be decoded into 8-bit RGB: the message names the file, the reason and PIL's detail"
-    def __init__(self, path, reason:str, detail:str=''):
-        self.path, self.reason, self.detail = str(path), reason, detail
-        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ''))
-    def __reduce__(self): return type(self), (self.path, self.reason, self.detail)
-
-BAD_IMAGE_REASONS = ('missing', 'empty file', 'not an image', 'truncated', 'unsupported mode', 'cannot decode')
-_SIXTEEN_BIT = ('I;16', 'I;16L', 'I;16B', 'I;16N')
-_PIL_RGB_MODES = ('RGB', 'RGBA', 'RGBX', 'RGBa', 'L', 'LA', 'La', 'P', 'PA', '1', 'CMYK', 'YCbCr', 'LAB', 'HSV')
-
-def to_rgb8(im:Image.Image, path='image') -> Image.Image:
-    "`im` as an 8-bit RGB image: 16-bit greyscale scaled (/257, not clipped), other modes converted or refused by name"
-    if im.mode in _SIXTEEN_BIT or im.mode == 'I':
-        a = np.asarray(im)
-        if a.size and (a.min() < 0 or a.max() > 65535):
-            raise ImageDecodeError(path, 'unsupported mode', f"mode {im.mode} with values {a.min()}..{a.max()}, "
-                                   "outside the 16-bit range 0..65535 that it is scaled from")
-        return Image.fromarray(np.round(a.astype(np.float64) / 257).astype(np.uint8), 'L').convert('RGB')
-    if im.mode not in _PIL_RGB_MODES:
-        raise ImageDecodeError(path, 'unsupported mode', f"mode {im.mode}: expected 8-bit (RGB, L, P, RGBA, CMYK, "
-                               "YCbCr...) or 16-bit greyscale (I;16) pixels")
-    return im.copy() if im.mode == 'RGB' else im.convert('RGB')
-
-def open_rgb(path) -> Image.Image:
-    "Decode the image file `path` completely into an 8-bit RGB PIL image; an `ImageDecodeError` naming it otherwise"
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return to_rgb8(im, path)
-    except ImageDecodeError: raise
-    except FileNotFoundError: raise ImageDecodeError(path, 'missing', 'no such file') from None
-    except UnidentifiedImageError as e:
-        empty = os.path.isfile(path) and os.path.getsize(path) == 0
-        raise ImageDecodeError(path, 'empty file' if empty else 'not an image',
-                               '0 bytes' if empty else 'PIL knows no image format with these bytes') from e
-    except Exception as e:   # PIL decoders raise OSError, SyntaxError, ValueError, struct.error, ... on broken data
-        reason = 'truncated' if 'truncat' in str(e).lower() else 'cannot decode'
-        raise ImageDecodeError(path, reason, f"{type(e).__name__}: {e}") from e
-
-# %% ../nbs/00_readers.ipynb #17701f7a
-class BadImagesError(DatasetFormatError):
-    "Images of a dataset that cannot be used; `report` is the DataFrame of them (path, reason, detail)"
-    def __init__(self, report:pd.DataFrame, n_total:int, max_listed:int=20):
-        self.report = report
-        lines = [f"  {r.path}: {r.reason}" + (f" ({r.detail})" if r.detail else '') for r in report.head(max_listed).itertuples()]
-        more = len(report) - max_listed
-        super().__init__(f"{len(report)} of {n_total} images cannot be used:\n" + '\n'.join(lines)
-                         + (f"\n  ... and {more} more" if more > 0 else '')
-                         + "\nFix or remove them, or drop them with check='drop' (command line: --check-images drop)")
-
-def find_bad_images(paths, n_workers:int|None=None, progress:bool=True) -> pd.DataFrame:
-    "Decode every image of `paths` once (in `n_workers` threads, default the CPU count): the bad ones with reason and detail"
-    paths = [str(p) for p in paths]
-    def check(p):
-        try: open_rgb(p); return None
-        except ImageDecodeError as e: return (e.path, e.reason, e.detail)
-    with ThreadPoolExecutor(n_workers or os.cpu_count() or 1) as ex:
-        it = ex.map(check, paths)
-        rows = [r for r in (progress_bar(it, total=len(paths), leave=False) if progress and paths else it) if r is not None]
-    return pd.DataFrame(rows, columns=['path', 'reason', 'detail'])
-
-def check_images(df:pd.DataFrame, on_bad:str='raise', report=None, n_workers:int|None=None,
-                 progress:bool=True) -> pd.DataFrame:
-    "Decode every image of `df` once; `on_bad`: 'raise' a `BadImagesError` listing the bad ones, or 'drop' their rows"
-    if on_bad not in ('raise', 'drop'): raise ValueError(f"on_bad must be 'raise' or 'drop', got {on_bad!r}")
-    if 'path' not in df.columns: raise DatasetFormatError(f"DataFrame has no 'path' column; has {list(df.columns)}")
-    paths = pd.unique(df['path'].astype(str))
-    bad = find_bad_images(paths, n_workers, progress)
-    if report is not None:
-        with atomic_path(report) as tmp: bad.to_csv(tmp, index=False)
-    if not len(bad): return df
-    if on_bad == 'raise': raise BadImagesError(bad, len(paths))
-    keep = ~df['path'].astype(str).isin(set(bad['path']))
-    warnings.warn(f"check_images: dropped {int((~keep).sum())} rows of {len(bad)} bad images (e.g. {bad.path.iloc[0]}: "
-                  f"{bad.reason.iloc[0]})" + (f"; report in {report}" if report is not None else ''))
-    out = df[keep].reset_index(drop=True)
-    out.attrs = dict(df.attrs)
-    return out
-
 # %% ../nbs/00_readers.ipynb #df7ce364
-def check_option(check) -> str|None:
-    "The `on_bad` of `check_images` that a `check=` option asks for: None (no check), 'raise' or 'drop'"
-    if check is None or check is False or check == 'off': return None
-    if check is True: return 'raise'
-    if check in ('raise', 'drop'): return check
-    raise ValueError(f"check must be None/False/'off' (no image check), True/'raise' (stop on bad images) or 'drop', got {check!r}")
-
 READERS = {'veri776': load_veri776, 'vehicleid': load_vehicleid, 'veriwild': load_veriwild, 'vric': load_vric,
            'custom': load_custom}
 

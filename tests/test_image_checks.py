@@ -1,10 +1,10 @@
-"Bad images and bad list files: `open_rgb` / `check_images` in the readers, named decode errors in the data pipeline."
+"Bad images and bad list files: `open_rgb` / `check_images` (images module), named decode errors in the data pipeline."
 import re, shutil, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
-from fastreid_vehicle.readers import (open_rgb, to_rgb8, check_images, find_bad_images, load_dataset, load_veri776,
-                                      load_custom, BadImagesError, ImageDecodeError, DatasetFormatError)
+from fastreid_vehicle.images import open_rgb, to_rgb8, check_images, find_bad_images, BadImagesError, ImageDecodeError
+from fastreid_vehicle.readers import load_dataset, load_veri776, load_custom, DatasetFormatError
 from fastreid_vehicle.data import ReidDataLoaders, ReidImage, preload_images
 from dataset_trees import make_veri776_tree
 
