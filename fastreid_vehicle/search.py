@@ -4,14 +4,14 @@
 
 # %% ../nbs/05_search.ipynb #b55069eb
 from __future__ import annotations
-import json, os, shutil, tempfile, uuid
+import json, os
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np, pandas as pd
 import faiss
 from fastcore.basics import patch
 from safetensors.numpy import save_file, load_file
-from .files import make_temp_dir, remove_stale_temps, temp_prefix, usual_mode
+from .files import atomic_folder, usual_mode
 
 # %% auto #0
 __all__ = ['SearchResult', 'GalleryIndex']
@@ -244,10 +244,8 @@ def _read_meta(path:Path, dtypes:dict, n:int) -> pd.DataFrame:
 @patch
 def save(self:GalleryIndex, path, metadata_format:str='auto') -> Path:
     "Write the index to the folder `path` atomically (temporary folder, then rename)"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path.parent, path.name)
-    tmp = make_temp_dir(path.parent, path.name)   # usual mode; a killed save's leftover is removed by the next
-    try:
+    path = Path(path)
+    with atomic_folder(path) as tmp:   # a killed save's leftover is removed by the next
         files = {}
         if self.params['store_embeddings']:
             save_file({'embeddings': np.ascontiguousarray(self._emb[:self._n])}, str(tmp / 'embeddings.safetensors'))
@@ -259,14 +257,6 @@ def save(self:GalleryIndex, path, metadata_format:str='auto') -> Path:
                       params=self.params, files=files, metadata_dtypes=dtypes)
         (tmp / 'header.json').write_text(json.dumps(header, indent=1))
         for f in tmp.iterdir(): usual_mode(f)   # safetensors writes 0600
-        old = None
-        if path.exists():
-            old = path.parent / f'{temp_prefix(path.name)}old-{uuid.uuid4().hex[:8]}'
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
 # %% ../nbs/05_search.ipynb #3f620a49
