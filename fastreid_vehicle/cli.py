@@ -13,6 +13,7 @@ from fastai.basics import *
 from fastai.callback.tracker import SaveModelCallback
 from fastai.callback.progress import CSVLogger
 from .readers import load_dataset
+from .config import parse_size
 from .images import check_option, check_images as check_images_of, open_rgb, image_table
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
@@ -54,7 +55,6 @@ def _run_config(args:dict) -> dict:
 
 PRELOAD_MAX_BYTES = 2 * 1024**3   # `train(preload=None)` keeps the images in memory when they take at most this
 
-def _size(size): return (size, size) if isinstance(size, int) else tuple(size)
 
 def _save_fig(fig, path:Path, dpi:int=90):
     "Save `fig` to `path` atomically (temporary file, then rename) and close it (rank 0 only under distributed training)."
@@ -88,9 +88,9 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
     with local_main_first(): df = load_reid_data(dataset, root, preset, seed=seed, synth=synth, **(reader_kwargs or {}))
     on_bad = check_option(check_images)   # every image decoded once: bad ones stop the run (or are dropped), listed
     if on_bad: df = check_images_of(df, on_bad, report=None if rank_distrib() else out/'image_check.csv', progress=progress)
-    preload = bool(ifnone(preload, len(df) * 3 * np.prod(_size(size)) <= PRELOAD_MAX_BYTES))
+    preload = bool(ifnone(preload, len(df) * 3 * np.prod(parse_size(size)) <= PRELOAD_MAX_BYTES))
     data_time = time.time() - t0
-    dls = ReidDataLoaders.from_df(df, size=_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed, preload=preload,
+    dls = ReidDataLoaders.from_df(df, size=parse_size(size), P=P, K=K, pad=pad, erase_p=erase_p, seed=seed, preload=preload,
                                   camera_aware=camera_aware, bs_valid=bs_valid, flip_p=flip_p, erase_mode=erase_mode,
                                   erase_sl=erase_sl, erase_sh=erase_sh, erase_min_aspect=erase_min_aspect, zoom_p=zoom_p,
                                   max_zoom=max_zoom, attrs=tuple(attrs))
@@ -128,7 +128,7 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
     _save_fig(interp.plot_ranked_retrieval(n_queries=5, k=8, seed=seed), out/'retrieval.png')
     _save_fig(interp.plot_cmc(method, {f'{k} (baseline)': v for k, v in base.items()}).figure, out/'cmc.png')
     summary = dict(method=method, recipe=recipe, backbone=backbone, dataset=dataset, preset=preset if dataset == 'synthetic' else None,
-                   epochs=epochs, stage2_epochs=stage2_epochs, size=list(_size(size)), P=P, K=K, lr=lr, seed=seed,
+                   epochs=epochs, stage2_epochs=stage2_epochs, size=list(parse_size(size)), P=P, K=K, lr=lr, seed=seed,
                    precision=learn.train_precision()[0], synth=synth if dataset == 'synthetic' else None, preload=preload,
                    baselines={k: dict(rank1=v.rank1, mAP=v.mAP, mINP=v.mINP) for k, v in base.items()},
                    neck_feat=neck_feat, center_cameras=center_cameras, camera_aware=camera_aware,
@@ -282,7 +282,7 @@ def _parser(explicit_only:bool=False) -> argparse.ArgumentParser:
     t.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=True,
                    help="ImageNet weights (default): offline for tf_efficientnet_lite0/1/2 (packaged), else timm's hub")
     t.add_argument('--weights', default=None, help='local backbone weights file (.pth / .safetensors)')
-    t.add_argument('--size', type=_value, default=(64, 64), help='image size: 256 or 384,128 (h,w)')
+    t.add_argument('--size', type=parse_size, default=(64, 64), help='image size: 256 or 384,128 (h,w)')
     t.add_argument('--P', type=int, default=8); t.add_argument('--K', type=int, default=4)
     t.add_argument('--no-camera-aware', action='store_true', help='plain P x K batches (not camera-aware)')
     t.add_argument('--pad', type=int, default=4, help='padding before the random crop')
