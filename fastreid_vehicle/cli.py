@@ -219,7 +219,7 @@ def search_images(learner, queries, gallery=None, index=None, k:int=5, flip:bool
         if gallery is None: raise ValueError("search_images: give a gallery (folder or CSV) or an existing index folder")
         g = image_table(gallery)
         emb = _embed_images(learn, g, flip)
-        gi = GalleryIndex(emb.shape[1], metric=evaluation_spec(learn)['metric']).add(emb, metadata=g)
+        gi = GalleryIndex(emb.shape[1], distance=evaluation_spec(learn)['metric']).add(emb, metadata=g)
         if index is not None: gi.save(index)
     q = pd.DataFrame({'path': [str(p) for p in queries]})
     for p in q['path']:
