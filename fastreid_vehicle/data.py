@@ -128,12 +128,15 @@ def check_reid_df(
     df.attrs = dict(attrs_old)
     return df
 
-def reid_vocabs(df:pd.DataFrame, attrs:tuple=('color', 'type')) -> tuple[list, dict]:
+def reid_vocabs(df:pd.DataFrame, # one row per image (see `readers`)
+                attrs:tuple=DataConfig.attrs, # attribute columns
+               ) -> tuple[list, dict]:
     "Sorted training pids and, per attribute in `attrs`, the sorted codes seen in the whole `df`"
     return (_vocab(df.loc[df['split'] == 'train', 'pid']),
             {a: (_vocab(df[a]) if a in df.columns else []) for a in attrs})
 
-def query_gallery_splitter(df:pd.DataFrame) -> tuple[list, list]:
+def query_gallery_splitter(df:pd.DataFrame, # one row per image with a `split` column
+                          ) -> tuple[list, list]:
     "Positions of the training rows, and of the query rows then the gallery rows (each in DataFrame order)"
     s = df['split'].to_numpy()
     pos = lambda v: np.flatnonzero(s == v).tolist()
@@ -197,7 +200,10 @@ class PerImageRandomErasing(DisplayedTransform):
         store_attr()
         self.log_ratio = (math.log(min_aspect), math.log(1 / min_aspect))
 
-    def masks(self, bs:int, h:int, w:int, device=None) -> Tensor:
+    def masks(self, bs:int, # images
+              h:int, w:int, # image height and width
+              device=None, # device of the masks
+             ) -> Tensor:
         "Boolean erasing masks of shape (bs, 1, h, w), drawn independently per image"
         r = lambda *s: torch.rand(*s, device=device)
         area = (self.sl + (self.sh - self.sl) * r(bs, self.n_tries)) * (h * w)

@@ -90,14 +90,18 @@ def _read_text(fn, layout=None, what='file'):
     if not fn.is_file(): raise _err(fn, f"missing {what}", layout=layout)
     return _decode_text(fn, fn.read_bytes(), layout)
 
-def read_lines(fn, layout:str|None=None, what:str='list file') -> list:
+def read_lines(fn, # the text file
+               layout:str|None=None, # the expected layout, shown in the error
+               what:str='list file', # what the file is, named when it is missing
+              ) -> list:
     "`(line number, stripped text)` of the non-blank lines of `fn`; a `DatasetFormatError` if `fn` is missing"
     return [(i, l.strip()) for i, l in enumerate(_read_text(fn, layout, what).splitlines(), 1) if l.strip()]
 
 class DirIndex:
     "Existence checks for many files: each folder is listed once (`os.scandir`), not one `stat` per file"
     def __init__(self): self.cache = {}
-    def names(self, folder) -> set|None:
+    def names(self, folder, # a folder path
+             ) -> set|None:
         "Names in `folder` (None if it is not a folder)"
         folder = os.fspath(folder)
         if folder not in self.cache:
@@ -141,7 +145,8 @@ def _finish(df, dataset, color_names=None, type_names=None, model_names=None, ex
     return out
 
 # %% ../nbs/00_readers.ipynb #3c2a4c65
-def summarize(df:pd.DataFrame) -> pd.DataFrame:
+def summarize(df:pd.DataFrame, # a reader's DataFrame
+             ) -> pd.DataFrame:
     "Identities, images and cameras per split (and attribute coverage) of a reader's DataFrame"
     rows = []
     for s in SPLITS:
@@ -156,7 +161,8 @@ def summarize(df:pd.DataFrame) -> pd.DataFrame:
 # %% ../nbs/00_readers.ipynb #61e8c47c
 _VERI_NAME = re.compile(r'(\d+)_c(\d+)(?:_[^/\\]*)?\.(?:jpe?g|png|bmp|webp)', re.I)
 
-def parse_veri_name(name) -> tuple|None:
+def parse_veri_name(name, # an image file name or path
+                   ) -> tuple|None:
     "`(vehicle id, camera id)` of a VeRi-style image name `{id}_c{camera}_{frame}_{index}.jpg`, or None"
     m = _VERI_NAME.fullmatch(os.path.basename(os.fspath(name)))
     return None if m is None else (int(m[1]), int(m[2]))
@@ -175,7 +181,9 @@ def _decode_xml(fn, layout=None):
     except (LookupError, UnicodeDecodeError) as e: raise _err(fn, f"cannot decode as {enc}: {e}", layout=layout) from None
     return re.sub(r'^\s*<\?xml[^>]*\?>', lambda m: '\n' * m[0].count('\n'), text, count=1)  # keep line numbers
 
-def read_veri_xml(fn, layout:str|None=VERI776_LAYOUT) -> pd.DataFrame:
+def read_veri_xml(fn, # `train_label.xml` or `test_label.xml`
+                  layout:str|None=VERI776_LAYOUT, # the expected layout, shown in errors
+                 ) -> pd.DataFrame:
     "The `Item`s of a VeRi label file (`train_label.xml` / `test_label.xml`): imageName, pid, camid, color, type (raw)"
     fn = Path(fn)
     try: root = ET.fromstring(_decode_xml(fn, layout))
@@ -200,7 +208,8 @@ def read_veri_xml(fn, layout:str|None=VERI776_LAYOUT) -> pd.DataFrame:
     return df
 
 # %% ../nbs/00_readers.ipynb #c55883a7
-def read_name_table(fn) -> dict|None:
+def read_name_table(fn, # `list_color.txt` or `list_type.txt`
+                   ) -> dict|None:
     "A `list_color.txt` / `list_type.txt` code -> name table (`<code> <name>` or `<name> <code>` lines), None if unusable"
     fn = Path(fn)
     if not fn.is_file(): return None
@@ -242,7 +251,9 @@ def _veri_attrs(df, fn, lab, colors, types):
                            f"{min(table)}..{max(table)}", layout=VERI776_LAYOUT)
     return color.array, typ.array
 
-def load_veri776(root, check_files:bool=True) -> pd.DataFrame:
+def load_veri776(root, # the unpacked release (`VeRi/`)
+                 check_files:bool=True, # check that every listed image exists (one listing per folder)
+                ) -> pd.DataFrame:
     "Read a VeRi-776 release at `root` (see `VERI776_LAYOUT`); colour and type from the label files where present"
     root = _root(root, VERI776_LAYOUT, 'VeRi-776')
     rows, where = [], []
@@ -316,7 +327,12 @@ def _check_test_size(folder, pattern, test_size, official, layout):
     raise _err(folder/fname, f"no test list for test_size={test_size}; available: {avail or 'none'} "
                f"(official: {list(official)})", layout=layout)
 
-def load_vehicleid(root, test_size:int=800, trial:int=0, seed:int=0, check_files:bool=True) -> pd.DataFrame:
+def load_vehicleid(root, # the unpacked release (`VehicleID_V1.0/`)
+                   test_size:int=800, # the test list: 800, 1600, 2400, 3200, 6000 or 13164 ids
+                   trial:int=0, # which random query/gallery draw (the protocol averages several)
+                   seed:int=0, # seed of the draws
+                   check_files:bool=True, # check that every listed image exists
+                  ) -> pd.DataFrame:
     "Read a VehicleID release at `root` with the test list of `test_size` ids and a seeded query/gallery draw"
     root = _root(root, VEHICLEID_LAYOUT, 'VehicleID')
     split_dir = root/'train_test_split'
@@ -353,7 +369,9 @@ def load_vehicleid(root, test_size:int=800, trial:int=0, seed:int=0, check_files
 # %% ../nbs/00_readers.ipynb #78643948
 _WILD_KEY = re.compile(r'(\d+)/(\d+)(?:\.jpg)?', re.I)
 
-def read_veriwild_info(fn, layout:str|None=VERIWILD_LAYOUT) -> pd.DataFrame:
+def read_veriwild_info(fn, # `train_test_split/vehicle_info.txt`
+                       layout:str|None=VERIWILD_LAYOUT, # the expected layout, shown in errors
+                      ) -> pd.DataFrame:
     "VeRi-Wild's `vehicle_info.txt`: one row per image with vid, image (ints), camid, time, model, type, color (text)"
     rows, lines = [], read_lines(fn, layout, 'vehicle_info.txt')
     if lines and not _WILD_KEY.fullmatch(lines[0][1].split(';')[0].strip()): lines = lines[1:]   # the header
@@ -379,7 +397,11 @@ def _text_codes(s):
     code = {t: i for i, t in enumerate(names)}
     return pd.array([code.get(v) for v in vals], dtype='Int64'), dict(enumerate(names))
 
-def load_veriwild(root, test_size:int=3000, keep_time:bool=False, check_files:bool=True) -> pd.DataFrame:
+def load_veriwild(root, # the unpacked release (`VERI-Wild/`)
+                  test_size:int=3000, # the test lists: 3000, 5000 or 10000 ids
+                  keep_time:bool=False, # add the capture `time` column
+                  check_files:bool=True, # check that every listed image exists
+                 ) -> pd.DataFrame:
     "Read a VeRi-Wild release at `root` with the query/gallery lists of `test_size` ids (`keep_time`: add a `time` column)"
     root = _root(root, VERIWILD_LAYOUT, 'VeRi-Wild')
     split_dir = root/'train_test_split'
@@ -416,7 +438,9 @@ def load_veriwild(root, test_size:int=3000, keep_time:bool=False, check_files:bo
     return _finish(df, 'veriwild', names['color'], names['type'], names['model'], extra=['time'] if keep_time else [])
 
 # %% ../nbs/00_readers.ipynb #aed15be8
-def load_vric(root, check_files:bool=True) -> pd.DataFrame:
+def load_vric(root, # the unpacked release (`VRIC/`)
+              check_files:bool=True, # check that every listed image exists
+             ) -> pd.DataFrame:
     "Read a VRIC release at `root` (probe images become the query split)"
     root = _root(root, VRIC_LAYOUT, 'VRIC')
     rows = []
@@ -474,8 +498,13 @@ def _int_col(df, c, where, nullable):
                                  + ("" if nullable else " (required)"), CUSTOM_LAYOUT)
     return pd.array(num, dtype='Float64').astype('Int64')
 
-def load_custom(src, root=None, dataset:str='custom', color_names:dict|None=None, type_names:dict|None=None,
-                check_files:bool=True) -> pd.DataFrame:
+def load_custom(src, # a DataFrame, a CSV file or a folder of VeRi-named images (see `CUSTOM_LAYOUT`)
+                root=None, # base of relative paths (default: the CSV's folder, or the working folder for a DataFrame)
+                dataset:str='custom', # the name stored in `df.attrs['dataset']`
+                color_names:dict|None=None, # colour code -> name
+                type_names:dict|None=None, # type code -> name
+                check_files:bool=True, # check that every image exists
+               ) -> pd.DataFrame:
     "Your own data: a DataFrame, a CSV file with the schema's columns, or a folder of VeRi-named images"
     if not isinstance(src, pd.DataFrame):
         src = Path(src).expanduser().absolute()
@@ -522,7 +551,12 @@ def load_custom(src, root=None, dataset:str='custom', color_names:dict|None=None
 READERS = {'veri776': load_veri776, 'vehicleid': load_vehicleid, 'veriwild': load_veriwild, 'vric': load_vric,
            'custom': load_custom}
 
-def load_dataset(name:str, root, check:str|bool|None=None, check_report=None, **kwargs) -> pd.DataFrame:
+def load_dataset(name:str, # one of `READERS` (case, '-' and '_' ignored: 'VeRi-776' works)
+                 root, # the dataset's folder (for 'custom': a CSV file or folder too)
+                 check:str|bool|None=None, # decode every image first: 'raise' / True, 'drop', or None (see `check_option`)
+                 check_report=None, # CSV file for the list of bad images (with `check`)
+                 **kwargs, # passed to the reader, e.g. test_size=1600
+                ) -> pd.DataFrame:
     "Read dataset `name` (one of `READERS`) at `root`; `check`: decode every image first ('raise' / 'drop', see `check_images`)"
     key = re.sub(r'[\s_\-]', '', str(name)).lower()
     if key == 'veri': key = 'veri776'
