@@ -807,6 +807,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                           'fastreid_vehicle.readers._read_text': ('readers.html#_read_text', 'fastreid_vehicle/readers.py'),
                                           'fastreid_vehicle.readers._root': ('readers.html#_root', 'fastreid_vehicle/readers.py'),
                                           'fastreid_vehicle.readers._sizes': ('readers.html#_sizes', 'fastreid_vehicle/readers.py'),
+                                          'fastreid_vehicle.readers._split_dir': ('readers.html#_split_dir', 'fastreid_vehicle/readers.py'),
                                           'fastreid_vehicle.readers._text_codes': ( 'readers.html#_text_codes',
                                                                                     'fastreid_vehicle/readers.py'),
                                           'fastreid_vehicle.readers._veri_attrs': ( 'readers.html#_veri_attrs',

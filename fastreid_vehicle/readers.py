@@ -327,6 +327,13 @@ def _check_test_size(folder, pattern, test_size, official, layout):
     raise _err(folder/fname, f"no test list for test_size={test_size}; available: {avail or 'none'} "
                f"(official: {list(official)})", layout=layout)
 
+def _split_dir(root, name, layout, pattern, test_size, official):
+    "The release folder `root` and its `train_test_split/`, checked to hold the test lists of `test_size`"
+    root = _root(root, layout, name)
+    split_dir = root/'train_test_split'
+    _check_test_size(split_dir, pattern, test_size, official, layout)
+    return root, split_dir
+
 def load_vehicleid(root, # the unpacked release (`VehicleID_V1.0/`)
                    test_size:int=800, # the test list: 800, 1600, 2400, 3200, 6000 or 13164 ids
                    trial:int=0, # which random query/gallery draw (the protocol averages several)
@@ -334,9 +341,7 @@ def load_vehicleid(root, # the unpacked release (`VehicleID_V1.0/`)
                    check_files:bool=True, # check that every listed image exists
                   ) -> pd.DataFrame:
     "Read a VehicleID release at `root` with the test list of `test_size` ids and a seeded query/gallery draw"
-    root = _root(root, VEHICLEID_LAYOUT, 'VehicleID')
-    split_dir = root/'train_test_split'
-    _check_test_size(split_dir, r'test_list_(\d+)\.txt', test_size, VEHICLEID_TEST_SIZES, VEHICLEID_LAYOUT)
+    root, split_dir = _split_dir(root, 'VehicleID', VEHICLEID_LAYOUT, r'test_list_(\d+)\.txt', test_size, VEHICLEID_TEST_SIZES)
     parts = []
     for split, fn in (('train', split_dir/'train_list.txt'), ('test', split_dir/f'test_list_{int(test_size)}.txt')):
         rows = _read_pair_list(fn, VEHICLEID_LAYOUT)
@@ -403,9 +408,7 @@ def load_veriwild(root, # the unpacked release (`VERI-Wild/`)
                   check_files:bool=True, # check that every listed image exists
                  ) -> pd.DataFrame:
     "Read a VeRi-Wild release at `root` with the query/gallery lists of `test_size` ids (`keep_time`: add a `time` column)"
-    root = _root(root, VERIWILD_LAYOUT, 'VeRi-Wild')
-    split_dir = root/'train_test_split'
-    _check_test_size(split_dir, r'test_(\d+)_query\.txt', test_size, VERIWILD_TEST_SIZES, VERIWILD_LAYOUT)
+    root, split_dir = _split_dir(root, 'VeRi-Wild', VERIWILD_LAYOUT, r'test_(\d+)_query\.txt', test_size, VERIWILD_TEST_SIZES)
     info = read_veriwild_info(split_dir/'vehicle_info.txt')
     codes, names = {}, {}
     for c in ('model', 'type', 'color'): codes[c], names[c] = _text_codes(info[c])
