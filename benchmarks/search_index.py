@@ -65,7 +65,7 @@ def worker(a):
     q = np.load(os.path.join(a.workdir, 'queries.npy'))
     r0 = rss()
     t0 = time.perf_counter()
-    gi = GalleryIndex(a.dim, metric='cosine', seed=a.seed, **ctor)
+    gi = GalleryIndex(a.dim, distance='cosine', seed=a.seed, **ctor)
     if gi.params['store_embeddings']: gi.reserve(a.n)
     chunk = 100_000
     with open(os.path.join(a.workdir, 'gallery.f32'), 'rb') as f:
@@ -73,7 +73,7 @@ def worker(a):
             idx = np.sort(np.random.default_rng(a.seed).choice(a.n, min(a.n, gi.params['train_size']), replace=False))
             mm = np.memmap(os.path.join(a.workdir, 'gallery.f32'), np.float32, 'r', shape=(a.n, a.dim))
             sample = np.array(mm[idx]); del mm
-            t_tr = time.perf_counter(); gi.train(sample); t_train = time.perf_counter() - t_tr; del sample
+            t_tr = time.perf_counter(); gi.train_index(sample); t_train = time.perf_counter() - t_tr; del sample
         else: t_train = 0.0
         for s in range(0, a.n, chunk):
             x = np.fromfile(f, np.float32, count=min(chunk, a.n - s) * a.dim).reshape(-1, a.dim)

@@ -7,6 +7,7 @@ __all__ = []
 
 # %% ../nbs/99_all.ipynb #e6d8cab3
 from . import __version__
+from .images import *
 from .readers import *
 from .synthetic import *
 from .data import *
@@ -25,7 +26,7 @@ from .runs import *
 from .distributed import *
 from .interpret import *
 from .config import *
-from .pipeline import train, load_reid_data, evaluate_run, search_images, image_table, MAIN_JOB
+from .pipeline import train, load_reid_data, evaluate_run, search_images, MAIN_JOB
 
 # %% ../nbs/99_all.ipynb #75c05311
 # every public name imported above (each module's own `__all__`), so that a star import of this module brings them

@@ -16,7 +16,8 @@ from fastai.vision.data import ImageBlock, get_grid
 from fastai.vision.augment import Resize, FlipItem, RandTransform, ResizeMethod, Zoom
 from fastai.callback.core import Callback
 from fastprogress.fastprogress import progress_bar
-from .readers import open_rgb, to_rgb8, ImageDecodeError, check_images, check_option
+from .images import open_rgb, to_rgb8, ImageDecodeError, check_images, check_option
+from .config import DataConfig, parse_size
 
 # %% auto #0
 __all__ = ['REID_COLUMNS', 'SPLITS', 'ReidLabel', 'ReidEncode', 'ReidIdBlock', 'ReidAttrBlock', 'check_reid_df', 'reid_vocabs',
@@ -127,12 +128,15 @@ def check_reid_df(
     df.attrs = dict(attrs_old)
     return df
 
-def reid_vocabs(df:pd.DataFrame, attrs:tuple=('color', 'type')) -> tuple[list, dict]:
+def reid_vocabs(df:pd.DataFrame, # one row per image (see `readers`)
+                attrs:tuple=DataConfig.attrs, # attribute columns
+               ) -> tuple[list, dict]:
     "Sorted training pids and, per attribute in `attrs`, the sorted codes seen in the whole `df`"
     return (_vocab(df.loc[df['split'] == 'train', 'pid']),
             {a: (_vocab(df[a]) if a in df.columns else []) for a in attrs})
 
-def query_gallery_splitter(df:pd.DataFrame) -> tuple[list, list]:
+def query_gallery_splitter(df:pd.DataFrame, # one row per image with a `split` column
+                          ) -> tuple[list, list]:
     "Positions of the training rows, and of the query rows then the gallery rows (each in DataFrame order)"
     s = df['split'].to_numpy()
     pos = lambda v: np.flatnonzero(s == v).tolist()
@@ -196,7 +200,10 @@ class PerImageRandomErasing(DisplayedTransform):
         store_attr()
         self.log_ratio = (math.log(min_aspect), math.log(1 / min_aspect))
 
-    def masks(self, bs:int, h:int, w:int, device=None) -> Tensor:
+    def masks(self, bs:int, # images
+              h:int, w:int, # image height and width
+              device=None, # device of the masks
+             ) -> Tensor:
         "Boolean erasing masks of shape (bs, 1, h, w), drawn independently per image"
         r = lambda *s: torch.rand(*s, device=device)
         area = (self.sl + (self.sh - self.sl) * r(bs, self.n_tries)) * (h * w)
@@ -221,33 +228,26 @@ class PerImageRandomErasing(DisplayedTransform):
         return torch.where(m, fill, x)
 
 # %% ../nbs/02_data.ipynb #89921348
-def _check_size(size) -> tuple[int, int]:
-    "`size` as a (height, width) tuple of positive ints"
-    hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(size) if is_listy(size) else None
-    if hw is None or len(hw) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in hw):
-        raise ValueError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
-    return tuple(int(s) for s in hw)
-
 class RandomZoom(Zoom):
     "fastai's per-image random `Zoom`, on training batches only (fastai's affine transforms resample validation batches too)"
     def __call__(self, b, split_idx=None, **kwargs): return b if split_idx else super().__call__(b, split_idx=split_idx, **kwargs)
 
 def reid_tfms(
-    size:int|tuple=(256, 256), # Image size, int or (height, width)
-    pad:int=10, # Zero padding before the random crop back to `size`; 0: none
-    flip_p:float=0.5, # Probability of a horizontal flip
-    erase_p:float=0.5, # Probability of random erasing, per image; 0: none
-    erase_mode:str='random', # Fill of the erased rectangle: 'random' or 'zero'
-    erase_sl:float=0.02, # Minimum erased fraction of the image area
-    erase_sh:float=0.4, # Maximum erased fraction of the image area
-    erase_min_aspect:float=0.3, # Minimum aspect ratio of the erased rectangle (the maximum is its inverse)
-    zoom_p:float=0., # Probability of a random zoom-in, per image (fastai's `Zoom`); 0: none
-    max_zoom:float=1.125, # Largest zoom factor (drawn uniformly in [1, `max_zoom`])
+    size:int|tuple|str=DataConfig.size, # Image size: 256, (384, 128) or '384x128' (see `parse_size`)
+    pad:int=DataConfig.pad, # Zero padding before the random crop back to `size`; 0: none
+    flip_p:float=DataConfig.flip_p, # Probability of a horizontal flip
+    erase_p:float=DataConfig.erase_p, # Probability of random erasing, per image; 0: none
+    erase_mode:str=DataConfig.erase_mode, # Fill of the erased rectangle: 'random' or 'zero'
+    erase_sl:float=DataConfig.erase_sl, # Minimum erased fraction of the image area
+    erase_sh:float=DataConfig.erase_sh, # Maximum erased fraction of the image area
+    erase_min_aspect:float=DataConfig.erase_min_aspect, # Minimum aspect ratio of the erased rectangle (the maximum is its inverse)
+    zoom_p:float=DataConfig.zoom_p, # Probability of a random zoom-in, per image (fastai's `Zoom`); 0: none
+    max_zoom:float=DataConfig.max_zoom, # Largest zoom factor (drawn uniformly in [1, `max_zoom`])
 ) -> tuple[list, list]:
     "Item and batch transforms of the re-id recipes: resize, flip, pad + random crop; random zoom, ImageNet `Normalize`, random erasing"
     if not 0 <= zoom_p <= 1: raise ValueError(f"zoom_p must be a probability in [0, 1], got {zoom_p}")
     if zoom_p > 0 and not max_zoom > 1: raise ValueError(f"max_zoom must be > 1 (a zoom-in) when zoom_p > 0, got {max_zoom}")
-    item = [Resize(_check_size(size), method=ResizeMethod.Squish)]
+    item = [Resize(parse_size(size), method=ResizeMethod.Squish)]
     if flip_p > 0: item.append(FlipItem(flip_p))
     if pad > 0: item.append(PadRandomCrop(pad))
     batch = [RandomZoom(min_zoom=1., max_zoom=max_zoom, p=zoom_p)] if zoom_p > 0 else []
@@ -363,7 +363,7 @@ def preload_images(
     progress:bool=False, # Show a progress bar
 ) -> Tensor:
     "Every image of `paths` decoded once and resized to `size`: a uint8 tensor (N, 3, height, width)"
-    h, w = _check_size(size)
+    h, w = parse_size(size)
     out = torch.empty((len(paths), 3, h, w), dtype=torch.uint8)
     def load(i):
         im = open_rgb(paths[i])   # an `ImageDecodeError` naming the file
@@ -566,28 +566,29 @@ class ReidDataLoaders(DataLoaders):
                                      'do_setup', 'verbose', 'num_workers', *DataLoader._methods])
     def from_df(cls,
         df:pd.DataFrame, # One row per image: path, pid, camid, split (+ attributes); see `readers`
-        size:int|tuple=(256, 256), # Image size, int or (height, width): 256x256 for ANet, (384, 128) for MFG-Net
-        P:int=16, # Identities per training batch
-        K:int=4, # Images per identity
-        bs_valid:int=64, # Validation batch size
-        pad:int=10, # Zero padding before the random crop back to `size` (0: no crop)
-        flip_p:float=0.5, # Horizontal flip probability
-        erase_p:float=0.5, # Per-image random erasing probability
-        erase_mode:str='random', # Fill of the erased rectangle: 'random' (noise) or 'zero'
-        erase_sl:float=0.02, erase_sh:float=0.4, # Range of the erased fraction of the image area
-        erase_min_aspect:float=0.3, # Minimum aspect ratio of the erased rectangle
-        zoom_p:float=0., # Per-image random zoom-in probability (ANet's recipe: 0.5)
-        max_zoom:float=1.125, # Largest random zoom factor
+        size:int|tuple|str=DataConfig.size, # Image size, int or (height, width) (`parse_size`): 256 for ANet, (384, 128) for MFG-Net
+        P:int=DataConfig.P, # Identities per training batch
+        K:int=DataConfig.K, # Images per identity
+        bs_valid:int=DataConfig.bs_valid, # Validation batch size
+        pad:int=DataConfig.pad, # Zero padding before the random crop back to `size` (0: no crop)
+        flip_p:float=DataConfig.flip_p, # Horizontal flip probability
+        erase_p:float=DataConfig.erase_p, # Per-image random erasing probability (the papers' recipes: 0.5)
+        erase_mode:str=DataConfig.erase_mode, # Fill of the erased rectangle: 'random' (noise) or 'zero'
+        erase_sl:float=DataConfig.erase_sl, # Smallest erased fraction of the image area
+        erase_sh:float=DataConfig.erase_sh, # Largest erased fraction of the image area
+        erase_min_aspect:float=DataConfig.erase_min_aspect, # Minimum aspect ratio of the erased rectangle
+        zoom_p:float=DataConfig.zoom_p, # Per-image random zoom-in probability (ANet's recipe: 0.5)
+        max_zoom:float=DataConfig.max_zoom, # Largest random zoom factor
         seed:int=None, # Seed of the training sampler
         num_workers:int=0, # Worker processes per loader
-        attrs:tuple=('color', 'type'), # Attribute columns, one target each (absent: all -1, 0 classes)
+        attrs:tuple=DataConfig.attrs, # Attribute columns, one target each (absent: all -1, 0 classes)
         sampler:str='pk', # 'pk' (P x K batches) or 'random' (shuffled batches of P*K)
         path:str|Path='.', # Path of the `DataLoaders` (default `Learner` path)
         device=None, # Device of the batches (default: `default_device()`)
         item_tfms:list=None, # Extra item transforms (a transform of the same class replaces the default one)
         batch_tfms:list=None, # Extra batch transforms (same rule)
         preload:bool=False, # Decode all images once into memory and slice batches from it (small datasets, CPUs)
-        camera_aware:bool=False, # P x K batches whose ids share a camera and whose positives span cameras
+        camera_aware:bool=DataConfig.camera_aware, # P x K batches whose ids share a camera and whose positives span cameras
         check:str|bool|None=None, # Decode every image first (`check_images`): 'raise' (or True) / 'drop' bad ones; None: no check
         check_report=None, # CSV file for the list of bad images (with `check`)
         **kwargs

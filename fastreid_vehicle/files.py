@@ -6,12 +6,13 @@ killed process left behind."""
 
 # %% ../nbs/15_files.ipynb #d1b2a357
 from __future__ import annotations
-import contextlib, json, os, re, shutil, socket, tempfile, time
+import contextlib, json, os, re, shutil, socket, tempfile, time, uuid
+from typing import Callable
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['current_umask', 'usual_mode', 'temp_prefix', 'is_stale_temp', 'remove_stale_temps', 'atomic_path',
-           'atomic_write_text', 'atomic_write_json', 'make_temp_dir']
+           'atomic_write_text', 'atomic_write_json', 'make_temp_dir', 'atomic_folder']
 
 # %% ../nbs/15_files.ipynb #aabf6b58
 def current_umask() -> int:
@@ -23,7 +24,9 @@ def current_umask() -> int:
     m = os.umask(0o022); os.umask(m)
     return m
 
-def usual_mode(path, is_dir:bool|None=None) -> Path:
+def usual_mode(path, # a file or folder
+               is_dir:bool|None=None, # whether it is a folder (default: look)
+              ) -> Path:
     "Give `path` the mode a plain `open` / `mkdir` would: 0666 (files) or 0777 (folders) less the umask"
     path = Path(path)
     is_dir = path.is_dir() if is_dir is None else is_dir
@@ -35,7 +38,8 @@ _TMP_RE = re.compile(r'\.tmp-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-')
 
 def _host() -> str: return re.sub(r'[^A-Za-z0-9_]', '_', socket.gethostname()) or 'host'
 
-def temp_prefix(name:str) -> str:
+def temp_prefix(name:str, # the name of the file or folder to write
+               ) -> str:
     "The start of a temporary name for `name` written by this process: `.<name>.tmp-<host>-<pid>-`"
     return f'.{name}.tmp-{_host()}-{os.getpid()}-'
 
@@ -46,7 +50,9 @@ def _pid_alive(pid:int) -> bool:
     except PermissionError: return True
     return True
 
-def is_stale_temp(path, max_age:float=86400.) -> bool:
+def is_stale_temp(path, # a file or folder name
+                  max_age:float=86400., # seconds after which a temporary name of another host is stale
+                 ) -> bool:
     "Whether `path` is a temporary name (see `temp_prefix`) left by a process that is gone (other hosts: older than `max_age` s)"
     path = Path(path)
     m = _TMP_RE.search(path.name)
@@ -55,7 +61,15 @@ def is_stale_temp(path, max_age:float=86400.) -> bool:
     try: return time.time() - path.lstat().st_mtime > max_age
     except OSError: return False
 
-def remove_stale_temps(folder, name:str|None=None, max_age:float=86400.) -> list:
+def _remove(p:Path):
+    "Delete the file, link or folder `p` (a folder with its contents)"
+    if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+    else: p.unlink(missing_ok=True)
+
+def remove_stale_temps(folder, # where to look
+                       name:str|None=None, # only the temporary names of this target (default: all)
+                       max_age:float=86400., # seconds after which a temporary name of another host is stale
+                      ) -> list:
     "Remove the stale temporary files and folders in `folder` (only those of target `name` if given); returns them"
     folder, gone = Path(folder), []
     if not folder.is_dir(): return gone
@@ -63,14 +77,15 @@ def remove_stale_temps(folder, name:str|None=None, max_age:float=86400.) -> list
     for p in sorted(folder.iterdir()):
         if start is not None and not p.name.startswith(start): continue
         if not is_stale_temp(p, max_age): continue
-        if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
-        else: p.unlink(missing_ok=True)
+        _remove(p)
         gone.append(p)
     return gone
 
 # %% ../nbs/15_files.ipynb #0df4febf
 @contextlib.contextmanager
-def atomic_path(path, suffix:str='.tmp'):
+def atomic_path(path, # the file to write (its folder is created)
+                suffix:str='.tmp', # end of the temporary name (some writers choose the format by it, e.g. '.tmp.onnx')
+               ):
     "A temporary file path beside `path` to write; renamed onto `path` (usual mode) when the block succeeds, else removed"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,16 +98,46 @@ def atomic_path(path, suffix:str='.tmp'):
         os.replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
 
-def atomic_write_text(text:str, path, encoding:str='utf-8') -> Path:
+def atomic_write_text(text:str, # what to write
+                      path, # the file
+                      encoding:str='utf-8', # its encoding
+                     ) -> Path:
     "Write `text` to `path` atomically"
     with atomic_path(path) as tmp: tmp.write_text(text, encoding=encoding)
     return Path(path)
 
-def atomic_write_json(obj, path, indent:int=1) -> Path:
+def atomic_write_json(obj, # a JSON-able object
+                      path, # the file
+                      indent:int=1, # JSON indentation
+                     ) -> Path:
     "Write `obj` as JSON to `path` atomically (numbers that JSON lacks, e.g. numpy floats, as floats)"
     return atomic_write_text(json.dumps(obj, indent=indent, default=float), path)
 
-def make_temp_dir(parent, name:str) -> Path:
+def make_temp_dir(parent, # the folder to create it in
+                  name:str, # the name of the folder it will become
+                 ) -> Path:
     "A new temporary folder in `parent` for building `name` (usual mode), named by `temp_prefix`"
     Path(parent).mkdir(parents=True, exist_ok=True)
     return usual_mode(tempfile.mkdtemp(dir=parent, prefix=temp_prefix(name)), is_dir=True)
+
+def _aside(path:Path) -> Path:
+    "A temporary name beside `path` to move the old `path` to while the new one takes its place"
+    return path.parent/f'{temp_prefix(path.name)}old-{uuid.uuid4().hex[:8]}'
+
+@contextlib.contextmanager
+def atomic_folder(path, # the folder to write (its parent is created)
+                  keep_existing:Callable|None=None, # called with `path` at the end if it exists: True keeps it and discards the new folder
+                 ):
+    "A temporary folder beside `path` to fill; it replaces `path` when the block succeeds (an existing one is renamed aside and deleted only once the new one is in place), else it is removed"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent, path.name)   # what a killed writer left (not a live concurrent writer's)
+    tmp = make_temp_dir(path.parent, path.name)
+    try:
+        yield tmp
+        if os.path.lexists(path) and keep_existing is not None and keep_existing(path): return
+        old = _aside(path) if os.path.lexists(path) else None
+        if old is not None: os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None: _remove(old)
+    finally: shutil.rmtree(tmp, ignore_errors=True)

@@ -14,7 +14,7 @@ from fastai.basics import Learner, ifnone
 from safetensors.torch import save_file, load_file
 from .metrics import evaluate_features, ReidResult, model_eval_spec, split_query_gallery
 from .evaluation import FlipTTA, center_by_camera
-from .files import temp_prefix, usual_mode
+from .files import atomic_path
 
 # %% auto #0
 __all__ = ['embed', 'evaluate_embeddings', 'evaluate_learner', 'baseline_embeddings', 'baseline_results', 'save_weights',
@@ -63,20 +63,10 @@ def baseline_results(items:pd.DataFrame, attrs=('color', 'type'), seed:int=0) ->
             for k in ('lookup', 'chance')}
 
 # %% ../nbs/11_inference.ipynb #c463d711
-def _atomic_target(path:Path, suffix:str='.tmp'):
-    "`path` and a new temporary file beside it (same folder, so `os.replace` is atomic) to write first."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=suffix); os.close(fd)
-    return path, Path(tmp)
-
 def save_weights(model:nn.Module, path) -> Path:
     "Save `model`'s state dict to `path` in safetensors format, atomically."
-    path, tmp = _atomic_target(path)
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    try:
-        save_file(sd, str(tmp), metadata={'format': 'pt', 'model': type(model).__name__})
-        os.replace(usual_mode(tmp), path)   # the mode a plain open() gives, not mkstemp's 0600
-    finally: tmp.unlink(missing_ok=True)
+    path, sd = Path(path), {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp: save_file(sd, str(tmp), metadata={'format': 'pt', 'model': type(model).__name__})
     return path
 
 def load_weights(model:nn.Module, path, strict:bool=True) -> nn.Module:
@@ -92,12 +82,10 @@ def export_onnx(model:nn.Module, path, size=(256, 256), check:bool=True, atol:fl
     model = model.eval().cpu().float()
     h, w = (size, size) if isinstance(size, int) else size
     x = torch.randn(2, 3, h, w)
-    path, tmp = _atomic_target(Path(path), suffix='.tmp.onnx')
-    try:
+    path = Path(path)
+    with atomic_path(path, suffix='.tmp.onnx') as tmp:
         torch.onnx.export(model, (x,), str(tmp), dynamo=True, input_names=['images'], output_names=['embeddings'],
                           dynamic_shapes=({0: torch.export.Dim('batch')},), external_data=False, verbose=False)
-        os.replace(usual_mode(tmp), path)
-    finally: tmp.unlink(missing_ok=True)
     if check:
         import onnxruntime as ort
         sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])

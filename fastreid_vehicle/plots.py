@@ -9,7 +9,7 @@ import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from PIL import Image
 from fastcore.basics import ifnone
-from .readers import open_rgb
+from .images import open_rgb
 
 # %% auto #0
 __all__ = ['ranked_lists', 'plot_ranked_retrieval', 'plot_loss_components']

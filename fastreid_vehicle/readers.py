@@ -5,21 +5,17 @@
 # %% ../nbs/00_readers.ipynb #c7fb9115
 from __future__ import annotations
 import io, os, re, warnings
-from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 from pathlib import Path
 import numpy as np, pandas as pd
-from PIL import Image, UnidentifiedImageError
-from fastprogress.fastprogress import progress_bar
-from .files import atomic_path
+from .images import IMAGE_EXTS, check_images, check_option
 
 # %% auto #0
 __all__ = ['VERI_COLORS', 'VERI_TYPES', 'VERI_TYPE_ERRATA', 'VEHICLEID_TEST_SIZES', 'VERIWILD_TEST_SIZES', 'SPLITS', 'COLUMNS',
-           'IMAGE_EXTS', 'VERI776_LAYOUT', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VRIC_LAYOUT', 'CUSTOM_LAYOUT',
-           'BAD_IMAGE_REASONS', 'READERS', 'DatasetFormatError', 'read_lines', 'DirIndex', 'summarize',
-           'parse_veri_name', 'read_veri_xml', 'read_name_table', 'load_veri776', 'vehicleid_gallery_mask',
-           'load_vehicleid', 'read_veriwild_info', 'load_veriwild', 'load_vric', 'load_custom', 'ImageDecodeError',
-           'to_rgb8', 'open_rgb', 'BadImagesError', 'find_bad_images', 'check_images', 'check_option', 'load_dataset']
+           'VERI776_LAYOUT', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VRIC_LAYOUT', 'CUSTOM_LAYOUT', 'READERS',
+           'DatasetFormatError', 'read_lines', 'DirIndex', 'summarize', 'parse_veri_name', 'read_veri_xml',
+           'read_name_table', 'load_veri776', 'vehicleid_gallery_mask', 'load_vehicleid', 'read_veriwild_info',
+           'load_veriwild', 'load_vric', 'load_custom', 'load_dataset']
 
 # %% ../nbs/00_readers.ipynb #1a3bcc7f
 VERI_COLORS = {1: 'yellow', 2: 'orange', 3: 'green', 4: 'gray', 5: 'red', 6: 'blue', 7: 'white', 8: 'golden',
@@ -30,7 +26,6 @@ VEHICLEID_TEST_SIZES = (800, 1600, 2400, 3200, 6000, 13164)
 VERIWILD_TEST_SIZES = (3000, 5000, 10000)
 SPLITS = ('train', 'query', 'gallery')
 COLUMNS = ('path', 'pid', 'camid', 'split', 'color', 'type')
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 # %% ../nbs/00_readers.ipynb #aeee5481
 VERI776_LAYOUT = """VeRi/
@@ -95,14 +90,18 @@ def _read_text(fn, layout=None, what='file'):
     if not fn.is_file(): raise _err(fn, f"missing {what}", layout=layout)
     return _decode_text(fn, fn.read_bytes(), layout)
 
-def read_lines(fn, layout:str|None=None, what:str='list file') -> list:
+def read_lines(fn, # the text file
+               layout:str|None=None, # the expected layout, shown in the error
+               what:str='list file', # what the file is, named when it is missing
+              ) -> list:
     "`(line number, stripped text)` of the non-blank lines of `fn`; a `DatasetFormatError` if `fn` is missing"
     return [(i, l.strip()) for i, l in enumerate(_read_text(fn, layout, what).splitlines(), 1) if l.strip()]
 
 class DirIndex:
     "Existence checks for many files: each folder is listed once (`os.scandir`), not one `stat` per file"
     def __init__(self): self.cache = {}
-    def names(self, folder) -> set|None:
+    def names(self, folder, # a folder path
+             ) -> set|None:
         "Names in `folder` (None if it is not a folder)"
         folder = os.fspath(folder)
         if folder not in self.cache:
@@ -146,7 +145,8 @@ def _finish(df, dataset, color_names=None, type_names=None, model_names=None, ex
     return out
 
 # %% ../nbs/00_readers.ipynb #3c2a4c65
-def summarize(df:pd.DataFrame) -> pd.DataFrame:
+def summarize(df:pd.DataFrame, # a reader's DataFrame
+             ) -> pd.DataFrame:
     "Identities, images and cameras per split (and attribute coverage) of a reader's DataFrame"
     rows = []
     for s in SPLITS:
@@ -161,7 +161,8 @@ def summarize(df:pd.DataFrame) -> pd.DataFrame:
 # %% ../nbs/00_readers.ipynb #61e8c47c
 _VERI_NAME = re.compile(r'(\d+)_c(\d+)(?:_[^/\\]*)?\.(?:jpe?g|png|bmp|webp)', re.I)
 
-def parse_veri_name(name) -> tuple|None:
+def parse_veri_name(name, # an image file name or path
+                   ) -> tuple|None:
     "`(vehicle id, camera id)` of a VeRi-style image name `{id}_c{camera}_{frame}_{index}.jpg`, or None"
     m = _VERI_NAME.fullmatch(os.path.basename(os.fspath(name)))
     return None if m is None else (int(m[1]), int(m[2]))
@@ -180,7 +181,9 @@ def _decode_xml(fn, layout=None):
     except (LookupError, UnicodeDecodeError) as e: raise _err(fn, f"cannot decode as {enc}: {e}", layout=layout) from None
     return re.sub(r'^\s*<\?xml[^>]*\?>', lambda m: '\n' * m[0].count('\n'), text, count=1)  # keep line numbers
 
-def read_veri_xml(fn, layout:str|None=VERI776_LAYOUT) -> pd.DataFrame:
+def read_veri_xml(fn, # `train_label.xml` or `test_label.xml`
+                  layout:str|None=VERI776_LAYOUT, # the expected layout, shown in errors
+                 ) -> pd.DataFrame:
     "The `Item`s of a VeRi label file (`train_label.xml` / `test_label.xml`): imageName, pid, camid, color, type (raw)"
     fn = Path(fn)
     try: root = ET.fromstring(_decode_xml(fn, layout))
@@ -205,7 +208,8 @@ def read_veri_xml(fn, layout:str|None=VERI776_LAYOUT) -> pd.DataFrame:
     return df
 
 # %% ../nbs/00_readers.ipynb #c55883a7
-def read_name_table(fn) -> dict|None:
+def read_name_table(fn, # `list_color.txt` or `list_type.txt`
+                   ) -> dict|None:
     "A `list_color.txt` / `list_type.txt` code -> name table (`<code> <name>` or `<name> <code>` lines), None if unusable"
     fn = Path(fn)
     if not fn.is_file(): return None
@@ -247,7 +251,9 @@ def _veri_attrs(df, fn, lab, colors, types):
                            f"{min(table)}..{max(table)}", layout=VERI776_LAYOUT)
     return color.array, typ.array
 
-def load_veri776(root, check_files:bool=True) -> pd.DataFrame:
+def load_veri776(root, # the unpacked release (`VeRi/`)
+                 check_files:bool=True, # check that every listed image exists (one listing per folder)
+                ) -> pd.DataFrame:
     "Read a VeRi-776 release at `root` (see `VERI776_LAYOUT`); colour and type from the label files where present"
     root = _root(root, VERI776_LAYOUT, 'VeRi-776')
     rows, where = [], []
@@ -321,11 +327,21 @@ def _check_test_size(folder, pattern, test_size, official, layout):
     raise _err(folder/fname, f"no test list for test_size={test_size}; available: {avail or 'none'} "
                f"(official: {list(official)})", layout=layout)
 
-def load_vehicleid(root, test_size:int=800, trial:int=0, seed:int=0, check_files:bool=True) -> pd.DataFrame:
-    "Read a VehicleID release at `root` with the test list of `test_size` ids and a seeded query/gallery draw"
-    root = _root(root, VEHICLEID_LAYOUT, 'VehicleID')
+def _split_dir(root, name, layout, pattern, test_size, official):
+    "The release folder `root` and its `train_test_split/`, checked to hold the test lists of `test_size`"
+    root = _root(root, layout, name)
     split_dir = root/'train_test_split'
-    _check_test_size(split_dir, r'test_list_(\d+)\.txt', test_size, VEHICLEID_TEST_SIZES, VEHICLEID_LAYOUT)
+    _check_test_size(split_dir, pattern, test_size, official, layout)
+    return root, split_dir
+
+def load_vehicleid(root, # the unpacked release (`VehicleID_V1.0/`)
+                   test_size:int=800, # the test list: 800, 1600, 2400, 3200, 6000 or 13164 ids
+                   trial:int=0, # which random query/gallery draw (the protocol averages several)
+                   seed:int=0, # seed of the draws
+                   check_files:bool=True, # check that every listed image exists
+                  ) -> pd.DataFrame:
+    "Read a VehicleID release at `root` with the test list of `test_size` ids and a seeded query/gallery draw"
+    root, split_dir = _split_dir(root, 'VehicleID', VEHICLEID_LAYOUT, r'test_list_(\d+)\.txt', test_size, VEHICLEID_TEST_SIZES)
     parts = []
     for split, fn in (('train', split_dir/'train_list.txt'), ('test', split_dir/f'test_list_{int(test_size)}.txt')):
         rows = _read_pair_list(fn, VEHICLEID_LAYOUT)
@@ -358,7 +374,9 @@ def load_vehicleid(root, test_size:int=800, trial:int=0, seed:int=0, check_files
 # %% ../nbs/00_readers.ipynb #78643948
 _WILD_KEY = re.compile(r'(\d+)/(\d+)(?:\.jpg)?', re.I)
 
-def read_veriwild_info(fn, layout:str|None=VERIWILD_LAYOUT) -> pd.DataFrame:
+def read_veriwild_info(fn, # `train_test_split/vehicle_info.txt`
+                       layout:str|None=VERIWILD_LAYOUT, # the expected layout, shown in errors
+                      ) -> pd.DataFrame:
     "VeRi-Wild's `vehicle_info.txt`: one row per image with vid, image (ints), camid, time, model, type, color (text)"
     rows, lines = [], read_lines(fn, layout, 'vehicle_info.txt')
     if lines and not _WILD_KEY.fullmatch(lines[0][1].split(';')[0].strip()): lines = lines[1:]   # the header
@@ -384,11 +402,13 @@ def _text_codes(s):
     code = {t: i for i, t in enumerate(names)}
     return pd.array([code.get(v) for v in vals], dtype='Int64'), dict(enumerate(names))
 
-def load_veriwild(root, test_size:int=3000, keep_time:bool=False, check_files:bool=True) -> pd.DataFrame:
+def load_veriwild(root, # the unpacked release (`VERI-Wild/`)
+                  test_size:int=3000, # the test lists: 3000, 5000 or 10000 ids
+                  keep_time:bool=False, # add the capture `time` column
+                  check_files:bool=True, # check that every listed image exists
+                 ) -> pd.DataFrame:
     "Read a VeRi-Wild release at `root` with the query/gallery lists of `test_size` ids (`keep_time`: add a `time` column)"
-    root = _root(root, VERIWILD_LAYOUT, 'VeRi-Wild')
-    split_dir = root/'train_test_split'
-    _check_test_size(split_dir, r'test_(\d+)_query\.txt', test_size, VERIWILD_TEST_SIZES, VERIWILD_LAYOUT)
+    root, split_dir = _split_dir(root, 'VeRi-Wild', VERIWILD_LAYOUT, r'test_(\d+)_query\.txt', test_size, VERIWILD_TEST_SIZES)
     info = read_veriwild_info(split_dir/'vehicle_info.txt')
     codes, names = {}, {}
     for c in ('model', 'type', 'color'): codes[c], names[c] = _text_codes(info[c])
@@ -421,7 +441,9 @@ def load_veriwild(root, test_size:int=3000, keep_time:bool=False, check_files:bo
     return _finish(df, 'veriwild', names['color'], names['type'], names['model'], extra=['time'] if keep_time else [])
 
 # %% ../nbs/00_readers.ipynb #aed15be8
-def load_vric(root, check_files:bool=True) -> pd.DataFrame:
+def load_vric(root, # the unpacked release (`VRIC/`)
+              check_files:bool=True, # check that every listed image exists
+             ) -> pd.DataFrame:
     "Read a VRIC release at `root` (probe images become the query split)"
     root = _root(root, VRIC_LAYOUT, 'VRIC')
     rows = []
@@ -479,8 +501,13 @@ def _int_col(df, c, where, nullable):
                                  + ("" if nullable else " (required)"), CUSTOM_LAYOUT)
     return pd.array(num, dtype='Float64').astype('Int64')
 
-def load_custom(src, root=None, dataset:str='custom', color_names:dict|None=None, type_names:dict|None=None,
-                check_files:bool=True) -> pd.DataFrame:
+def load_custom(src, # a DataFrame, a CSV file or a folder of VeRi-named images (see `CUSTOM_LAYOUT`)
+                root=None, # base of relative paths (default: the CSV's folder, or the working folder for a DataFrame)
+                dataset:str='custom', # the name stored in `df.attrs['dataset']`
+                color_names:dict|None=None, # colour code -> name
+                type_names:dict|None=None, # type code -> name
+                check_files:bool=True, # check that every image exists
+               ) -> pd.DataFrame:
     "Your own data: a DataFrame, a CSV file with the schema's columns, or a folder of VeRi-named images"
     if not isinstance(src, pd.DataFrame):
         src = Path(src).expanduser().absolute()
@@ -523,99 +550,16 @@ def load_custom(src, root=None, dataset:str='custom', color_names:dict|None=None
     return _finish(out, attrs.get('dataset', dataset), color_names or attrs.get('color_names'),
                    type_names or attrs.get('type_names'), model_names, extra=extra)
 
-# %% ../nbs/00_readers.ipynb #5f0158ca
-class ImageDecodeError(OSError):
-    "An image that cannot be decoded into 8-bit RGB: the message names the file, the reason and PIL's detail"
-    def __init__(self, path, reason:str, detail:str=''):
-        self.path, self.reason, self.detail = str(path), reason, detail
-        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ''))
-    def __reduce__(self): return type(self), (self.path, self.reason, self.detail)
-
-BAD_IMAGE_REASONS = ('missing', 'empty file', 'not an image', 'truncated', 'unsupported mode', 'cannot decode')
-_SIXTEEN_BIT = ('I;16', 'I;16L', 'I;16B', 'I;16N')
-_PIL_RGB_MODES = ('RGB', 'RGBA', 'RGBX', 'RGBa', 'L', 'LA', 'La', 'P', 'PA', '1', 'CMYK', 'YCbCr', 'LAB', 'HSV')
-
-def to_rgb8(im:Image.Image, path='image') -> Image.Image:
-    "`im` as an 8-bit RGB image: 16-bit greyscale scaled (/257, not clipped), other modes converted or refused by name"
-    if im.mode in _SIXTEEN_BIT or im.mode == 'I':
-        a = np.asarray(im)
-        if a.size and (a.min() < 0 or a.max() > 65535):
-            raise ImageDecodeError(path, 'unsupported mode', f"mode {im.mode} with values {a.min()}..{a.max()}, "
-                                   "outside the 16-bit range 0..65535 that it is scaled from")
-        return Image.fromarray(np.round(a.astype(np.float64) / 257).astype(np.uint8), 'L').convert('RGB')
-    if im.mode not in _PIL_RGB_MODES:
-        raise ImageDecodeError(path, 'unsupported mode', f"mode {im.mode}: expected 8-bit (RGB, L, P, RGBA, CMYK, "
-                               "YCbCr...) or 16-bit greyscale (I;16) pixels")
-    return im.copy() if im.mode == 'RGB' else im.convert('RGB')
-
-def open_rgb(path) -> Image.Image:
-    "Decode the image file `path` completely into an 8-bit RGB PIL image; an `ImageDecodeError` naming it otherwise"
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return to_rgb8(im, path)
-    except ImageDecodeError: raise
-    except FileNotFoundError: raise ImageDecodeError(path, 'missing', 'no such file') from None
-    except UnidentifiedImageError as e:
-        empty = os.path.isfile(path) and os.path.getsize(path) == 0
-        raise ImageDecodeError(path, 'empty file' if empty else 'not an image',
-                               '0 bytes' if empty else 'PIL knows no image format with these bytes') from e
-    except Exception as e:   # PIL decoders raise OSError, SyntaxError, ValueError, struct.error, ... on broken data
-        reason = 'truncated' if 'truncat' in str(e).lower() else 'cannot decode'
-        raise ImageDecodeError(path, reason, f"{type(e).__name__}: {e}") from e
-
-# %% ../nbs/00_readers.ipynb #17701f7a
-class BadImagesError(DatasetFormatError):
-    "Images of a dataset that cannot be used; `report` is the DataFrame of them (path, reason, detail)"
-    def __init__(self, report:pd.DataFrame, n_total:int, max_listed:int=20):
-        self.report = report
-        lines = [f"  {r.path}: {r.reason}" + (f" ({r.detail})" if r.detail else '') for r in report.head(max_listed).itertuples()]
-        more = len(report) - max_listed
-        super().__init__(f"{len(report)} of {n_total} images cannot be used:\n" + '\n'.join(lines)
-                         + (f"\n  ... and {more} more" if more > 0 else '')
-                         + "\nFix or remove them, or drop them with check='drop' (command line: --check-images drop)")
-
-def find_bad_images(paths, n_workers:int|None=None, progress:bool=True) -> pd.DataFrame:
-    "Decode every image of `paths` once (in `n_workers` threads, default the CPU count): the bad ones with reason and detail"
-    paths = [str(p) for p in paths]
-    def check(p):
-        try: open_rgb(p); return None
-        except ImageDecodeError as e: return (e.path, e.reason, e.detail)
-    with ThreadPoolExecutor(n_workers or os.cpu_count() or 1) as ex:
-        it = ex.map(check, paths)
-        rows = [r for r in (progress_bar(it, total=len(paths), leave=False) if progress and paths else it) if r is not None]
-    return pd.DataFrame(rows, columns=['path', 'reason', 'detail'])
-
-def check_images(df:pd.DataFrame, on_bad:str='raise', report=None, n_workers:int|None=None,
-                 progress:bool=True) -> pd.DataFrame:
-    "Decode every image of `df` once; `on_bad`: 'raise' a `BadImagesError` listing the bad ones, or 'drop' their rows"
-    if on_bad not in ('raise', 'drop'): raise ValueError(f"on_bad must be 'raise' or 'drop', got {on_bad!r}")
-    if 'path' not in df.columns: raise DatasetFormatError(f"DataFrame has no 'path' column; has {list(df.columns)}")
-    paths = pd.unique(df['path'].astype(str))
-    bad = find_bad_images(paths, n_workers, progress)
-    if report is not None:
-        with atomic_path(report) as tmp: bad.to_csv(tmp, index=False)
-    if not len(bad): return df
-    if on_bad == 'raise': raise BadImagesError(bad, len(paths))
-    keep = ~df['path'].astype(str).isin(set(bad['path']))
-    warnings.warn(f"check_images: dropped {int((~keep).sum())} rows of {len(bad)} bad images (e.g. {bad.path.iloc[0]}: "
-                  f"{bad.reason.iloc[0]})" + (f"; report in {report}" if report is not None else ''))
-    out = df[keep].reset_index(drop=True)
-    out.attrs = dict(df.attrs)
-    return out
-
 # %% ../nbs/00_readers.ipynb #df7ce364
-def check_option(check) -> str|None:
-    "The `on_bad` of `check_images` that a `check=` option asks for: None (no check), 'raise' or 'drop'"
-    if check is None or check is False or check == 'off': return None
-    if check is True: return 'raise'
-    if check in ('raise', 'drop'): return check
-    raise ValueError(f"check must be None/False/'off' (no image check), True/'raise' (stop on bad images) or 'drop', got {check!r}")
-
 READERS = {'veri776': load_veri776, 'vehicleid': load_vehicleid, 'veriwild': load_veriwild, 'vric': load_vric,
            'custom': load_custom}
 
-def load_dataset(name:str, root, check:str|bool|None=None, check_report=None, **kwargs) -> pd.DataFrame:
+def load_dataset(name:str, # one of `READERS` (case, '-' and '_' ignored: 'VeRi-776' works)
+                 root, # the dataset's folder (for 'custom': a CSV file or folder too)
+                 check:str|bool|None=None, # decode every image first: 'raise' / True, 'drop', or None (see `check_option`)
+                 check_report=None, # CSV file for the list of bad images (with `check`)
+                 **kwargs, # passed to the reader, e.g. test_size=1600
+                ) -> pd.DataFrame:
     "Read dataset `name` (one of `READERS`) at `root`; `check`: decode every image first ('raise' / 'drop', see `check_images`)"
     key = re.sub(r'[\s_\-]', '', str(name)).lower()
     if key == 'veri': key = 'veri776'

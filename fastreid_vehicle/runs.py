@@ -25,7 +25,8 @@ def _loader_rng(dl):
     "The `random.Random` a fastai loader shuffles with (of the wrapped loader for `DistributedDL`)"
     return getattr(getattr(dl, 'dl', dl), 'rng', None)
 
-def get_rng_states(learn:Learner|None=None) -> dict:
+def get_rng_states(learn:Learner|None=None, # also the random states of its data loaders
+                  ) -> dict:
     "States of Python's, numpy's and torch's random generators (and of `learn`'s loaders), as plain numbers and tensors"
     _, keys, pos, has_gauss, cached = np.random.get_state()
     s = dict(python=random.getstate(), torch=torch.get_rng_state(),
@@ -34,7 +35,9 @@ def get_rng_states(learn:Learner|None=None) -> dict:
     if learn is not None: s['loaders'] = [r.getstate() if (r := _loader_rng(dl)) is not None else None for dl in learn.dls.loaders]
     return s
 
-def set_rng_states(s:dict, learn:Learner|None=None):
+def set_rng_states(s:dict, # what `get_rng_states` returned
+                   learn:Learner|None=None, # also restore the random states of its data loaders
+                  ):
     "Restore the random states `s` of `get_rng_states` (the loaders' too when `learn` is given)"
     v, internal, gauss = s['python']
     random.setstate((v, tuple(internal), gauss))
@@ -51,7 +54,11 @@ def set_rng_states(s:dict, learn:Learner|None=None):
 CHECKPOINT = 'checkpoint.pth'
 _FORMAT = 'fastreid_vehicle.checkpoint'
 
-def save_checkpoint(learn:Learner, path, epoch:int, **extra) -> Path:
+def save_checkpoint(learn:Learner, # the learner being trained
+                    path, # the checkpoint file
+                    epoch:int, # the epoch just finished (0-based)
+                    **extra, # more entries to store
+                   ) -> Path:
     "Write `learn`'s model, optimiser and random states after epoch `epoch` (0-based) to `path`, atomically"
     path = Path(path)
     if rank_distrib(): return path   # one writer: rank 0
@@ -72,7 +79,8 @@ def _safe_globals() -> list:
     core = getattr(np, '_core', None) or np.core
     return [L, core.multiarray.scalar, np.dtype, *[getattr(np.dtypes, d) for d in np.dtypes.__all__]]
 
-def read_checkpoint(path) -> dict:
+def read_checkpoint(path, # a file written by `save_checkpoint`
+                   ) -> dict:
     "The checkpoint at `path` (a `ValueError` naming the file if it is not one)"
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
@@ -82,7 +90,10 @@ def read_checkpoint(path) -> dict:
     if not isinstance(s, dict) or s.get('format') != _FORMAT: raise ValueError(f"{path}: not a fastreid_vehicle checkpoint")
     return s
 
-def load_checkpoint(learn:Learner, ckpt:dict, rng:bool=True):
+def load_checkpoint(learn:Learner, # the learner to restore
+                    ckpt:dict, # what `read_checkpoint` returned
+                    rng:bool=True, # restore the random states too
+                   ):
     "Put the model and optimiser states of `ckpt` (from `read_checkpoint`) into `learn`, and its random states if `rng`"
     get_model(learn.model).load_state_dict(ckpt['model'])
     if ckpt.get('opt') is not None:
@@ -166,14 +177,17 @@ def library_versions() -> dict:
 def _jsonable(o): return json.loads(json.dumps(o, default=str))
 def _now(): return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
 
-def read_run(out) -> dict:
+def read_run(out, # a run folder
+            ) -> dict:
     "The run record (`run.json`) of the folder `out`"
     fn = Path(out)/RUN_FILE
     try: return json.loads(fn.read_text())
     except FileNotFoundError: raise FileNotFoundError(f"{fn} not found: {out} holds no run record") from None
     except json.JSONDecodeError as e: raise ValueError(f"{fn}: not a run record ({e})") from None
 
-def update_run(out, **fields) -> dict:
+def update_run(out, # a run folder
+               **fields, # entries to add to its record
+              ) -> dict:
     "Add `fields` to the run record of `out` (atomically); rank 0 only"
     rec = read_run(out)
     if rank_distrib(): return rec
@@ -184,7 +198,12 @@ def update_run(out, **fields) -> dict:
 def _config_diff(old:dict, new:dict) -> list:
     return [f"{k}: recorded {old.get(k)!r}, now {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
-def prepare_run(out, config:dict, resume:bool=False, overwrite:bool=False, outputs=RUN_OUTPUTS) -> dict|None:
+def prepare_run(out, # the run folder
+                config:dict, # what the run is (settings, seed, versions), compared with a run already there
+                resume:bool=False, # continue the run in `out` from its last checkpoint
+                overwrite:bool=False, # replace another run's outputs in `out`
+                outputs=RUN_OUTPUTS, # the file names a run writes
+               ) -> dict|None:
     "Check and claim the run folder `out` for a run of `config`; returns the checkpoint to resume from, or None"
     out, cfg = Path(out), _jsonable(config)
     if resume and overwrite: raise ValueError("resume and overwrite exclude each other: continue the run, or replace it")

@@ -4,22 +4,22 @@
 
 # %% ../nbs/05_search.ipynb #b55069eb
 from __future__ import annotations
-import json, os, shutil, tempfile, uuid
+import json, os
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np, pandas as pd
 import faiss
 from fastcore.basics import patch
 from safetensors.numpy import save_file, load_file
-from .files import make_temp_dir, remove_stale_temps, temp_prefix, usual_mode
+from .files import atomic_folder, usual_mode
 
 # %% auto #0
 __all__ = ['SearchResult', 'GalleryIndex']
 
 # %% ../nbs/05_search.ipynb #d994d611
 _KINDS = ('exact', 'ivf', 'ivfpq', 'hnsw')
-_OLD_METRICS = {'l2': 'euclidean'}  # indexes saved before the metric was spelled as in `pairwise_distance`
-_METRICS = {'cosine': faiss.METRIC_INNER_PRODUCT, 'ip': faiss.METRIC_INNER_PRODUCT, 'euclidean': faiss.METRIC_L2}
+_OLD_DISTANCES = {'l2': 'euclidean'}  # indexes saved before the distance was spelled as in `pairwise_distance`
+_DISTANCES = {'cosine': faiss.METRIC_INNER_PRODUCT, 'ip': faiss.METRIC_INNER_PRODUCT, 'euclidean': faiss.METRIC_L2}
 _FORMAT, _VERSION = 'fastreid_vehicle.GalleryIndex', 1
 
 class SearchResult(NamedTuple):
@@ -38,9 +38,11 @@ def _as_matrix(x, dim:int, what:str) -> np.ndarray:
     if not np.isfinite(a).all(): raise ValueError(f"GalleryIndex: {what} contain NaN or infinite values")
     return np.ascontiguousarray(a)
 
-def _normalize(a:np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(a, axis=1, keepdims=True)
-    return a / np.maximum(n, 1e-12)
+def _unit(a:np.ndarray) -> np.ndarray:
+    "A copy of the float32 rows of `a` scaled to unit length by `faiss.normalize_L2` (zero rows stay zero)"
+    a = np.array(a, dtype=np.float32, order='C')
+    faiss.normalize_L2(a)
+    return a
 
 # %% ../nbs/05_search.ipynb #e1de6cfe
 def _as_frame(metadata, n:int) -> pd.DataFrame:
@@ -58,86 +60,115 @@ def _as_frame(metadata, n:int) -> pd.DataFrame:
 # %% ../nbs/05_search.ipynb #72848842
 class GalleryIndex:
     "A searchable gallery of embeddings with one metadata row each; exact or approximate (faiss), saved as a folder"
-    def __init__(self, dim:int, metric:str='cosine', kind:str='exact', nlist:int|None=None, m:int|None=None,
-                 nbits:int=8, nprobe:int=16, refine:int=4, hnsw_m:int=32, ef_construction:int=40, ef_search:int=64,
-                 train_size:int=100_000, seed:int=0, store_embeddings:bool=True):
-        if metric not in _METRICS: raise ValueError(f"GalleryIndex: metric must be one of {list(_METRICS)}, got {metric!r}")
+    def __init__(self,
+                 dim:int, # length of the embeddings
+                 distance:str='cosine', # 'cosine' (embeddings normalised; similarities), 'euclidean' (squared distances) or 'ip' (raw inner products)
+                 kind:str='exact', # 'exact' (a scan), or faiss' 'ivf', 'ivfpq' or 'hnsw'
+                 nlist:int|None=None, # IVF lists (default: about 4 sqrt(n) of the n training vectors)
+                 m:int|None=None, # IVF-PQ sub-quantizers, a divisor of `dim` (default: dim/8 or the next divisor)
+                 nbits:int=8, # bits per IVF-PQ sub-quantizer code
+                 nprobe:int=16, # IVF lists searched per query
+                 refine:int=4, # IVF-PQ with stored embeddings: the top k*refine candidates are re-scored exactly; <= 1: not
+                 hnsw_m:int=32, # HNSW links per vector
+                 ef_construction:int=40, # HNSW build breadth
+                 ef_search:int=64, # HNSW search breadth
+                 train_size:int=100_000, # most vectors the quantizers are trained on (a seeded sample)
+                 seed:int=0, # seed of the training sample and of k-means
+                 store_embeddings:bool=True, # keep every embedding in float32 (exact search, `save`, IVF-PQ re-scoring)
+                ):
+        if distance not in _DISTANCES: raise ValueError(f"GalleryIndex: distance must be one of {list(_DISTANCES)}, got {distance!r}")
         if kind not in _KINDS: raise ValueError(f"GalleryIndex: kind must be one of {list(_KINDS)}, got {kind!r}")
         if int(dim) < 1: raise ValueError(f"GalleryIndex: dim must be positive, got {dim}")
         if kind == 'exact' and not store_embeddings: raise ValueError("GalleryIndex: kind='exact' searches the stored embeddings; store_embeddings must be True")
         if kind == 'ivfpq':
             m = m or next(c for c in (dim // 8, dim // 4, dim // 2, dim) if c and dim % c == 0)
             if dim % m: raise ValueError(f"GalleryIndex: m={m} sub-quantizers must divide dim={dim}")
-        self.dim, self.metric, self.kind = int(dim), metric, kind
+        self.dim, self.distance, self.kind = int(dim), distance, kind
         self.params = dict(nlist=nlist, m=m, nbits=nbits, nprobe=nprobe, refine=refine, hnsw_m=hnsw_m,
                            ef_construction=ef_construction, ef_search=ef_search, train_size=train_size, seed=seed,
                            store_embeddings=store_embeddings)
-        self._index = faiss.IndexHNSWFlat(self.dim, hnsw_m, _METRICS[metric]) if kind == 'hnsw' else None
+        self._index = faiss.IndexHNSWFlat(self.dim, hnsw_m, _DISTANCES[distance]) if kind == 'hnsw' else None
         if self._index is not None: self._index.hnsw.efConstruction = ef_construction
         self._emb, self._n = np.empty((0, self.dim), np.float32), 0
         self._meta_parts, self._meta, self._columns = [], pd.DataFrame(index=pd.RangeIndex(0)), None
 
     def __len__(self): return self._n
-    def __repr__(self): return f"GalleryIndex({self._n} x {self.dim}, metric={self.metric!r}, kind={self.kind!r})"
+    def __repr__(self): return f"GalleryIndex({self._n} x {self.dim}, distance={self.distance!r}, kind={self.kind!r})"
     @property
-    def is_trained(self) -> bool: return self.kind in ('exact', 'hnsw') or self._index is not None
+    def is_trained(self) -> bool:
+        "Whether vectors can be added (exact and HNSW need no training)"
+        return self.kind in ('exact', 'hnsw') or self._index is not None
     @property
-    def higher_is_better(self) -> bool: return self.metric != 'euclidean'
+    def higher_is_better(self) -> bool:
+        "Whether a higher score is a better match (similarities), not a lower one (distances)"
+        return self.distance != 'euclidean'
+    @property
+    def _refined(self) -> bool:
+        "IVF-PQ with stored embeddings: a faiss `IndexRefineFlat` holds them and re-scores the PQ candidates exactly"
+        return self.kind == 'ivfpq' and self.params['store_embeddings']
+
 
 # %% ../nbs/05_search.ipynb #65f74444
 @patch
-def train(self:GalleryIndex, x) -> GalleryIndex:
-    "Train the IVF / IVF-PQ quantizers on `x` (a seeded sample of at most `train_size` rows)"
+def train_index(self:GalleryIndex,
+                x, # training vectors (n, dim), e.g. a representative sample of the gallery
+               ) -> GalleryIndex:
+    "Train the IVF / IVF-PQ quantizers on `x` (a seeded sample of at most `train_size` rows); `add` does it on first use"
     if self.kind in ('exact', 'hnsw'): return self
-    if self._index is not None and self._n: raise ValueError("GalleryIndex: already trained and holding vectors; train before the first add")
+    if self._index is not None and self._n: raise ValueError("GalleryIndex: already trained and holding vectors; call train_index before the first add")
     x = _as_matrix(x, self.dim, 'training vectors')
     p = self.params
     if len(x) > p['train_size']:
         x = x[np.sort(np.random.default_rng(p['seed']).choice(len(x), p['train_size'], replace=False))]
-    if self.metric == 'cosine': x = _normalize(x)
+    if self.distance == 'cosine': x = _unit(x)
     nlist = p['nlist'] or int(min(max(1, round(4 * np.sqrt(len(x)))), max(1, len(x) // 39)))
     if len(x) < nlist: raise ValueError(f"GalleryIndex: {len(x)} training vectors are fewer than nlist={nlist} lists; pass a smaller nlist or train on more vectors")
     if self.kind == 'ivfpq' and len(x) < 2 ** p['nbits']:
         raise ValueError(f"GalleryIndex: IVF-PQ with nbits={p['nbits']} needs at least {2 ** p['nbits']} training vectors, got {len(x)}; lower nbits")
-    mt = _METRICS[self.metric]
+    mt = _DISTANCES[self.distance]
     quant = faiss.IndexFlatIP(self.dim) if mt == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(self.dim)
     idx = (faiss.IndexIVFFlat(quant, self.dim, nlist, mt) if self.kind == 'ivf'
            else faiss.IndexIVFPQ(quant, self.dim, nlist, p['m'], p['nbits'], mt))
     idx.cp.seed = p['seed']
     if self.kind == 'ivfpq': idx.pq.cp.seed = p['seed']
     idx.train(x)
-    self._index, self.params['nlist'] = idx, nlist
+    self._index, self.params['nlist'] = faiss.IndexRefineFlat(idx) if self._refined else idx, nlist
     return self
 
 # %% ../nbs/05_search.ipynb #342a9e43
 @patch
-def reserve(self:GalleryIndex, n:int) -> GalleryIndex:
+def reserve(self:GalleryIndex,
+            n:int, # the number of embeddings the gallery will hold
+           ) -> GalleryIndex:
     "Pre-allocate room for `n` stored embeddings in total (avoids re-allocations when adding in many chunks)"
-    if self.params['store_embeddings'] and n > len(self._emb):
+    if self.params['store_embeddings'] and not self._refined and n > len(self._emb):
         buf = np.empty((n, self.dim), np.float32)
         buf[:self._n] = self._emb[:self._n]
         self._emb = buf
     return self
 
 @patch
-def add(self:GalleryIndex, embeddings, metadata=None, chunk_size:int=65536) -> GalleryIndex:
-    "Add `embeddings` (n, dim) with `metadata` (DataFrame or dict of n-long columns); returns self"
+def add(self:GalleryIndex,
+        embeddings, # (n, dim) array or tensor
+        metadata=None, # a DataFrame or dict of n-long columns (e.g. path, pid, camid), returned with the hits
+        chunk_size:int=65536, # rows normalised and added at a time
+       ) -> GalleryIndex:
+    "Add `embeddings` with their `metadata` rows; returns self"
     x = _as_matrix(embeddings, self.dim, 'embeddings')
     meta = _as_frame(metadata, len(x))
     if self._columns is not None and list(meta.columns) != self._columns:
         raise ValueError(f"GalleryIndex: metadata columns {list(meta.columns)} differ from the gallery's {self._columns}")
     if not len(x): return self
-    if not self.is_trained: self.train(x)
-    store, n0 = self.params['store_embeddings'], self._n
+    if not self.is_trained: self.train_index(x)
+    store, n0 = self.params['store_embeddings'] and not self._refined, self._n   # IVF-PQ: the refine index stores them
     if store and n0 + len(x) > len(self._emb): self.reserve(max(n0 + len(x), int(len(self._emb) * 1.5)))
     for s in range(0, len(x), chunk_size):
         c = x[s:s + chunk_size]
         if store:  # normalise straight into the buffer: no extra copy of the whole input
-            dst = self._emb[n0 + s:n0 + s + len(c)]
-            if self.metric == 'cosine': np.divide(c, np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12), out=dst)
-            else: dst[:] = c
-            c = dst
-        elif self.metric == 'cosine': c = _normalize(c)
+            c = self._emb[n0 + s:n0 + s + len(c)]
+            c[:] = x[s:s + chunk_size]
+            if self.distance == 'cosine': faiss.normalize_L2(c)
+        elif self.distance == 'cosine': c = _unit(c)
         if self._index is not None: self._index.add(c)
     self._meta_parts.append(meta); self._n += len(x)
     if self._columns is None: self._columns = list(meta.columns)
@@ -154,55 +185,66 @@ def metadata(self:GalleryIndex) -> pd.DataFrame:
 
 @patch(as_prop=True)
 def embeddings(self:GalleryIndex) -> np.ndarray:
-    "The stored (normalised for cosine) embeddings, a view of shape (len(self), dim)"
+    "The stored (normalised for cosine) embeddings, shape (len(self), dim): a view (a copy for IVF-PQ, whose refine index holds them)"
     if not self.params['store_embeddings']: raise ValueError("GalleryIndex: built with store_embeddings=False; no embeddings kept")
-    return self._emb[:self._n]
+    return self._stored().copy() if self._refined else self._emb[:self._n]
+
+@patch
+def _stored(self:GalleryIndex) -> np.ndarray:
+    "The stored embeddings without a copy (for IVF-PQ a view of the refine index's memory: valid until the next `add`)"
+    if not self._refined: return self._emb[:self._n]
+    if not self._n: return np.empty((0, self.dim), np.float32)
+    flat = faiss.downcast_index(self._index.refine_index)
+    return faiss.rev_swig_ptr(flat.get_xb(), self._n * self.dim).reshape(self._n, self.dim)
+
+@patch
+def _faiss_index(self:GalleryIndex):
+    "The faiss index that is saved: the IVF-PQ index inside the refine wrapper (its vectors are `embeddings.safetensors`)"
+    return faiss.downcast_index(self._index.base_index) if self._refined else self._index
+
 
 # %% ../nbs/05_search.ipynb #e262b1f2
 @patch
-def search(self:GalleryIndex, queries, k:int=10, nprobe:int|None=None, ef_search:int|None=None,
-            refine:int|None=None) -> SearchResult:
+def search(self:GalleryIndex,
+           queries, # (n, dim) array or tensor
+           k:int=10, # hits per query
+           nprobe:int|None=None, # IVF lists searched (default: the index's `nprobe`)
+           ef_search:int|None=None, # HNSW search breadth (default: the index's `ef_search`)
+           refine:int|None=None, # IVF-PQ re-scoring factor (default: the index's `refine`; <= 1: PQ scores only)
+          ) -> SearchResult:
     "Top-`k` gallery entries of each query: scores, indices and the hits' metadata"
     if self._n == 0: raise ValueError("GalleryIndex: the index is empty; add embeddings before searching")
     if int(k) < 1: raise ValueError(f"GalleryIndex: k must be >= 1, got {k}")
     q = _as_matrix(queries, self.dim, 'queries')
-    if self.metric == 'cosine': q = _normalize(q)
-    k = min(int(k), self._n); p = self.params
-    mt = _METRICS[self.metric]
-    if self.kind == 'exact': D, I = self._exact(q, k)
-    else:
-        if self.kind == 'hnsw': self._index.hnsw.efSearch = max(ef_search or p['ef_search'], k)
-        else: self._index.nprobe = nprobe or p['nprobe']
-        r = refine if refine is not None else p['refine']
-        do_refine = self.kind == 'ivfpq' and p['store_embeddings'] and r > 1
-        kk = min(k * r, self._n) if do_refine else k
-        D, I = self._index.search(q, kk)
-        if do_refine: D, I = _rescore(self._emb, q, I, k, self.metric)
+    if self.distance == 'cosine': q = _unit(q)
+    k = min(int(k), self._n)
+    D, I = self._exact(q, k) if self.kind == 'exact' else self._approximate(q, k, nprobe, ef_search, refine)
     D = D.astype(np.float32); D[I < 0] = np.nan
     return SearchResult(D, I.astype(np.int64), self._hits_frame(D, I))
+
+@patch
+def _approximate(self:GalleryIndex, q:np.ndarray, k:int, nprobe, ef_search, refine):
+    "Top-k from the faiss index with per-call search parameters; IVF-PQ candidates re-scored by `IndexRefineFlat`"
+    p = self.params
+    if self.kind == 'hnsw':
+        return self._index.search(q, k, params=faiss.SearchParametersHNSW(efSearch=max(ef_search or p['ef_search'], k)))
+    ivf = faiss.SearchParametersIVF(nprobe=nprobe or p['nprobe'])
+    r = refine if refine is not None else p['refine']
+    if not self._refined or r <= 1: return self._faiss_index().search(q, k, params=ivf)
+    return self._index.search(q, k, params=faiss.IndexRefineSearchParameters(k_factor=float(r), base_index_params=ivf))
 
 @patch
 def _exact(self:GalleryIndex, q:np.ndarray, k:int, small:int=16):
     "Exact top-k: a torch matrix-vector scan for a few queries (lowest latency), faiss' blocked BLAS scan for batches"
     x = self._emb[:self._n]
-    if len(q) > small: return faiss.knn(q, x, k, metric=_METRICS[self.metric])
+    if len(q) > small: return faiss.knn(q, x, k, metric=_DISTANCES[self.distance])
     import torch
     s = torch.from_numpy(q) @ torch.from_numpy(x).T
-    if self.metric == 'euclidean':
+    if self.distance == 'euclidean':
         if getattr(self, '_sq', None) is None or len(self._sq) != self._n: self._sq = torch.from_numpy((x * x).sum(1))
         s = (self._sq[None] - 2 * s + (torch.from_numpy(q) ** 2).sum(1, keepdim=True)).clamp_(min=0)
-    D, I = s.topk(k, dim=1, largest=self.metric != 'euclidean')
+    D, I = s.topk(k, dim=1, largest=self.distance != 'euclidean')
     return D.numpy(), I.numpy()
-
-def _rescore(emb:np.ndarray, q:np.ndarray, I:np.ndarray, k:int, metric:str):
-    "Exact scores of the candidates `I` (-1 = none) from the stored embeddings, best `k` kept"
-    valid = I >= 0
-    cand = emb[np.where(valid, I, 0)]                                     # (nq, kk, dim)
-    if metric == 'euclidean': s = ((cand - q[:, None]) ** 2).sum(-1); s[~valid] = np.inf; order = np.argsort(s, 1, kind='stable')
-    else: s = np.einsum('qkd,qd->qk', cand, q); s[~valid] = -np.inf; order = np.argsort(-s, 1, kind='stable')
-    order = order[:, :k]
-    I2, s2 = np.take_along_axis(np.where(valid, I, -1), order, 1), np.take_along_axis(s, order, 1)
-    return s2, I2
 
 @patch
 def _hits_frame(self:GalleryIndex, D, I) -> pd.DataFrame:
@@ -242,51 +284,48 @@ def _read_meta(path:Path, dtypes:dict, n:int) -> pd.DataFrame:
 
 # %% ../nbs/05_search.ipynb #7915258d
 @patch
-def save(self:GalleryIndex, path, metadata_format:str='auto') -> Path:
+def save(self:GalleryIndex,
+         path, # the folder to write (replaced as a whole if it exists)
+         metadata_format:str='auto', # 'parquet', 'csv' or 'auto' (parquet where pyarrow or fastparquet is installed)
+        ) -> Path:
     "Write the index to the folder `path` atomically (temporary folder, then rename)"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path.parent, path.name)
-    tmp = make_temp_dir(path.parent, path.name)   # usual mode; a killed save's leftover is removed by the next
-    try:
+    path = Path(path)
+    with atomic_folder(path) as tmp:   # a killed save's leftover is removed by the next
         files = {}
         if self.params['store_embeddings']:
-            save_file({'embeddings': np.ascontiguousarray(self._emb[:self._n])}, str(tmp / 'embeddings.safetensors'))
+            save_file({'embeddings': np.ascontiguousarray(self._stored())}, str(tmp / 'embeddings.safetensors'))
             files['embeddings'] = 'embeddings.safetensors'
         if self._index is not None:
-            faiss.write_index(self._index, str(tmp / 'index.faiss')); files['index'] = 'index.faiss'
+            faiss.write_index(self._faiss_index(), str(tmp / 'index.faiss')); files['index'] = 'index.faiss'
         files['metadata'], dtypes = _write_meta(self.metadata, tmp, metadata_format)
-        header = dict(format=_FORMAT, version=_VERSION, dim=self.dim, metric=self.metric, kind=self.kind, ntotal=self._n,
+        header = dict(format=_FORMAT, version=_VERSION, dim=self.dim, distance=self.distance, kind=self.kind, ntotal=self._n,
                       params=self.params, files=files, metadata_dtypes=dtypes)
         (tmp / 'header.json').write_text(json.dumps(header, indent=1))
         for f in tmp.iterdir(): usual_mode(f)   # safetensors writes 0600
-        old = None
-        if path.exists():
-            old = path.parent / f'{temp_prefix(path.name)}old-{uuid.uuid4().hex[:8]}'
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
 # %% ../nbs/05_search.ipynb #3f620a49
 @patch(cls_method=True)
-def load(cls:GalleryIndex, path) -> GalleryIndex:
+def load(cls:GalleryIndex,
+         path, # a folder written by `GalleryIndex.save`
+        ) -> GalleryIndex:
     "Read an index written by `GalleryIndex.save`"
     path = Path(path); hp = path / 'header.json'
     if not hp.exists(): raise FileNotFoundError(f"GalleryIndex.load: {hp} not found; expected a folder written by GalleryIndex.save")
     h = json.loads(hp.read_text())
     if h.get('format') != _FORMAT or h.get('version') != _VERSION:
         raise ValueError(f"GalleryIndex.load: {hp} has format {h.get('format')!r} version {h.get('version')!r}; expected {_FORMAT!r} version {_VERSION}")
-    gi = cls(h['dim'], metric=_OLD_METRICS.get(h['metric'], h['metric']), kind=h['kind'], **h['params'])
+    distance = h.get('distance', h.get('metric'))   # indexes saved before the rename wrote `metric`
+    gi = cls(h['dim'], distance=_OLD_DISTANCES.get(distance, distance), kind=h['kind'], **h['params'])
     n, files = h['ntotal'], h['files']
     if 'embeddings' in files:
         emb = load_file(str(path / files['embeddings']))['embeddings']
         if emb.shape != (n, gi.dim): raise ValueError(f"GalleryIndex.load: {path / files['embeddings']} holds {emb.shape}, header says ({n}, {gi.dim})")
-        gi._emb = emb
+        if not gi._refined: gi._emb = emb
     if 'index' in files:
         gi._index = faiss.read_index(str(path / files['index']))
         if gi._index.ntotal != n: raise ValueError(f"GalleryIndex.load: {path / files['index']} holds {gi._index.ntotal} vectors, header says {n}")
+        if gi._refined: gi._index = faiss.IndexRefineFlat(gi._index, faiss.swig_ptr(emb))   # the refine index holds them
     meta = _read_meta(path / files['metadata'], h['metadata_dtypes'], n)
     if len(meta) != n: raise ValueError(f"GalleryIndex.load: {path / files['metadata']} has {len(meta)} rows, header says {n}")
     gi._meta, gi._meta_parts, gi._n = meta, [], n

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from .files import make_temp_dir, remove_stale_temps
+from .files import atomic_folder
 
 # %% auto #0
 __all__ = ['SYNTH_BASE_RGB', 'SYNTH_COLOR_WEIGHTS', 'SYNTH_TYPE_WEIGHTS', 'SYNTH_DETAILS', 'DETAIL_GROUPS', 'COARSE_DETAILS',
@@ -779,23 +779,14 @@ def synthesize_veri(dest=None, preset:str|SynthConfig='small', seed:int=0, n_wor
     if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and _read_manifest(dest) is None)):
         raise FileExistsError(f"{dest} exists and is not a synthetic VeRi dataset; refusing to overwrite it "
                               f"(expected an empty folder, a missing path, or a folder holding {SYNTH_MANIFEST})")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(dest.parent, dest.name)   # what a killed run left (not a live concurrent run's)
-    tmp = make_temp_dir(dest.parent, dest.name)
-    try:
+    won = lambda d: not force and _same_dataset(_read_manifest(d), want)   # a concurrent run wrote the same dataset first
+    with atomic_folder(dest, keep_existing=won) as tmp:
         plan = plan_veri(cfg, seed); jobs = _jobs(plan)
         for d in ('image_train', 'image_query', 'image_test'): (tmp / d).mkdir()
         if n_workers is None: n_workers = 1 if len(jobs) < 2_000 else min(2, os.cpu_count() or 1)
         _run_jobs(tmp, cfg, seed, jobs, n_workers)
         idents, _ = synth_world(cfg, seed)
         _write_labels(tmp, plan, idents, cfg, seed, _manifest(cfg, preset, seed, plan))
-        if dest.exists():
-            if _same_dataset(_read_manifest(dest), want) and not force: shutil.rmtree(tmp); return dest  # a concurrent run won
-            old = make_temp_dir(dest.parent, dest.name); os.replace(dest, old / 'x')
-            os.replace(tmp, dest); shutil.rmtree(old, ignore_errors=True)
-        else: os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
     return dest
 
 # %% ../nbs/01_synthetic.ipynb #8fbe066f

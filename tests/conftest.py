@@ -13,4 +13,5 @@ def tiny_veri_df(tmp_path_factory):
 def tiny_dls(tiny_veri_df):
     from fastreid_vehicle.data import ReidDataLoaders
     torch.manual_seed(0)
-    return ReidDataLoaders.from_df(tiny_veri_df, size=(64, 64), P=4, K=4, bs_valid=32, seed=0)
+    return ReidDataLoaders.from_df(tiny_veri_df, size=(64, 64), P=4, K=4, bs_valid=32, seed=0, pad=10, erase_p=0.5,
+                                   camera_aware=False)   # the augmentation the tests were written with

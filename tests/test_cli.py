@@ -7,6 +7,7 @@ import fastreid_vehicle.pipeline as pipeline
 import fastreid_vehicle.pipeline as cli   # the Python API the command line calls
 from fastreid_vehicle.cli import main
 from fastreid_vehicle.pipeline import train, load_reid_data
+import fastreid_vehicle.images as images
 from fastreid_vehicle.data import ReidDataLoaders
 from fastreid_vehicle.inference import load_weights
 from fastreid_vehicle.synthetic import SYNTH_MANIFEST
@@ -195,5 +196,5 @@ def test_search_command_folder_csv_and_saved_index(saved_learner, tiny_root, tmp
     assert (res.indices == res2.indices).all() and 'note' in res2.metadata.columns
     (tiny_root/'image_test'/'g.csv').unlink()
     with pytest.raises(ValueError, match="'path' column"):
-        pd.DataFrame({'file': ['a.jpg']}).to_csv(tmp_path/'bad.csv', index=False); cli.image_table(tmp_path/'bad.csv')
+        pd.DataFrame({'file': ['a.jpg']}).to_csv(tmp_path/'bad.csv', index=False); images.image_table(tmp_path/'bad.csv')
     with pytest.raises(FileNotFoundError, match='query image'): cli.search_images(folder, [tmp_path/'no.jpg'], index=tmp_path/'idx')

@@ -473,3 +473,15 @@ def test_random_zoom_and_erasing_settings(df):
     assert torch.equal(zoom(x, split_idx=1), x) and not torch.allclose(zoom(x, split_idx=0), x)   # training only
     assert 'RandomZoom' not in [type(t).__name__ for t in ReidDataLoaders.from_df(df, size=32, P=4, K=2, seed=0).train.after_batch.fs]
     with pytest.raises(ValueError, match='zoom_p'): reid_tfms(zoom_p=2.)
+
+def test_from_df_and_reid_tfms_defaults_are_the_configs():
+    import inspect
+    from fastreid_vehicle.config import DataConfig
+    from fastreid_vehicle.data import reid_tfms
+    names = ('size', 'P', 'K', 'camera_aware', 'pad', 'flip_p', 'erase_p', 'erase_sl', 'erase_sh', 'erase_min_aspect',
+             'erase_mode', 'zoom_p', 'max_zoom', 'bs_valid', 'attrs')
+    for fn in (ReidDataLoaders.from_df, reid_tfms):
+        ps = inspect.signature(fn).parameters
+        for n in names:
+            if n in ps: assert ps[n].default == getattr(DataConfig, n), (fn.__name__, n)
+    assert [type(t).__name__ for t in sum(reid_tfms(), [])] == ['Resize', 'FlipItem', 'PadRandomCrop', 'Normalize']  # erase_p 0

@@ -2,7 +2,7 @@
 import json, os, signal, stat, subprocess, sys, time
 from pathlib import Path
 import pytest
-from fastreid_vehicle.files import (atomic_path, atomic_write_json, current_umask, is_stale_temp, make_temp_dir,
+from fastreid_vehicle.files import (atomic_path, atomic_folder, atomic_write_json, current_umask, is_stale_temp, make_temp_dir,
                                     remove_stale_temps, temp_prefix)
 from fastreid_vehicle.synthetic import synthesize_veri
 
@@ -22,6 +22,21 @@ def test_atomic_path_failure_keeps_old_file(tmp_path):
         with atomic_path(tmp_path/'f.txt') as t:
             t.write_text('half'); raise KeyboardInterrupt
     assert (tmp_path/'f.txt').read_text() == 'old' and len(list(tmp_path.iterdir())) == 1
+
+def test_atomic_folder_replaces_whole_and_keeps_old_on_failure(tmp_path):
+    dest = tmp_path/'idx'
+    with atomic_folder(dest) as t:
+        assert t.parent == tmp_path and t.name.startswith(temp_prefix('idx')) and not dest.exists()
+        (t/'a').write_text('1')
+    with atomic_folder(dest) as t: (t/'b').write_text('2')
+    assert sorted(p.name for p in dest.iterdir()) == ['b'] and _mode(dest) == 0o777 & ~current_umask()
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_folder(dest) as t: (t/'c').write_text('half'); raise KeyboardInterrupt
+    assert sorted(p.name for p in dest.iterdir()) == ['b']
+    with atomic_folder(dest, keep_existing=lambda d: (d/'b').read_text() == '2') as t: (t/'d').write_text('3')
+    assert sorted(p.name for p in dest.iterdir()) == ['b']
+    with atomic_folder(dest, keep_existing=lambda d: False) as t: (t/'e').write_text('4')
+    assert sorted(p.name for p in dest.iterdir()) == ['e'] and [p.name for p in tmp_path.iterdir()] == ['idx']
 
 def test_stale_temps_only_of_dead_processes(tmp_path):
     code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from fastreid_vehicle.files import make_temp_dir; print(make_temp_dir({str(tmp_path)!r}, 'd'))"

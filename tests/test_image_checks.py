@@ -1,10 +1,10 @@
-"Bad images and bad list files: `open_rgb` / `check_images` in the readers, named decode errors in the data pipeline."
+"Bad images and bad list files: `open_rgb` / `check_images` (images module), named decode errors in the data pipeline."
 import re, shutil, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
-from fastreid_vehicle.readers import (open_rgb, to_rgb8, check_images, find_bad_images, load_dataset, load_veri776,
-                                      load_custom, BadImagesError, ImageDecodeError, DatasetFormatError)
+from fastreid_vehicle.images import open_rgb, to_rgb8, check_images, find_bad_images, BadImagesError, ImageDecodeError
+from fastreid_vehicle.readers import load_dataset, load_veri776, load_custom, DatasetFormatError
 from fastreid_vehicle.data import ReidDataLoaders, ReidImage, preload_images
 from dataset_trees import make_veri776_tree
 
@@ -94,3 +94,15 @@ def test_train_stops_before_training_and_can_drop(df, tmp_path):
     assert pd.read_csv(out/'image_check.csv').path.tolist() == [gal] and not (out/'history.csv').exists()
     with pytest.warns(UserWarning, match='dropped 1 rows'): res = train(**kw, check_images='drop')   # same folder: nothing was trained
     assert res['num_queries'] > 0 and (out/'model.safetensors').exists()
+
+def test_find_bad_images_screens_with_verify_image(tmp_path, monkeypatch):
+    import fastreid_vehicle.images as images
+    good = tmp_path/'good.jpg'; Image.new('RGB', (16, 12), (1, 2, 3)).save(good)
+    deep = tmp_path/'deep.png'; Image.fromarray(np.full((4, 4), 60000, np.uint16)).save(deep)
+    (tmp_path/'bad.jpg').write_bytes(good.read_bytes()[:200])
+    decoded = []
+    real = images.open_rgb
+    monkeypatch.setattr(images, 'open_rgb', lambda p: decoded.append(Path(p).name) or real(p))
+    rep = find_bad_images([good, deep, tmp_path/'bad.jpg'], n_workers=1, progress=False)
+    assert rep.to_dict('list') == {'path': [str(tmp_path/'bad.jpg')], 'reason': ['truncated'], 'detail': rep.detail.tolist()}
+    assert sorted(decoded) == ['bad.jpg', 'deep.png']   # a good 8-bit file passes fastai's verify_image alone

@@ -35,7 +35,7 @@ def meta_frame(n, start=0):
 @pytest.mark.parametrize("metric", ['cosine', 'ip', 'euclidean'])
 def test_exact_search_equals_brute_force(metric):
     x, q = clustered(400)
-    gi = GalleryIndex(16, metric=metric).add(x[:150], meta_frame(150)).add(x[150:], meta_frame(250, 150))
+    gi = GalleryIndex(16, distance=metric).add(x[:150], meta_frame(150)).add(x[150:], meta_frame(250, 150))
     res = gi.search(q, k=8)
     assert isinstance(res, SearchResult) and res.indices.shape == (100, 8) and res.indices.dtype == np.int64
     s, i = brute(x, q, metric, 8)
@@ -76,7 +76,7 @@ def test_errors():
     with pytest.raises(ValueError, match='NaN'): GalleryIndex(16).add(np.full((2, 16), np.nan))
     with pytest.raises(ValueError, match='k must be'): gi.search(q, k=0)
     with pytest.raises(ValueError, match='kind must be'): GalleryIndex(16, kind='annoy')
-    with pytest.raises(ValueError, match='metric must be'): GalleryIndex(16, metric='hamming')
+    with pytest.raises(ValueError, match='distance must be'): GalleryIndex(16, distance='hamming')
     with pytest.raises(ValueError, match='store_embeddings'): GalleryIndex(16, store_embeddings=False)
     with pytest.raises(ValueError, match='divide'): GalleryIndex(16, kind='ivfpq', m=5)
     with pytest.raises(ValueError, match='fewer than nlist'): GalleryIndex(16, kind='ivf', nlist=64).add(x)
@@ -89,7 +89,7 @@ def test_save_load_round_trip(tmp_path):
     p = gi.save(tmp_path / 'gallery')
     assert sorted(os.listdir(p)) == ['embeddings.safetensors', 'header.json', 'metadata.csv']
     h = json.loads((p / 'header.json').read_text())
-    assert (h['dim'], h['ntotal'], h['kind'], h['metric']) == (16, 500, 'exact', 'cosine')
+    assert (h['dim'], h['ntotal'], h['kind'], h['distance']) == (16, 500, 'exact', 'cosine')
     back = GalleryIndex.load(p)
     pd.testing.assert_frame_equal(back.metadata, meta)      # dtypes (int64, str, Int64 with NA, float, bool) kept
     r1, r2 = gi.search(q, 5), back.search(q, 5)
@@ -151,7 +151,7 @@ def test_approximate_recall_is_high(kind, kw):
 
 def test_approximate_train_then_add_and_no_stored_embeddings():
     x, q = clustered(3000)
-    gi = GalleryIndex(16, kind='ivf', nlist=32, store_embeddings=False).train(x[:2000])
+    gi = GalleryIndex(16, kind='ivf', nlist=32, store_embeddings=False).train_index(x[:2000])
     gi.add(x[:1000]).add(x[1000:])
     assert len(gi) == 3000 and gi.params['nlist'] == 32
     with pytest.raises(ValueError, match='store_embeddings=False'): gi.embeddings
@@ -161,15 +161,45 @@ def test_approximate_train_then_add_and_no_stored_embeddings():
 
 
 def test_index_saved_with_old_l2_name_loads_as_euclidean(tmp_path):
-    "Indexes saved before the metric was spelled 'euclidean' (as in `pairwise_distance`) stored 'l2'; they still load"
+    "Indexes saved before the rename to `distance` stored `metric`, some as 'l2' (before 'euclidean'); they still load"
     import json
     rng = np.random.default_rng(0)
-    gi = GalleryIndex(8, metric='euclidean').add(rng.normal(size=(20, 8)).astype(np.float32))
+    gi = GalleryIndex(8, distance='euclidean').add(rng.normal(size=(20, 8)).astype(np.float32))
     p = gi.save(tmp_path/'idx')
-    headers = [f for f in p.iterdir() if f.suffix == '.json' and '"metric"' in f.read_text()]
+    headers = [f for f in p.iterdir() if f.suffix == '.json' and '"distance"' in f.read_text()]
     assert len(headers) == 1
-    h = json.loads(headers[0].read_text()); h['metric'] = 'l2'; headers[0].write_text(json.dumps(h))
+    h = json.loads(headers[0].read_text()); del h['distance']; h['metric'] = 'l2'; headers[0].write_text(json.dumps(h))
     old = GalleryIndex.load(p)
-    assert old.metric == 'euclidean' and not old.higher_is_better
+    assert old.distance == 'euclidean' and not old.higher_is_better
     np.testing.assert_allclose(old.search(gi.embeddings[:2], k=3).scores, gi.search(gi.embeddings[:2], k=3).scores)
-    with pytest.raises(ValueError, match='metric'): GalleryIndex(8, metric='l2')
+    with pytest.raises(ValueError, match='distance'): GalleryIndex(8, distance='l2')
+
+
+def _rescored_reference(emb, q, cand, k, distance):
+    "The exact re-scoring the index did itself before faiss' IndexRefineFlat: exact scores of the candidates, best k"
+    valid = cand >= 0
+    c = emb[np.where(valid, cand, 0)]
+    if distance == 'euclidean': s = ((c - q[:, None]) ** 2).sum(-1); s[~valid] = np.inf; order = np.argsort(s, 1, kind='stable')
+    else: s = np.einsum('qkd,qd->qk', c, q); s[~valid] = -np.inf; order = np.argsort(-s, 1, kind='stable')
+    order = order[:, :k]
+    return np.take_along_axis(s, order, 1), np.take_along_axis(np.where(valid, cand, -1), order, 1)
+
+
+@pytest.mark.parametrize("distance", ['cosine', 'euclidean'])
+def test_ivfpq_refine_equals_exact_rescoring_of_the_candidates(distance, tmp_path):
+    x, q = clustered(2000)
+    gi = GalleryIndex(16, distance=distance, kind='ivfpq', m=4, nbits=6, nlist=16, nprobe=4, refine=3).add(x)
+    assert type(gi._index).__name__ == 'IndexRefineFlat'
+    emb = gi.embeddings
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True) if distance == 'cosine' else q
+    np.testing.assert_allclose(emb, x / np.linalg.norm(x, axis=1, keepdims=True) if distance == 'cosine' else x, rtol=1e-5, atol=1e-6)
+    cand = gi.search(q, 30, refine=1).indices                     # the PQ candidates (k * refine)
+    s, i = _rescored_reference(emb, qn.astype(np.float32), cand, 10, distance)
+    res = gi.search(q, 10)
+    np.testing.assert_array_equal(res.indices, i)
+    np.testing.assert_allclose(res.scores, s, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(gi.search(q, 10, refine=1).scores, res.scores)   # the PQ scores differ: re-scoring happened
+    back = GalleryIndex.load(gi.save(tmp_path/'g'))                  # saved as IVF-PQ + embeddings, rebuilt on load
+    assert type(back._index).__name__ == 'IndexRefineFlat'
+    np.testing.assert_array_equal(back.search(q, 10).indices, res.indices)
+    np.testing.assert_array_equal(back.embeddings, emb)
