@@ -16,10 +16,10 @@ from .readers import load_dataset, check_option, check_images as check_images_of
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
-from .inference import embed, evaluate_embeddings, save_weights, baseline_results
+from .inference import embed, save_weights
 from .metrics import model_eval_spec
 from .recipes import RECIPES, with_recipe
-from .evaluation import center_by_camera
+from .evaluation import center_by_camera, evaluate_features, baseline_results
 from .interpret import ReidInterpretation, evaluation_spec
 from .search import GalleryIndex
 from .files import atomic_path, atomic_write_json
@@ -118,13 +118,13 @@ def train(method:str='bot', dataset:str='synthetic', root=None, preset:str='smal
         save_weights(learn.model, out/'model.safetensors')   # saved before anything that could fail
         with atomic_path(out/'learner.pkl') as tmp: learn.export(tmp)   # a kill while exporting leaves no 0-byte file
         update_run(out, status='trained', epochs_done=n)
-        with one_process(): feats = embed(learn, flip=flip_test)   # rank 0 alone: no gathering from the other ranks
+        with one_process(): feats = embed(learn, flip_tta=flip_test)   # rank 0 alone: no gathering from the other ranks
     items, spec = dls.valid.items, model_eval_spec(learn.model)   # the feature and distance the model is evaluated with
-    res_plain = evaluate_embeddings(items, feats, metric=spec['distance'])
+    res_plain = evaluate_features(items, feats, protocol='plain', distance=spec['distance'])
     if center_cameras: feats = center_by_camera(feats, items['camid'].to_numpy())
-    res = evaluate_embeddings(items, feats, metric=spec['distance']) if center_cameras else res_plain
+    res = evaluate_features(items, feats, protocol='plain', distance=spec['distance']) if center_cameras else res_plain
     base = baseline_results(items, seed=seed) if {'color', 'type'} <= set(items.columns) else {}
-    interp = ReidInterpretation.from_features(learn, dls.valid, feats, metric=spec['distance'])   # the evaluated (camera-centred) features
+    interp = ReidInterpretation.from_features(learn, dls.valid, feats, distance=spec['distance'])   # the evaluated (camera-centred) features
     _save_fig(interp.plot_ranked_retrieval(n_queries=5, k=8, seed=seed), out/'retrieval.png')
     _save_fig(interp.plot_cmc(method, {f'{k} (baseline)': v for k, v in base.items()}).figure, out/'cmc.png')
     summary = dict(method=method, recipe=recipe, backbone=backbone, dataset=dataset, preset=preset if dataset == 'synthetic' else None,
@@ -168,7 +168,7 @@ def evaluate_saved_learner(learner, dataset:str='synthetic', root=None, preset:s
     qg = df[df['split'].isin(['query', 'gallery'])].reset_index(drop=True)
     dl = learn.dls.test_dl(qg, bs=64)
     ctx = learn.no_bar() if not progress else contextlib.nullcontext()
-    with ctx: interp = ReidInterpretation.from_learner(learn, dl=dl, flip=flip, rerank=rerank, aqe=aqe,
+    with ctx: interp = ReidInterpretation.from_learner(learn, dl=dl, flip_tta=flip, rerank=rerank, aqe=aqe,
                                                        center_cameras=center_cameras)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     files = dict(retrieval='retrieval.png', cmc='cmc.png', worst='worst_queries.png', confusion='confusion.png',
@@ -183,7 +183,7 @@ def evaluate_saved_learner(learner, dataset:str='synthetic', root=None, preset:s
     files['metrics'] = 'metrics.json'
     summary = dict(learner=str(learner), dataset=dataset, root=str(root) if root else None,
                    preset=preset if dataset == 'synthetic' else None, flip=flip, center_cameras=center_cameras,
-                   rerank=rerank, aqe=aqe, metric=interp.metric, **interp.result.as_dict(),
+                   rerank=rerank, aqe=aqe, metric=interp.distance, **interp.result.as_dict(),
                    breakdowns={by: interp.breakdown(by).reset_index().to_dict('records') for by in bys},
                    most_confused=interp.most_confused().head(20).to_dict('records'),
                    files={k: str(out/v) for k, v in files.items()})
@@ -237,7 +237,7 @@ def search_images(learner, queries, gallery=None, index=None, k:int=5, flip:bool
         if gallery is None: raise ValueError("search_images: give a gallery (folder or CSV) or an existing index folder")
         g = image_table(gallery)
         emb = _embed_images(learn, g, flip)
-        gi = GalleryIndex(emb.shape[1], metric=evaluation_spec(learn)['metric']).add(emb, metadata=g)
+        gi = GalleryIndex(emb.shape[1], metric=evaluation_spec(learn)['distance']).add(emb, metadata=g)
         if index is not None: gi.save(index)
     q = pd.DataFrame({'path': [str(p) for p in queries]})
     for p in q['path']:

@@ -5,6 +5,7 @@ in green / red (like MFG-Net's figure 7), and the per-epoch loss components of a
 
 # %% ../nbs/10_plots.ipynb #ab1cfca7
 from __future__ import annotations
+from collections.abc import Mapping
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from PIL import Image
@@ -12,7 +13,7 @@ from fastcore.basics import ifnone
 from .readers import open_rgb
 
 # %% auto #0
-__all__ = ['ranked_lists', 'plot_ranked_retrieval', 'plot_loss_components']
+__all__ = ['ranked_lists', 'plot_ranked_retrieval', 'plot_cmc', 'plot_loss_components']
 
 # %% ../nbs/10_plots.ipynb #900f0054
 def ranked_lists(distmat:np.ndarray, q_df:pd.DataFrame, g_df:pd.DataFrame, k:int=8, remove_junk:bool=True):
@@ -53,6 +54,26 @@ def plot_ranked_retrieval(distmat, q_df:pd.DataFrame, g_df:pd.DataFrame, n_queri
             _show(axs[r, c + 1], g['path'], 'tab:green' if hit[r, c] else 'tab:red', f"{c+1}: {g['pid']}")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/10_plots.ipynb #7f5cec9e
+def plot_cmc(results, # name -> result (`EvalResult` or `ReidResult`), or a single result
+             max_rank:int=20, # the last rank shown
+             ax=None, # the matplotlib axes to draw on (default: a new figure)
+             title:str|None='CMC curve', # the axes title (None: none)
+             marker:str='o', # the line marker
+             **kwargs, # more `ax.plot` arguments
+            ):
+    "Overlay the CMC curves (matching rate in % against rank 1..`max_rank`) of several results; returns the axes"
+    if not isinstance(results, Mapping): results = {'model': results}
+    if ax is None: _, ax = plt.subplots(figsize=(6, 4.5))
+    ks = np.arange(1, max_rank + 1)
+    for name, r in results.items():
+        cmc = (np.asarray(r.first_hit)[:, None] < ks[None]).mean(0) * 100
+        ax.plot(ks, cmc, marker=marker, markersize=3, label=f'{name} (rank-1 {cmc[0]:.1f}%)', **kwargs)
+    ax.set_xlabel('Rank'); ax.set_ylabel('Matching rate (%)')
+    ax.set_xlim(1, max_rank); ax.grid(True, alpha=0.3); ax.legend(loc='lower right')
+    if title: ax.set_title(title)
+    return ax
 
 # %% ../nbs/10_plots.ipynb #fb9c67a2
 def plot_loss_components(recorder, names=None, ax=None, log:bool=False):
