@@ -210,7 +210,7 @@ def image_table(src) -> pd.DataFrame:
     raise ValueError(f"gallery must be a folder of images or a .csv file with a 'path' column, got {p}")
 
 def _embed_images(learn:Learner, df:pd.DataFrame, flip:bool=False) -> torch.Tensor:
-    with learn.no_bar(): return embed(learn, learn.dls.test_dl(df.reset_index(drop=True), bs=64), flip=flip)
+    with learn.no_bar(): return embed(learn, learn.dls.test_dl(df.reset_index(drop=True), bs=64), flip_tta=flip)
 
 def _plot_matches(queries:pd.DataFrame, res, k:int):
     "Each query image beside its top-`k` gallery images, titled with their scores"

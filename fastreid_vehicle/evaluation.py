@@ -222,8 +222,15 @@ def _rerank(src, nq:int, k1:int, k2:int, lambda_value:float, chunk_size:int, max
     return out
 
 # %% ../nbs/04_evaluation.ipynb #5cca5ef2
-def re_ranking(qf, gf, k1:int=20, k2:int=6, lambda_value:float=0.3, distance:str='euclidean',
-               chunk_size:int=1024, max_pairs:int=1<<22) -> np.ndarray:
+def re_ranking(qf, # (Q, D) query features
+               gf, # (G, D) gallery features
+               k1:int=20, # size of the k-reciprocal neighbourhoods
+               k2:int=6, # neighbours of the local query expansion
+               lambda_value:float=0.3, # weight of the original distance (1 - weight of the Jaccard distance)
+               distance:str='euclidean', # 'euclidean', or 'cosine' (features L2-normalised first)
+               chunk_size:int=1024, # rows per distance block
+               max_pairs:int=1<<22, # expanded pairs per Jaccard chunk (bounds the memory)
+              ) -> np.ndarray:
     "k-reciprocal re-ranked (Q, G) float32 distance matrix from query and gallery features, on the CPU in bounded memory"
     q, g = _check_feats(qf, 'qf'), _check_feats(gf, 'gf')
     if q.shape[1] != g.shape[1]: raise ValueError(f"re_ranking: qf has dim {q.shape[1]} but gf has dim {g.shape[1]}")
@@ -232,8 +239,16 @@ def re_ranking(qf, gf, k1:int=20, k2:int=6, lambda_value:float=0.3, distance:str
     if distance == 'cosine': f = _l2n(f)
     return _rerank(_FeatureDistances(f), len(q), k1, k2, lambda_value, chunk_size, max_pairs)
 
-def re_ranking_dist(q_g_dist, q_q_dist, g_g_dist, k1:int=20, k2:int=6, lambda_value:float=0.3, square:bool=True,
-                    chunk_size:int=1024, max_pairs:int=1<<22) -> np.ndarray:
+def re_ranking_dist(q_g_dist, # (Q, G) query x gallery distances
+                    q_q_dist, # (Q, Q) query x query distances
+                    g_g_dist, # (G, G) gallery x gallery distances
+                    k1:int=20, # size of the k-reciprocal neighbourhoods
+                    k2:int=6, # neighbours of the local query expansion
+                    lambda_value:float=0.3, # weight of the original distance
+                    square:bool=True, # square the distances first (torchreid's convention)
+                    chunk_size:int=1024, # rows per block
+                    max_pairs:int=1<<22, # expanded pairs per Jaccard chunk
+                   ) -> np.ndarray:
     "Re-ranking from distance matrices, torchreid's signature: the distances are squared first (Euclidean in, squared used)"
     src = _MatrixDistances(q_g_dist, q_q_dist, g_g_dist, square=square)
     return _rerank(src, src.nq, k1, k2, lambda_value, chunk_size, max_pairs)
@@ -321,9 +336,21 @@ class _PairScores:
         return self._from_dots(dots, (a ** 2).sum(1)[:, None], (self.g ** 2).sum(1)[None]).double().numpy()
 
 # %% ../nbs/04_evaluation.ipynb #efd1efd2
-def verification_curve(qf=None, gf=None, q_pids=None, g_pids=None, q_camids=None, g_camids=None, distmat=None,
-                       distance:str='cosine', fars=(1e-4, 1e-3, 1e-2, 1e-1), remove_junk:bool=True,
-                       max_neg_pairs:int=10_000_000, seed:int=0, chunk_size:int=1024, n_grid:int=200) -> VerificationResult:
+def verification_curve(qf=None, # (Q, D) query features (alone: all pairs within one set)
+                       gf=None, # (G, D) gallery features
+                       q_pids=None, # ids of the queries (required)
+                       g_pids=None, # ids of the gallery
+                       q_camids=None, # cameras of the queries (for junk removal)
+                       g_camids=None, # cameras of the gallery
+                       distmat=None, # a (Q, G) distance matrix instead of features
+                       distance:str='cosine', # 'cosine' or 'euclidean', for features
+                       fars=(1e-4, 1e-3, 1e-2, 1e-1), # the false-accept rates reported
+                       remove_junk:bool=True, # drop same-id same-camera pairs from the positives
+                       max_neg_pairs:int=10_000_000, # above this many negative pairs, a random sample of them
+                       seed:int=0, # seed of the sample
+                       chunk_size:int=1024, # query rows per block
+                       n_grid:int=200, # points of the TAR-vs-FAR curve
+                      ) -> VerificationResult:
     "Verification (same id?) from features `qf`/`gf` or from a query x gallery `distmat`: TAR@FAR and ROC AUC"
     single = distmat is None and gf is None
     if q_pids is None: raise ValueError("verification_curve: q_pids is required")
@@ -411,10 +438,10 @@ class EvalResult:
         return pd.DataFrame(rows).set_index('test')
 
     def as_dict(self)->dict:
-        "Headline scores (with `<score>_std` over draws), query counts, the settings, and `tables` when there are several test sets"
+        "Headline scores (with `<score>_std` over draws), query counts, `settings`, and `tables` when there are several test sets"
         t = self.table()
         d = {k: (int(v) if k in ('draws', 'num_valid') else float(v)) for k, v in t.iloc[0].items()}
-        d.update(num_skipped=self.num_skipped, **self.settings)
+        d.update(num_skipped=self.num_skipped, settings=dict(self.settings))
         if len(t) > 1: d['tables'] = t.reset_index().to_dict('records')
         return d
 

@@ -52,7 +52,9 @@ def _atomic_target(path:Path, suffix:str='.tmp'):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=suffix); os.close(fd)
     return path, Path(tmp)
 
-def save_weights(model:nn.Module, path) -> Path:
+def save_weights(model:nn.Module, # the model whose state dict is saved
+                 path, # the .safetensors file to write
+                ) -> Path:
     "Save `model`'s state dict to `path` in safetensors format, atomically."
     path, tmp = _atomic_target(path)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -62,7 +64,10 @@ def save_weights(model:nn.Module, path) -> Path:
     finally: tmp.unlink(missing_ok=True)
     return path
 
-def load_weights(model:nn.Module, path, strict:bool=True) -> nn.Module:
+def load_weights(model:nn.Module, # the model to load into
+                 path, # a .safetensors file written by `save_weights`
+                 strict:bool=True, # every key must match
+                ) -> nn.Module:
     "Load a safetensors state dict from `path` into `model`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no weights file at {path}")
@@ -70,7 +75,12 @@ def load_weights(model:nn.Module, path, strict:bool=True) -> nn.Module:
     return model
 
 # %% ../nbs/11_inference.ipynb #ec293b58
-def export_onnx(model:nn.Module, path, size=(256, 256), check:bool=True, atol:float=1e-4) -> Path:
+def export_onnx(model:nn.Module, # the embedding network
+                path, # the .onnx file to write
+                size=(256, 256), # input image size (height, width) or one int
+                check:bool=True, # compare the exported model with PyTorch in onnxruntime
+                atol:float=1e-4, # largest difference accepted by the check
+               ) -> Path:
     "Export the eval-mode embedding network to ONNX (dynamic batch) at `path`; `check` compares it with onnxruntime."
     model = model.eval().cpu().float()
     h, w = (size, size) if isinstance(size, int) else size

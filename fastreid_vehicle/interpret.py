@@ -175,7 +175,9 @@ def _unit(m:torch.Tensor) -> torch.Tensor:
     lo, hi = m.flatten(1).amin(1)[:, None, None], m.flatten(1).amax(1)[:, None, None]
     return (m - lo) / (hi - lo).clamp(min=1e-12)
 
-def activation_maps(model, x:torch.Tensor) -> dict:
+def activation_maps(model, # a re-id model with a `backbone` (and, for ANet, `theta_g1`)
+                    x:torch.Tensor, # a batch of images
+                   ) -> dict:
     "Where `model` looks on images `x`: channel mean of the squared backbone map (and, for ANet, of G_reid), in [0, 1]"
     out = {}
     hooks = [model.backbone.register_forward_hook(lambda m, i, o: out.__setitem__('backbone', o))]

@@ -248,8 +248,10 @@ def _as_float_tensor(x, name:str='features', ndim:int|None=None, finite:bool=Fal
     return t
 
 def evaluate_reid(distmat,        # (n_query, n_gallery) distances, numpy array or tensor (smaller = more similar)
-                  q_pids, g_pids, # ids of the query and gallery images
-                  q_camids, g_camids, # cameras of the query and gallery images
+                  q_pids, # ids of the query images
+                  g_pids, # ids of the gallery images
+                  q_camids, # cameras of the query images
+                  g_camids, # cameras of the gallery images
                   max_rank:int=50,    # length of the CMC curve (clipped to the gallery size)
                   remove_junk:bool=True, # drop gallery images with the query's id and camera
                   chunk_size:int|None=None, # queries per chunk (default: about 16M distances per chunk)

@@ -316,7 +316,7 @@ def test_center_cameras_is_applied_and_named():
     want = direct(fc[q], fc[g], df.pid[q].to_numpy(), df.pid[g].to_numpy(), df.camid[q].to_numpy(), df.camid[g].to_numpy())
     got = evaluate_features(df, f, center_cameras=True)
     assert got.mAP == pytest.approx(want.mAP) and got.mAP != pytest.approx(evaluate_features(df, f).mAP)
-    assert got.settings['center_cameras'] is True and 'center_cameras' in repr(got) and got.as_dict()['center_cameras']
+    assert got.settings['center_cameras'] is True and 'center_cameras' in repr(got) and got.as_dict()['settings']['center_cameras']
 
 
 def test_veriwild_same_camera_option():
