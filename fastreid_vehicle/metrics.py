@@ -420,7 +420,7 @@ class ReidMetrics(Callback, metaclass=_IterableClass):
         if items is None: return None
         try: split_query_gallery(items)
         except ValueError: return None
-        from .evaluation import evaluate_features   # the one evaluation (it imports this module)
+        from fastreid_vehicle.evaluation import evaluate_features   # the one evaluation (it imports this module)
         self.n_evals += 1
         try: self._result = evaluate_features(items, emb, protocol='plain', distance=self.distance,
                                               max_rank=self.max_rank, remove_junk=self.remove_junk, progress=False)
