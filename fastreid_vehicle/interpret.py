@@ -13,7 +13,7 @@ from PIL import Image
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
 from .config import EvalConfig
-from .metrics import split_query_gallery, model_eval_spec
+from .metrics import split_query_gallery, model_eval_spec, _as_float_tensor
 from .evaluation import EvalResult, evaluate_features, eval_config, _CFG_FIELDS
 from .inference import embed
 from .plots import plot_ranked_retrieval, ranked_lists, plot_cmc, _show
@@ -51,7 +51,7 @@ class ReidInterpretation:
                       **overrides, # `EvalConfig` fields or `evaluate_features` arguments (max_rank, remove_junk, ...)
                      ):
         "Interpretation of the embeddings `feats` of `dl`'s rows, evaluated by `evaluate_features` (the rows as given)"
-        feats = torch.as_tensor(feats).float()
+        feats = _as_float_tensor(feats, 'feats')
         res = evaluate_features(dl.items, feats, cfg, model=getattr(learn, 'model', None), keep_distances=True,
                                 **(dict(protocol='plain') | overrides))
         return cls(learn, dl, feats, res.distances, res, res.settings['distance'], res.settings['remove_junk'])

@@ -10,7 +10,6 @@ from hypothesis.extra.numpy import arrays
 import fastreid_vehicle.metrics as M
 from fastreid_vehicle.metrics import (ReidResult, evaluate_reid, pairwise_distance, reid_metrics, ReidMetrics,
                                       _evaluate_streamed as evaluate_streamed)
-from fastreid_vehicle.plots import plot_cmc
 
 
 # ---------------------------------------------------------------- references
@@ -249,7 +248,7 @@ def test_pairwise_distance_values():
     with pytest.raises(ValueError, match='same width'): pairwise_distance(q, torch.randn(3, 6))
 
 
-# ---------------------------------------------------------------- result object and plot
+# ---------------------------------------------------------------- result object
 def test_result_summary():
     qf, gf, qp, gp, qc, gc = toy_features()
     r = evaluate_streamed(qf, gf, qp, gp, qc, gc, max_rank=3)
@@ -258,16 +257,6 @@ def test_result_summary():
     assert len(r.cmc) == 3 and r.rank(3) == r.cmc[-1] and r.rank10 >= r.rank5 >= r.rank1 == r.cmc[0]
     assert 'rank1=' in repr(r) and 'mINP=' in repr(r) and 'valid' in repr(r)
     assert 0 < r.mINP <= r.mAP <= 1
-
-
-def test_plot_cmc():
-    import matplotlib; matplotlib.use('Agg')
-    qf, gf, qp, gp, qc, gc = toy_features()
-    rs = {'a': evaluate_streamed(qf, gf, qp, gp, qc, gc), 'b': evaluate_streamed(qf, gf, qp, gp, qc, gc, distance='euclidean')}
-    ax = plot_cmc(rs, max_rank=15)
-    assert len(ax.lines) == 2 and len(ax.lines[0].get_xdata()) == 15
-    np.testing.assert_allclose(ax.lines[0].get_ydata(), rs['a'].cmc[:15] * 100)
-    assert ax.get_legend() is not None
 
 
 # ---------------------------------------------------------------- fastai integration
