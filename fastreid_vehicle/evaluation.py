@@ -278,16 +278,16 @@ def roc_auc(pos, # scores of same-id pairs
 @dataclass
 class VerificationResult:
     "TAR at the requested FARs, ROC AUC and a TAR-vs-FAR curve on a log grid"
-    fars: np.ndarray
-    tars: np.ndarray
-    thresholds: np.ndarray
-    auc: float
-    far_grid: np.ndarray
-    tar_grid: np.ndarray
-    n_pos: int
-    n_neg: int
-    n_neg_total: int
-    sampled: bool
+    fars: np.ndarray        # the requested false-accept rates
+    tars: np.ndarray        # the true-accept rate at each of them
+    thresholds: np.ndarray  # the score thresholds (accept when score >= threshold)
+    auc: float              # area under the ROC curve
+    far_grid: np.ndarray    # FARs of the curve (log grid)
+    tar_grid: np.ndarray    # TARs of the curve
+    n_pos: int              # positive (same-id) pairs
+    n_neg: int              # negative pairs used
+    n_neg_total: int        # negative pairs in all
+    sampled: bool           # whether the negatives were sampled
     def as_dict(self) -> dict:
         "`{'TAR@FAR=1e-03': ..., 'AUC': ...}`"
         d = {f"TAR@FAR={f:.0e}": float(t) for f, t in zip(self.fars, self.tars)}

@@ -379,7 +379,8 @@ class ReidMetrics(Callback, metaclass=_IterableClass):
         "Forget the embeddings of the last pass"
         self.embs, self.n, self.loader, self._last, self._result, self._done = [], 0, None, None, None, False
 
-    def accumulate(self, learn):
+    def accumulate(self, learn, # the learner, in a validation batch
+                  ):
         "Take the embeddings of the current validation batch (once, whichever view calls)"
         if learn.training or learn.pred is self._last: return
         self._last = learn.pred
@@ -392,7 +393,9 @@ class ReidMetrics(Callback, metaclass=_IterableClass):
         self.n += len(e)
         self._done = False
 
-    def gather(self, emb, dl):
+    def gather(self, emb, # this process's validation embeddings
+               dl, # the validation loader
+              ):
         "Hook: the embeddings of the whole validation set and its loader, when `dl` gives this process a share (DDP)"
         if not hasattr(dl, 'n_padded'): return emb, dl   # not fastai's `DistributedDL`
         from fastreid_vehicle.distributed import gather_validation
@@ -448,7 +451,8 @@ class ReidMetrics(Callback, metaclass=_IterableClass):
         "A callback event (`cbs=ReidMetrics()`); called as a metric function it is packed in a list: an error"
         if len(args) == 1 and isinstance(args[0], str): return super().__call__(args[0])
         raise TypeError(_PACKED)
-    def add_columns(self, learn):
+    def add_columns(self, learn, # the learner whose `metrics` get the columns
+                   ):
         "Add the columns to `learn.metrics` unless they are there (as a callback, before the Recorder names them)"
         if not any(getattr(m, 'acc', None) is self for m in learn.metrics): learn.metrics = learn.metrics + self._views
     def before_fit(self): self.add_columns(self.learn)   # `cbs=[ReidMetrics()]`
