@@ -1,6 +1,7 @@
 """Modules:
 
 - `fastreid_vehicle.distributed`: Train on several GPUs of one machine, on several machines, or in several CPU processes, with fastai's `learn.distrib_ctx()` (which runs on Hugging Face `accelerate`) under `torchrun` or `accelerate launch`: each process trains on whole P x K batches, and the re-id metrics are computed on the whole validation set gathered from all processes.
+- `fastreid_vehicle.evaluation`: The library's one evaluation: `evaluate_features(items, feats, cfg)` turns the features of a query/gallery table into an `EvalResult`, under the dataset's protocol, with the test-time options of `EvalConfig` (camera centring, average query expansion, memory-aware k-reciprocal re-ranking on the CPU); `evaluate_learner` embeds first; `evaluate_protocol_tables` reports every test size from features computed once; trivial baselines; and a verification (TAR@FAR / ROC) curve.
 - `fastreid_vehicle.runs`: Nothing trained is lost: a run folder records what the run is (`run.json`: config, seed, versions) and refuses to mix its outputs with another run's; a checkpoint with the optimiser and random states is written atomically after every epoch, and a killed run resumes from its last complete epoch at the same schedule position, with the same result as a run that was never interrupted."""
 
 __version__ = "0.1.0"

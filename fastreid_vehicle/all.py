@@ -12,6 +12,7 @@ from .readers import *
 from .synthetic import *
 from .data import *
 from .metrics import *
+from .protocols import *
 from .evaluation import *
 from .search import *
 from .backbones import *

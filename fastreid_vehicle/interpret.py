@@ -12,58 +12,63 @@ import matplotlib.pyplot as plt
 from PIL import Image
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
-from .metrics import ReidResult, evaluate_reid, pairwise_distance, plot_cmc, split_query_gallery, model_eval_spec
-from .evaluation import aqe as _aqe, re_ranking, center_by_camera
+from .config import EvalConfig
+from .metrics import split_query_gallery, model_eval_spec, _as_float_tensor
+from .evaluation import EvalResult, evaluate_features, eval_config, _CFG_FIELDS
 from .inference import embed
-from .plots import plot_ranked_retrieval, ranked_lists, _show
+from .plots import plot_ranked_retrieval, ranked_lists, plot_cmc, _show
 
 # %% auto #0
 __all__ = ['evaluation_spec', 'ReidInterpretation', 'activation_maps']
 
 # %% ../nbs/19_interpret.ipynb #9c12ae1a
-def evaluation_spec(learn:Learner) -> dict:
-    "How `learn`'s embeddings are compared: the distance `metric` its model is evaluated with (`model_eval_spec`)"
-    return dict(metric=model_eval_spec(getattr(learn, 'model', None))['distance'])
+def evaluation_spec(learn:Learner, # a re-id learner
+                   ) -> dict:
+    "How `learn`'s embeddings are compared: `{'distance': ...}`, the distance its model is evaluated with (`model_eval_spec`)"
+    return dict(distance=model_eval_spec(getattr(learn, 'model', None))['distance'])
 
 # %% ../nbs/19_interpret.ipynb #717f08bd
 class ReidInterpretation:
-    "Embeddings, query x gallery distances and the `ReidResult` of a re-id learner, computed once; plots and tables"
-    def __init__(self, learn:Learner, dl, feats:torch.Tensor, dist:np.ndarray, result:ReidResult, metric:str='cosine',
-                 remove_junk:bool=True):
+    "Embeddings, query x gallery distances and the `EvalResult` of a re-id learner, computed once; plots and tables"
+    def __init__(self, learn:Learner, # the learner (its model and test pipeline, for activation maps)
+                 dl, # the loader whose `items` are the query + gallery rows
+                 feats:torch.Tensor, # the embeddings of `dl`'s rows
+                 dist:np.ndarray, # the query x gallery distances the result was computed from
+                 result:EvalResult, # the evaluation (`evaluate_features`)
+                 distance:str='cosine', # the distance used
+                 remove_junk:bool=True, # whether same-id same-camera gallery images were removed
+                ):
         store_attr()
         self.items = dl.items.reset_index(drop=True)
         q, g = split_query_gallery(self.items)
         self.q_items, self.g_items = self.items[q].reset_index(drop=True), self.items[g].reset_index(drop=True)
 
     @classmethod
-    def from_features(cls, learn:Learner, dl, feats, rerank:bool|dict=False, aqe:bool|dict=False,
-                      center_cameras:bool=False, metric:str|None=None, remove_junk:bool=True, max_rank:int=50):
-        "Interpretation of the embeddings `feats` of `dl`'s rows (query + gallery rows, in loader order)"
-        metric = ifnone(metric, evaluation_spec(learn)['metric'])
-        items = dl.items
-        q, g = split_query_gallery(items)
-        feats = torch.as_tensor(feats).float()
-        if len(feats) != len(items): raise ValueError(f"{len(feats)} embeddings for {len(items)} rows of the loader's items")
-        if center_cameras: feats = center_by_camera(feats, items['camid'].to_numpy())
-        qf, gf = feats[torch.from_numpy(q)], feats[torch.from_numpy(g)]
-        if aqe: qf, gf = _aqe(qf, gf, **({} if aqe is True else aqe))
-        if rerank: dist = re_ranking(qf, gf, **(dict(metric=metric) | ({} if rerank is True else dict(rerank))))
-        else: dist = pairwise_distance(qf, gf, metric).numpy()
-        col = lambda c, m: items[c].to_numpy()[m]
-        res = evaluate_reid(dist, col('pid', q), col('pid', g), col('camid', q), col('camid', g), max_rank=max_rank,
-                            remove_junk=remove_junk, progress=False)
-        return cls(learn, dl, feats, dist, res, metric, remove_junk)
+    def from_features(cls, learn:Learner, # the learner (its model gives the default distance)
+                      dl, # the loader whose `items` are the query + gallery rows, in the order of `feats`
+                      feats, # the embeddings of `dl`'s rows
+                      cfg:EvalConfig|None=None, # the evaluation settings
+                      **overrides, # `EvalConfig` fields or `evaluate_features` arguments (max_rank, remove_junk, ...)
+                     ):
+        "Interpretation of the embeddings `feats` of `dl`'s rows, evaluated by `evaluate_features` (the rows as given)"
+        feats = _as_float_tensor(feats, 'feats')
+        res = evaluate_features(dl.items, feats, cfg, model=getattr(learn, 'model', None), keep_distances=True,
+                                **(dict(protocol='plain') | overrides))
+        return cls(learn, dl, feats, res.distances, res, res.settings['distance'], res.settings['remove_junk'])
 
     @classmethod
-    def from_learner(cls, learn:Learner, dl=None, flip:bool=True, rerank:bool|dict=False, aqe:bool|dict=False,
-                     center_cameras:bool=False, metric:str|None=None, remove_junk:bool=True, max_rank:int=50):
-        "Embed `dl` (default: the validation loader) with `learn` (flip TTA), rank the gallery for every query, evaluate"
+    def from_learner(cls, learn:Learner, # a re-id learner
+                     dl=None, # the query + gallery loader (default: the validation loader)
+                     cfg:EvalConfig|None=None, # the evaluation settings (default: `EvalConfig(flip_tta=True)`)
+                     **overrides, # `EvalConfig` fields or `evaluate_features` arguments
+                    ):
+        "Embed `dl` with `learn` (flip TTA by default), rank the gallery for every query, evaluate"
         dl = ifnone(dl, learn.dls.valid)
-        return cls.from_features(learn, dl, embed(learn, dl, flip=flip), rerank=rerank, aqe=aqe,
-                                 center_cameras=center_cameras, metric=metric, remove_junk=remove_junk, max_rank=max_rank)
+        cfg = eval_config(ifnone(cfg, EvalConfig(flip_tta=True)), **{k: overrides.pop(k) for k in list(overrides) if k in _CFG_FIELDS})
+        return cls.from_features(learn, dl, embed(learn, dl, flip_tta=cfg.flip_tta), cfg, **overrides)
 
     def __repr__(self):
-        return f"ReidInterpretation({len(self.q_items)} queries x {len(self.g_items)} gallery, {self.metric}: {self.result})"
+        return f"ReidInterpretation({len(self.q_items)} queries x {len(self.g_items)} gallery, {self.distance}: {self.result})"
 
     @property
     def queries(self) -> pd.DataFrame:
@@ -87,8 +92,11 @@ def plot_ranked_retrieval(self:ReidInterpretation, n_queries:int=4, k:int=8, que
                                  remove_junk=self.remove_junk, query_idxs=query_idxs, seed=seed, **kwargs)
 
 @patch
-def plot_cmc(self:ReidInterpretation, name:str='model', others:dict|None=None, max_rank:int=20, **kwargs):
-    "CMC curve of this result (as `name`), beside the `ReidResult`s of `others` (name -> result); returns the axes"
+def plot_cmc(self:ReidInterpretation, name:str='model', # the legend of this result
+             others:dict|None=None, # more results to overlay, name -> result
+             max_rank:int=20, # the last rank shown
+             **kwargs):
+    "CMC curve of this result (as `name`), beside the results of `others` (name -> `EvalResult` / `ReidResult`); returns the axes"
     return plot_cmc({name: self.result, **(others or {})}, max_rank=max_rank, **kwargs)
 
 # %% ../nbs/19_interpret.ipynb #c2c970c8
@@ -167,7 +175,9 @@ def _unit(m:torch.Tensor) -> torch.Tensor:
     lo, hi = m.flatten(1).amin(1)[:, None, None], m.flatten(1).amax(1)[:, None, None]
     return (m - lo) / (hi - lo).clamp(min=1e-12)
 
-def activation_maps(model, x:torch.Tensor) -> dict:
+def activation_maps(model, # a re-id model with a `backbone` (and, for ANet, `theta_g1`)
+                    x:torch.Tensor, # a batch of images
+                   ) -> dict:
     "Where `model` looks on images `x`: channel mean of the squared backbone map (and, for ANet, of G_reid), in [0, 1]"
     out = {}
     hooks = [model.backbone.register_forward_hook(lambda m, i, o: out.__setitem__('backbone', o))]

@@ -22,7 +22,6 @@ __all__ = ['SYNTH_BASE_RGB', 'SYNTH_COLOR_WEIGHTS', 'SYNTH_TYPE_WEIGHTS', 'SYNTH
 
 # %% ../nbs/01_synthetic.ipynb #eecbfbf2
 from .readers import VERI_COLORS, VERI_TYPES
-from .metrics import evaluate_reid
 SYNTH_BASE_RGB = {1: (222, 190, 30), 2: (232, 118, 28), 3: (38, 128, 62), 4: (128, 130, 132), 5: (186, 28, 32),
                   6: (30, 72, 168), 7: (236, 236, 232), 8: (196, 162, 92), 9: (108, 68, 40), 10: (26, 26, 28)}
 # How often each colour / type is drawn (roughly VeRi-776's mix: many white, black, gray and red sedans)
@@ -842,11 +841,6 @@ def synthetic_sample_grid(src, n_ids:int=8, n_cams:int=8, size:int=96, pids=None
     return grid
 
 # %% ../nbs/01_synthetic.ipynb #1e26f1c5
-def _rank1_map(dist, q_pid, g_pid, q_cam, g_cam, rng):
-    "Rank-1, mAP and valid queries of integer distances `dist` by `evaluate_reid` (VeRi protocol), ties broken at random."
-    res = evaluate_reid(np.asarray(dist, np.float64) + rng.random(np.shape(dist)) * 0.5, q_pid, g_pid, q_cam, g_cam)
-    return float(res.rank1), float(res.mAP), res.num_valid
-
 def _read_split(root, fname):
     names = (Path(root) / fname).read_text().split()
     pc = np.array([_parse_name(n) for n in names]).reshape(-1, 2)
@@ -865,27 +859,28 @@ def _test_set(src, seed, **overrides):
     return idents, arr('query', 'pid'), arr('query', 'cam'), arr('gallery', 'pid'), arr('gallery', 'cam')
 
 # %% ../nbs/01_synthetic.ipynb #16a2cf5c
-def attribute_only_baseline(src, seed:int=0, **overrides):
+def attribute_only_baseline(src, # a dataset root written by `synthesize_veri`, or a preset name (from the plan alone)
+                            seed:int=0, # the generator's seed, and the seed of the random tie-breaks
+                            **overrides, # generator settings (with a preset)
+                           ):
     "Rank-1 / mAP (%) of rankings that know only colour and type, or also some identity details, on a synthetic test set."
     import pandas as pd
+    from fastreid_vehicle.evaluation import baseline_embeddings, evaluate_features   # the library's one baseline and evaluation
     idents, q_pid, q_cam, g_pid, g_cam = _test_set(src, seed, **overrides)
-    pids = np.array(sorted(idents)); pos = np.searchsorted(pids, q_pid), np.searchsorted(pids, g_pid)
-    def code(k):  # an integer code per vehicle for field k
-        vals = [json.dumps(idents[int(p)][k]) for p in pids]; u = {v: i for i, v in enumerate(sorted(set(vals)))}
-        return np.array([u[v] for v in vals])
-    codes = {k: code(k) for k in ['color', 'type'] + [n for fs in DETAIL_GROUPS.values() for n in fs]}
-    def dist(fields):
-        d = np.zeros((len(q_pid), len(g_pid)), np.int8)
-        for k in fields: d += codes[k][pos[0]][:, None] != codes[k][pos[1]][None]
-        return d
+    pid = np.r_[q_pid, g_pid]
     attrs = ['color', 'type']
     coarse = [n for g, fs in DETAIL_GROUPS.items() if g != 'plate characters' for n in fs]
+    known = {p: {k: json.dumps(v) for k, v in idents[int(p)].items()} for p in np.unique(pid)}
+    items = pd.DataFrame({k: [known[p][k] for p in pid] for k in attrs + coarse + ['plate_chars']})
+    items['pid'], items['camid'] = pid, np.r_[q_cam, g_cam]
+    items['split'] = ['query'] * len(q_pid) + ['gallery'] * len(g_pid)
     rows = [('chance (no knowledge)', []), ('colour + type', attrs)]
     rows += [(f"colour + type + {g}", attrs + list(fs)) for g, fs in DETAIL_GROUPS.items() if g != 'plate characters']
     rows += [('colour + type + all coarse details', attrs + coarse),
              ('all details incl. plate characters (oracle)', attrs + coarse + ['plate_chars'])]
     out = []
     for name, fields in rows:
-        r1, mAP, nq = _rank1_map(dist(fields), q_pid, g_pid, q_cam, g_cam, np.random.default_rng(seed))
-        out.append(dict(ranking=name, rank1=round(100 * r1, 1), mAP=round(100 * mAP, 1), queries=nq))
+        f = baseline_embeddings(items, 'lookup' if fields else 'chance', attrs=fields, seed=seed)
+        r = evaluate_features(items, f, protocol='plain', distance='euclidean')   # VeRi's rule: same-camera junk removed
+        out.append(dict(ranking=name, rank1=round(100 * r.rank1, 1), mAP=round(100 * r.mAP, 1), queries=r.num_valid))
     return pd.DataFrame(out)

@@ -42,7 +42,7 @@ def test_train_reports_baselines_and_synth_overrides(tmp_path):
         assert b['lookup']['mAP'] > b['chance']['mAP']
     assert saved['baselines'] == res['baselines']
 
-@pytest.mark.parametrize('fails', ['evaluate_embeddings', 'embed'])
+@pytest.mark.parametrize('fails', ['evaluate_protocol_tables', 'embed'])
 def test_train_saves_model_before_evaluating(tiny_root, tmp_path, monkeypatch, fails):
     def boom(*args, **kwargs): raise RuntimeError(f'{fails} failed')
     monkeypatch.setattr(cli, fails, boom)
@@ -163,7 +163,7 @@ def saved_learner(tiny_root, tmp_path_factory):
     return out, learn
 
 def test_eval_command_writes_metrics_and_figures(saved_learner, tiny_root, tmp_path, capsys):
-    from fastreid_vehicle.inference import evaluate_learner
+    from fastreid_vehicle.evaluation import evaluate_learner
     folder, learn = saved_learner
     main(['eval', str(folder), '--preset', 'tiny', '--root', str(tiny_root), '--out', str(tmp_path/'ev'),
           '--no-progress', '--no-center-cameras'])

@@ -4,13 +4,19 @@ import numpy as np, pandas as pd, pytest, torch
 from torch import nn
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from fastreid_vehicle.evaluation import (l2_normalize, flip_embed, FlipTTA, query_expansion, aqe, re_ranking,
-    re_ranking_dist, tar_at_far, roc_auc, verification_curve, dataset_key, evaluate_protocol,
-    ProtocolResult)
-from fastreid_vehicle.metrics import evaluate_features, evaluate_reid
+from fastreid_vehicle.evaluation import (query_expansion, aqe, re_ranking, re_ranking_dist, tar_at_far, roc_auc,
+    verification_curve, evaluate_features, EvalResult, evaluate_protocol_tables)
+from fastreid_vehicle.protocols import dataset_key, protocol_tables, protocol_union
+from fastreid_vehicle.inference import FlipTTA
+from fastreid_vehicle.metrics import evaluate_reid, l2_normalize, pairwise_distance
 from fastreid_vehicle.readers import vehicleid_gallery_mask
 
 torch.set_num_threads(1)
+
+
+def direct(qf, gf, qp, gp, qc, gc, distance='cosine', **kwargs):
+    "The matrix form, as a reference for the one evaluation"
+    return evaluate_reid(pairwise_distance(qf, gf, distance), qp, gp, qc, gc, **kwargs)
 
 
 # ---------------------------------------------------------------- dense references written here, independently
@@ -67,7 +73,7 @@ def test_rerank_cosine_and_distmat_entry():
     f, _ = clustered(50, seed=3)
     fn = f / np.linalg.norm(f, axis=1, keepdims=True)
     ref = rerank_dense(sq_dists(fn), 12, 10, 4)
-    np.testing.assert_allclose(re_ranking(torch.tensor(f[:12]), torch.tensor(f[12:]), k1=10, k2=4, metric='cosine'), ref, atol=1e-5)
+    np.testing.assert_allclose(re_ranking(torch.tensor(f[:12]), torch.tensor(f[12:]), k1=10, k2=4, distance='cosine'), ref, atol=1e-5)
     ed = np.sqrt(sq_dists(f))   # torchreid convention: Euclidean distances in, squared inside
     np.testing.assert_allclose(re_ranking_dist(ed[:12, 12:], ed[:12, :12], ed[12:, 12:], k1=10, k2=4, chunk_size=9),
                                rerank_dense(sq_dists(f), 12, 10, 4), atol=1e-5)
@@ -77,7 +83,7 @@ def test_rerank_improves_a_clustered_problem():
     f, ids = clustered(300, dim=16, n_ids=15, noise=0.9, seed=5)
     qf, gf, qp, gp = f[:60], f[60:], ids[:60], ids[60:]
     cams_q, cams_g = np.zeros(60, int), np.ones(240, int)
-    base = evaluate_features(qf, gf, qp, gp, cams_q, cams_g, metric='euclidean')
+    base = direct(qf, gf, qp, gp, cams_q, cams_g, 'euclidean')
     rr = evaluate_reid(re_ranking(qf, gf, k1=10, k2=3), qp, gp, cams_q, cams_g)
     assert rr.mAP > base.mAP
 
@@ -97,7 +103,7 @@ def test_rerank_errors():
     f, _ = clustered(20)
     with pytest.raises(ValueError, match='dim'): re_ranking(f[:5], f[5:, :4])
     with pytest.raises(ValueError, match='lambda_value'): re_ranking(f[:5], f[5:], lambda_value=2)
-    with pytest.raises(ValueError, match='metric'): re_ranking(f[:5], f[5:], metric='manhattan')
+    with pytest.raises(ValueError, match='distance'): re_ranking(f[:5], f[5:], distance='manhattan')
     with pytest.raises(ValueError, match='NaN'): re_ranking(np.full((2, 8), np.nan), f)
 
 
@@ -140,32 +146,30 @@ def tiny_model():
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 5 * 6, 8))
 
 
-def test_flip_embed_on_flip_symmetric_input():
-    m = tiny_model()
-    x = torch.randn(3, 3, 5, 6)
-    assert not torch.allclose(m(x), m(x.flip(-1)), atol=1e-4)     # the model itself is not flip invariant
-    e = flip_embed(m, x)
-    torch.testing.assert_close(e, (m(x) + m(x.flip(-1))) / 2)
-    torch.testing.assert_close(flip_embed(m, x.flip(-1)), e)       # TTA makes it invariant
-    sym = x + x.flip(-1)
-    torch.testing.assert_close(flip_embed(m, sym), m(sym))         # symmetric input: nothing changes
-    m.train(); flip_embed(m, x); assert m.training                 # mode restored
-    en = flip_embed(m, x, normalize=True)
-    torch.testing.assert_close(en, (nn.functional.normalize(m.eval()(x), dim=1) + nn.functional.normalize(m(x.flip(-1)), dim=1)) / 2)
-
-
-def test_flip_tta_callback_in_get_preds():
+def _flip_preds(m, xs, **kwargs):
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
     from fastai.learner import Learner
     from torch.utils.data import TensorDataset
+    ds = TensorDataset(xs, torch.arange(len(xs)))
+    dls = DataLoaders(DataLoader(ds, bs=4), DataLoader(ds, bs=4))
+    learn = Learner(dls, m, loss_func=lambda p, y: p.sum() * 0, cbs=[FlipTTA(**kwargs)])
+    return learn.get_preds(dl=dls.valid)[0]
+
+
+def test_flip_tta_callback_in_get_preds():
     m = tiny_model()
     xs = torch.randn(10, 3, 5, 6)
-    ds = TensorDataset(xs, torch.arange(10))
-    dls = DataLoaders(DataLoader(ds, bs=4), DataLoader(ds, bs=4))
-    learn = Learner(dls, m, loss_func=lambda p, y: p.sum() * 0, cbs=[FlipTTA()])
-    preds, _ = learn.get_preds(dl=dls.valid)
-    torch.testing.assert_close(preds, flip_embed(m, xs), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(m(xs), m(xs.flip(-1)), atol=1e-4)     # the model itself is not flip invariant
+    e = _flip_preds(m, xs)
+    with torch.no_grad(): want = (m.eval()(xs) + m(xs.flip(-1))) / 2
+    torch.testing.assert_close(e, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(_flip_preds(m, xs.flip(-1)), e, rtol=1e-5, atol=1e-5)   # TTA makes it invariant
+    sym = xs + xs.flip(-1)
+    with torch.no_grad(): torch.testing.assert_close(_flip_preds(m, sym), m(sym), rtol=1e-5, atol=1e-5)
+    en = _flip_preds(m, xs, l2_normalize=True)
+    with torch.no_grad(): want = (l2_normalize(m(xs)) + l2_normalize(m(xs.flip(-1)))) / 2
+    torch.testing.assert_close(en, want, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------- verification curve
@@ -186,19 +190,19 @@ def test_tar_at_far_and_auc_brute_force(pos, neg, far):
     P, N = np.array(pos, float), np.array(neg, float)
     tars, thr = tar_at_far(P, N, [far])
     assert tars[0] == pytest.approx(brute_tar(P, N, far))
-    assert (N > thr[0]).mean() <= far
+    assert (N >= thr[0]).mean() <= far and (P >= thr[0]).mean() == pytest.approx(tars[0])   # accept when score >= threshold
     assert roc_auc(P, N) == pytest.approx(brute_auc(P, N))
 
 
-@pytest.mark.parametrize("metric", ['cosine', 'euclidean'])
-def test_verification_curve_brute_force(metric):
+@pytest.mark.parametrize("distance", ['cosine', 'euclidean'])
+def test_verification_curve_brute_force(distance):
     rng = np.random.default_rng(0)
     qp, gp = rng.integers(0, 6, 25), rng.integers(0, 6, 40)
     qc, gc = rng.integers(0, 3, 25), rng.integers(0, 3, 40)
     qf, gf = rng.normal(size=(25, 5)) + qp[:, None], rng.normal(size=(40, 5)) + gp[:, None]
     fars = [0.001, 0.01, 0.1, 0.5]
-    res = verification_curve(qf, gf, qp, gp, qc, gc, metric=metric, fars=fars)
-    if metric == 'cosine':
+    res = verification_curve(qf, gf, qp, gp, qc, gc, distance=distance, fars=fars)
+    if distance == 'cosine':
         S = (qf / np.linalg.norm(qf, axis=1, keepdims=True)) @ (gf / np.linalg.norm(gf, axis=1, keepdims=True)).T
     else: S = -np.sqrt(((qf[:, None] - gf[None]) ** 2).sum(-1))
     same = qp[:, None] == gp[None]
@@ -227,7 +231,7 @@ def test_verification_single_set_and_sampling():
     rng = np.random.default_rng(1)
     pid = rng.integers(0, 8, 60)
     f = rng.normal(size=(60, 6)) + 2 * np.eye(8, 6)[pid % 6]
-    res = verification_curve(f, q_pids=pid, metric='euclidean', fars=[0.05, 0.2])
+    res = verification_curve(f, q_pids=pid, distance='euclidean', fars=[0.05, 0.2])
     S = -np.sqrt(((f[:, None] - f[None]) ** 2).sum(-1))
     iu = np.triu_indices(60, 1)
     same = (pid[:, None] == pid[None])[iu]
@@ -235,8 +239,8 @@ def test_verification_single_set_and_sampling():
     np.testing.assert_allclose(res.tars, [brute_tar(P, N, 0.05), brute_tar(P, N, 0.2)], atol=1e-6)
     assert res.auc == pytest.approx(brute_auc(P, N))
     # more negatives than max_neg_pairs: a seeded sample (reproducible) and close to the exact answer
-    s1 = verification_curve(f, q_pids=pid, metric='euclidean', fars=[0.2], max_neg_pairs=1000, seed=3)
-    s2 = verification_curve(f, q_pids=pid, metric='euclidean', fars=[0.2], max_neg_pairs=1000, seed=3)
+    s1 = verification_curve(f, q_pids=pid, distance='euclidean', fars=[0.2], max_neg_pairs=1000, seed=3)
+    s2 = verification_curve(f, q_pids=pid, distance='euclidean', fars=[0.2], max_neg_pairs=1000, seed=3)
     assert s1.sampled and s1.n_neg < 1000 and s1.n_neg_total == len(N)
     np.testing.assert_array_equal(s1.tars, s2.tars)
     assert abs(s1.auc - res.auc) < 0.05
@@ -273,16 +277,23 @@ def test_veri776_protocol_equals_direct_evaluation_and_alignment():
     df, f = toy(train_rows=5)
     test = df[df.split != 'train']
     q, g = (test.split == 'query').to_numpy(), (test.split == 'gallery').to_numpy()
-    direct = evaluate_features(f[q], f[g], test.pid[q].to_numpy(), test.pid[g].to_numpy(), test.camid[q].to_numpy(),
-                               test.camid[g].to_numpy(), metric='cosine')
-    r = evaluate_protocol(df, f)                      # features of the non-train rows only
-    assert isinstance(r, ProtocolResult) and r.dataset == 'veri776' and len(r.draws) == 1
-    assert r.mAP == pytest.approx(direct.mAP) and r.rank1 == pytest.approx(direct.rank1)
+    ref = direct(f[q], f[g], test.pid[q].to_numpy(), test.pid[g].to_numpy(), test.camid[q].to_numpy(),
+                 test.camid[g].to_numpy())
+    r = evaluate_features(df, f)                      # features of the non-train rows only
+    assert isinstance(r, EvalResult) and r.settings['dataset'] == 'veri776' and len(r.draws) == 1
+    assert r.mAP == pytest.approx(ref.mAP) and r.rank1 == pytest.approx(ref.rank1)
+    np.testing.assert_array_equal(r.first_hit, ref.first_hit)
+    assert r.num_valid == ref.num_valid and r.rank10 == pytest.approx(ref.rank10) and r.mINP == pytest.approx(ref.mINP)
     full = np.concatenate([np.zeros((5, 16), np.float32), f])   # one row per df row
-    assert evaluate_protocol(df, full).mAP == pytest.approx(direct.mAP)
-    assert np.isnan(r.std['mAP']) and 'mAP_std' not in r.as_dict()
-    with pytest.raises(ValueError, match='one per DataFrame row'): evaluate_protocol(df, f[:-1])
-    with pytest.raises(ValueError, match='unknown dataset'): evaluate_protocol(df, f, dataset='market1501')
+    assert evaluate_features(df, full).mAP == pytest.approx(ref.mAP)
+    assert 'mAP_std' not in r.as_dict() and list(r.table().index) == ['veri776']
+    assert 'rank1=' in repr(r) and 'veri776' in repr(r)
+    with pytest.raises(ValueError, match='one per row of items'): evaluate_features(df, f[:-1])
+    # a custom dataset: the rows as configured, standard junk removal
+    assert evaluate_features(df, f, dataset='market1501').mAP == pytest.approx(ref.mAP)
+    with pytest.raises(TypeError, match='unknown evaluation setting'): evaluate_features(df, f, metric='cosine')
+    with pytest.raises(ValueError, match='distance'): evaluate_features(df, f, distance='hamming')
+    with pytest.raises(ValueError, match='protocol'): evaluate_features(df, f, protocol='standard')
 
 
 def test_protocol_test_time_options_compose():
@@ -290,10 +301,22 @@ def test_protocol_test_time_options_compose():
     q, g = (df.split == 'query').to_numpy(), (df.split == 'gallery').to_numpy()
     pid, cam = df.pid.to_numpy(), df.camid.to_numpy()
     fa = query_expansion(l2_normalize(f), k=3)
-    dm = re_ranking(fa[q], fa[g], k1=5, k2=2, metric='cosine')
+    dm = re_ranking(fa[q], fa[g], k1=5, k2=2, distance='cosine')
     want = evaluate_reid(dm, pid[q], pid[g], cam[q], cam[g])
-    got = evaluate_protocol(df, f, 'veri776', normalize=True, aqe=dict(k=3), rerank=dict(k1=5, k2=2))
+    got = evaluate_features(df, f, dataset='veri776', aqe=dict(k=3), rerank=dict(k1=5, k2=2))
     assert got.mAP == pytest.approx(want.mAP) and got.mINP == pytest.approx(want.mINP)
+    assert got.settings['rerank'] and got.settings['aqe'] and 'rerank' in repr(got)
+
+
+def test_center_cameras_is_applied_and_named():
+    from fastreid_vehicle.evaluation import center_by_camera
+    df, f = toy(seed=6)
+    q, g = (df.split == 'query').to_numpy(), (df.split == 'gallery').to_numpy()
+    fc = center_by_camera(f, df.camid.to_numpy())     # the test set's own camera statistics
+    want = direct(fc[q], fc[g], df.pid[q].to_numpy(), df.pid[g].to_numpy(), df.camid[q].to_numpy(), df.camid[g].to_numpy())
+    got = evaluate_features(df, f, center_cameras=True)
+    assert got.mAP == pytest.approx(want.mAP) and got.mAP != pytest.approx(evaluate_features(df, f).mAP)
+    assert got.settings['center_cameras'] is True and 'center_cameras' in repr(got) and got.as_dict()['settings']['center_cameras']
 
 
 def test_veriwild_same_camera_option():
@@ -303,34 +326,35 @@ def test_veriwild_same_camera_option():
     df = pd.DataFrame(dict(path='', pid=pid, camid=cam, split=split)); df.attrs['dataset'] = 'veriwild'
     f = rng.normal(size=(40, 8)).astype(np.float32)
     f[1::4] = f[0::4] + 0.01 * rng.normal(size=(10, 8))   # same-camera twin of every query
-    keep = evaluate_protocol(df, f, 'veriwild', remove_junk=False)
-    drop = evaluate_protocol(df, f)                       # default: removed
+    keep = evaluate_features(df, f, dataset='veriwild', remove_junk=False)
+    drop = evaluate_features(df, f)                       # default: removed
     assert keep.rank1 == 1.0 and drop.rank1 < 1.0 and drop.mAP < keep.mAP
-    assert drop.options['remove_junk'] is True and drop.dataset == 'veriwild'
+    assert drop.settings['remove_junk'] is True and drop.settings['dataset'] == 'veriwild'
     # removal gives exactly the junk-removed evaluation, keeping gives the plain one
     q, g = split == 'query', split == 'gallery'
-    assert drop.mAP == pytest.approx(evaluate_features(f[q], f[g], pid[q], pid[g], cam[q], cam[g]).mAP)
-    assert keep.mAP == pytest.approx(evaluate_features(f[q], f[g], pid[q], pid[g], cam[q], cam[g], remove_junk=False).mAP)
+    assert drop.mAP == pytest.approx(direct(f[q], f[g], pid[q], pid[g], cam[q], cam[g]).mAP)
+    assert keep.mAP == pytest.approx(direct(f[q], f[g], pid[q], pid[g], cam[q], cam[g], remove_junk=False).mAP)
 
 
 def test_vehicleid_draws_reproducible_and_different():
     df, f = toy(n_ids=30, per_id=5, seed=2, dataset='VehicleID', train_rows=3)
-    r = evaluate_protocol(df, f, n_draws=10, seed=0)
-    assert len(r.draws) == 10 and r.dataset == 'vehicleid'
-    t = r.table()
-    np.testing.assert_array_equal(t.values, evaluate_protocol(df, f, 'vehicleid', seed=0).table().values)   # same seed, same numbers
-    assert t['mAP'].nunique() > 1                                                           # draws differ
-    assert not np.allclose(evaluate_protocol(df, f, 'vehicleid', seed=1).table().values, t.values)      # another seed differs
+    r = evaluate_features(df, f, n_draws=10, seed=0)
+    assert len(r.draws) == 10 and r.settings['dataset'] == 'vehicleid' and r.settings['n_draws'] == 10
+    maps = np.array([d.mAP for d in r.draws])
+    np.testing.assert_array_equal(maps, [d.mAP for d in evaluate_features(df, f, dataset='vehicleid', seed=0).draws])
+    assert len(np.unique(maps)) > 1                                                         # draws differ
+    assert not np.allclose([d.mAP for d in evaluate_features(df, f, seed=1).draws], maps)  # another seed differs
     d = r.as_dict()
-    assert d['mAP'] == pytest.approx(t['mAP'].mean()) and d['mAP_std'] == pytest.approx(t['mAP'].std(ddof=1))
-    np.testing.assert_allclose(t['mAP'], t['mINP'])                    # one gallery image per id: AP = INP = 1/rank
+    assert d['mAP'] == pytest.approx(maps.mean()) and d['mAP_std'] == pytest.approx(maps.std(ddof=1)) and d['draws'] == 10
+    np.testing.assert_allclose(maps, [x.mINP for x in r.draws])          # one gallery image per id: AP = INP = 1/rank
     # draw 3 is exactly: one gallery image per id from the readers' mask, all other test images are queries
     test = df[df.split != 'train']; pid = test.pid.to_numpy()
     gm = vehicleid_gallery_mask(pid, trial=3, seed=0)
     assert len(np.unique(pid[gm])) == gm.sum() == 30
-    direct = evaluate_features(f[~gm], f[gm], pid[~gm], pid[gm], np.zeros((~gm).sum()), np.ones(gm.sum()))
-    assert t['mAP'][3] == pytest.approx(direct.mAP) and t['rank5'][3] == pytest.approx(direct.rank5)
+    ref = direct(f[~gm], f[gm], pid[~gm], pid[gm], np.zeros((~gm).sum()), np.ones(gm.sum()))
+    assert maps[3] == pytest.approx(ref.mAP) and r.draws[3].rank(5) == pytest.approx(ref.rank5)
     assert r.draws[3].num_valid == (~gm).sum()
+    assert len(evaluate_features(df, f, protocol='plain').draws) == 1     # the rows as given
 
 
 def test_vric_single_shot():
@@ -339,9 +363,68 @@ def test_vric_single_shot():
     df = pd.DataFrame(dict(path='', pid=pid, camid=np.zeros(24, int), split=np.tile(['query', 'gallery'], 12)))
     df.attrs['dataset'] = 'VRIC'
     f = (rng.normal(size=(12, 8))[pid] + 0.8 * rng.normal(size=(24, 8))).astype(np.float32)
-    r = evaluate_protocol(df, f)
+    r = evaluate_features(df, f)
     # same camera everywhere: with junk removal every probe would lose its only match; single shot keeps them
-    assert r.dataset == 'vric' and r.draws[0].num_valid == 12
-    assert r.mAP == pytest.approx(np.mean(1 / (r.draws[0].first_hit + 1))) and r.mINP == pytest.approx(r.mAP)
+    assert r.settings['dataset'] == 'vric' and r.num_valid == 12 and r.settings['remove_junk'] is False
+    assert r.mAP == pytest.approx(np.mean(1 / (r.first_hit + 1))) and r.mINP == pytest.approx(r.mAP)
     df2 = df.copy(); df2.loc[3, 'split'] = 'query'   # id 1 now has two probes
-    with pytest.warns(UserWarning, match='single shot'): evaluate_protocol(df2, f, 'vric')
+    with pytest.warns(UserWarning, match='single shot'): evaluate_features(df2, f, dataset='vric')
+
+
+# ---------------------------------------------------------------- the standard test tables, on tiny release trees
+def _path_feats(union, seed=0, dim=8):
+    "Features keyed by path: the id's centre plus noise"
+    rng = np.random.default_rng(seed)
+    centres = {p: rng.normal(size=dim) for p in union['pid'].unique()}
+    return {p: centres[pid] + 0.5 * rng.normal(size=dim) for p, pid in zip(union['path'], union['pid'])}
+
+
+def test_vehicleid_three_sizes_ten_draws(tmp_path):
+    from dataset_trees import make_vehicleid_tree
+    tree = make_vehicleid_tree(tmp_path/'vid', test_sizes={800: 4, 1600: 6, 2400: 8})
+    tables = protocol_tables('VehicleID', tree['root'])
+    assert list(tables) == ['800', '1600', '2400']
+    union = protocol_union(tables)
+    feats = _path_feats(union)
+    r = evaluate_protocol_tables(tables, feats)
+    t = r.table()
+    assert list(t.index) == ['800', '1600', '2400'] and (t['draws'] == 10).all()
+    assert {'mAP_std', 'rank1_std'} <= set(t.columns)
+    for name, items in tables.items():      # each row: the mean and std of 10 draws over that size's test images
+        sub = items[items.split.isin(['query', 'gallery'])]
+        one = evaluate_features(sub, np.stack([feats[p] for p in sub.path]), dataset='vehicleid')
+        maps = [d.mAP for d in one.draws]
+        assert t.loc[name, 'mAP'] == pytest.approx(np.mean(maps)) and t.loc[name, 'mAP_std'] == pytest.approx(np.std(maps, ddof=1))
+    assert r.mAP == pytest.approx(t.loc['800', 'mAP'])   # the headline is the first size
+    # the same from (items, features) in any order
+    shuffled = union.sample(frac=1, random_state=0)
+    r2 = evaluate_protocol_tables(tables, (shuffled, np.stack([feats[p] for p in shuffled.path])))
+    pd.testing.assert_frame_equal(r2.table(), t)
+    assert r.as_dict()['tables'][2]['test'] == '2400'
+
+
+def test_veriwild_three_sizes_reported(tmp_path):
+    from dataset_trees import make_veriwild_tree
+    tree = make_veriwild_tree(tmp_path/'vw')
+    tables = protocol_tables('VeRi-Wild', tree['root'])
+    union = protocol_union(tables)
+    r = evaluate_protocol_tables(tables, _path_feats(union, seed=1))
+    t = r.table()
+    assert list(t.index) == ['3000', '5000', '10000'] and (t['draws'] == 1).all()
+    assert t['num_valid'].tolist() == [2, 3, 4]          # one query per test id in each tiny list
+    assert r.settings['dataset'] == 'veriwild' and r.settings['remove_junk'] is True
+    assert list(protocol_tables('veriwild', tree['root'], test_size=5000)) == ['5000']
+
+
+def test_vric_keeps_same_camera_gallery_images(tmp_path):
+    from dataset_trees import make_vric_tree
+    tree = make_vric_tree(tmp_path/'vric', n_test_ids=4, n_cams=1)    # one camera: every match is same-camera
+    tables = protocol_tables('VRIC', tree['root'])
+    assert list(tables) == ['vric']
+    items = tables['vric']
+    test = items[items.split.isin(['query', 'gallery'])]
+    feats = _path_feats(test, seed=2)
+    r = evaluate_protocol_tables(tables, feats)
+    assert r.num_valid == 4 and r.settings['remove_junk'] is False       # no same-camera junk removal
+    f = np.stack([feats[p] for p in test.path])
+    with pytest.raises(ValueError, match='no valid query'): evaluate_features(test, f, protocol='plain')   # with removal: none left

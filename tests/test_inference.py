@@ -1,20 +1,21 @@
 "Embeddings, learner evaluation and exports (safetensors, ONNX checked with onnxruntime)."
 import numpy as np, pytest, torch
 from fastreid_vehicle.learner import reid_learner
-from fastreid_vehicle.inference import embed, evaluate_learner, save_weights, load_weights, export_onnx, split_query_gallery
-from fastreid_vehicle.metrics import evaluate_features
+from fastreid_vehicle.inference import embed, save_weights, load_weights, export_onnx
+from fastreid_vehicle.evaluation import evaluate_learner, evaluate_features
+from fastreid_vehicle.metrics import split_query_gallery, evaluate_reid, pairwise_distance
 
 def test_evaluate_learner_equals_evaluate_features(tiny_dls):
     learn = reid_learner(tiny_dls, 'bot', backbone='resnet18')
     with learn.no_bar(): res, f = evaluate_learner(learn), embed(learn)
     items = tiny_dls.valid.items
     q, g = split_query_gallery(items)
-    ref = evaluate_features(f[q], f[g], items.pid.values[q], items.pid.values[g], items.camid.values[q], items.camid.values[g])
+    ref = evaluate_reid(pairwise_distance(f[q], f[g]), items.pid.values[q], items.pid.values[g], items.camid.values[q], items.camid.values[g])
     assert res.mAP == pytest.approx(ref.mAP) and res.rank1 == pytest.approx(ref.rank1)
 
 def test_flip_embedding_is_mean_of_both_views(tiny_dls):
     learn = reid_learner(tiny_dls, 'bot', backbone='resnet18')
-    with learn.no_bar(): e, ef = embed(learn), embed(learn, flip=True)
+    with learn.no_bar(): e, ef = embed(learn), embed(learn, flip_tta=True)
     x = tiny_dls.valid.one_batch()[0]
     with torch.no_grad(): want = (learn.model.eval()(x) + learn.model(x.flip(-1))) / 2
     assert torch.allclose(ef[:len(x)], want, atol=1e-4) and not torch.allclose(e, ef)
@@ -38,7 +39,7 @@ def test_safetensors_and_onnx_round_trip(tiny_dls, tmp_path, method):
 
 # the colour + type lookup and chance baselines, on hand-made query/gallery rows
 import pandas as pd
-from fastreid_vehicle.inference import baseline_embeddings, baseline_results, evaluate_embeddings
+from fastreid_vehicle.evaluation import baseline_embeddings, baseline_results
 
 def _items(rows):
     "A validation `items` frame from (split, pid, camid, color, type) tuples."
@@ -52,19 +53,19 @@ MATCHING = _items([('query', 1, 1, 'red', 'sedan'), ('query', 4, 1, 'blue', 'suv
 REPAINTED = _items([('query', 1, 1, 'red', 'sedan'),
                     ('gallery', 1, 2, 'blue', 'sedan'), ('gallery', 2, 2, 'red', 'sedan'), ('gallery', 3, 2, 'green', 'suv')])
 
-@pytest.mark.parametrize('metric', ['euclidean', 'cosine'])
-def test_lookup_ranks_same_colour_and_type_first(metric):
+@pytest.mark.parametrize('distance', ['euclidean', 'cosine'])
+def test_lookup_ranks_same_colour_and_type_first(distance):
     for seed in range(3):  # the random tie-break must never outweigh an attribute
-        res = evaluate_embeddings(MATCHING, baseline_embeddings(MATCHING, 'lookup', seed=seed), metric=metric)
+        res = evaluate_features(MATCHING, baseline_embeddings(MATCHING, 'lookup', seed=seed), distance=distance)
         assert res.rank1 == 1. and res.mAP == pytest.approx(1.)
-        res = evaluate_embeddings(REPAINTED, baseline_embeddings(REPAINTED, 'lookup', seed=seed), metric=metric)
+        res = evaluate_features(REPAINTED, baseline_embeddings(REPAINTED, 'lookup', seed=seed), distance=distance)
         assert res.rank1 == 0. and res.mAP < 1.
 
 def test_lookup_uses_both_attributes():
     # query: a red sedan; gallery: a red suv, a blue sedan, then its own red sedan
     items = _items([('query', 1, 1, 'red', 'sedan'),
                     ('gallery', 2, 2, 'red', 'suv'), ('gallery', 3, 2, 'blue', 'sedan'), ('gallery', 1, 2, 'red', 'sedan')])
-    assert evaluate_embeddings(items, baseline_embeddings(items), metric='euclidean').rank1 == 1.
+    assert evaluate_features(items, baseline_embeddings(items), distance='euclidean').rank1 == 1.
     dist = lambda f: torch.cdist(f[:1], f[1:])[0].tolist()
     d = dist(baseline_embeddings(items))                     # the right one first, the half matches after it
     assert d[2] < .01 and min(d[0], d[1]) > 1
@@ -99,13 +100,13 @@ def test_baseline_errors():
 
 
 def test_evaluate_learner_uses_the_models_distance(tiny_dls):
-    "MFG-Net with the paper's Euclidean distance is scored with it; `metric=` still overrides"
+    "MFG-Net with the paper's Euclidean distance is scored with it; `distance=` still overrides"
     learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', eval_distance='euclidean', bnneck=False, cls_bias=True)
     with learn.no_bar(): feats = embed(learn)
     items = tiny_dls.valid.items
     q, g = (items['split'] == 'query').to_numpy(), (items['split'] == 'gallery').to_numpy()
     args = (items['pid'].to_numpy()[q], items['pid'].to_numpy()[g], items['camid'].to_numpy()[q], items['camid'].to_numpy()[g])
-    ref = {m: evaluate_features(feats[torch.from_numpy(q)], feats[torch.from_numpy(g)], *args, metric=m) for m in ('euclidean', 'cosine')}
+    ref = {m: evaluate_reid(pairwise_distance(feats[torch.from_numpy(q)], feats[torch.from_numpy(g)], m), *args) for m in ('euclidean', 'cosine')}
     with learn.no_bar():
         assert evaluate_learner(learn).mAP == pytest.approx(ref['euclidean'].mAP)
-        assert evaluate_learner(learn, metric='cosine').mAP == pytest.approx(ref['cosine'].mAP)
+        assert evaluate_learner(learn, distance='cosine').mAP == pytest.approx(ref['cosine'].mAP)

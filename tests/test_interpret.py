@@ -2,7 +2,8 @@
 import numpy as np, pytest, torch
 import matplotlib.pyplot as plt
 from fastreid_vehicle.learner import reid_learner
-from fastreid_vehicle.inference import evaluate_learner, embed
+from fastreid_vehicle.inference import embed
+from fastreid_vehicle.evaluation import evaluate_learner
 from fastreid_vehicle.evaluation import aqe, re_ranking
 from fastreid_vehicle.metrics import evaluate_reid
 from fastreid_vehicle.interpret import ReidInterpretation, activation_maps, evaluation_spec
@@ -17,9 +18,9 @@ def interp_bot(tiny_veri_df):
 
 def test_numbers_equal_evaluate_learner(interp_bot):
     it, learn = interp_bot
-    with learn.no_bar(): ref = evaluate_learner(learn, flip=True)
+    with learn.no_bar(): ref = evaluate_learner(learn, flip_tta=True)
     assert it.result.mAP == pytest.approx(ref.mAP, abs=1e-6) and np.array_equal(it.result.first_hit, ref.first_hit)
-    assert it.dist.shape == (len(it.q_items), len(it.g_items)) and it.metric == evaluation_spec(learn)['metric']
+    assert it.dist.shape == (len(it.q_items), len(it.g_items)) and it.distance == evaluation_spec(learn)['distance']
     q = it.queries
     assert len(q) == len(it.q_items) and q.loc[q.valid, 'AP'].mean() == pytest.approx(it.result.mAP)
 
@@ -60,5 +61,5 @@ def test_rerank_aqe_and_bad_features(interp_bot):
     r = ReidInterpretation.from_features(learn, dl, it.feats, rerank=True, aqe=dict(k=3))
     q = torch.from_numpy((dl.items['split'] == 'query').to_numpy().copy())
     qf, gf = aqe(it.feats[q], it.feats[~q], k=3)
-    np.testing.assert_allclose(r.dist, re_ranking(qf, gf, metric='cosine'), atol=1e-6)
-    with pytest.raises(ValueError, match='embeddings for'): ReidInterpretation.from_features(learn, dl, it.feats[:-1])
+    np.testing.assert_allclose(r.dist, re_ranking(qf, gf, distance='cosine'), atol=1e-6)
+    with pytest.raises(ValueError, match='feats has'): ReidInterpretation.from_features(learn, dl, it.feats[:-1])

@@ -90,7 +90,7 @@ def test_export_round_trip_gives_identical_embeddings(tiny_dls, tmp_path):
 
 def test_training_clearly_beats_random_retrieval(tiny_veri_df):
     from fastreid_vehicle.data import ReidDataLoaders
-    from fastreid_vehicle.inference import evaluate_learner
+    from fastreid_vehicle.evaluation import evaluate_learner
     set_seed(0)
     dls = ReidDataLoaders.from_df(tiny_veri_df, size=(64, 64), P=4, K=4, bs_valid=32, seed=0)
     learn = reid_learner(dls, 'bot', backbone='resnet18', metrics=[])

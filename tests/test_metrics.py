@@ -8,8 +8,8 @@ from hypothesis import given, settings, HealthCheck, strategies as st
 from hypothesis.extra.numpy import arrays
 
 import fastreid_vehicle.metrics as M
-from fastreid_vehicle.metrics import (ReidResult, evaluate_reid, evaluate_features, pairwise_distance, reid_metrics,
-                                      ReidMetrics, plot_cmc)
+from fastreid_vehicle.metrics import (ReidResult, evaluate_reid, pairwise_distance, reid_metrics, ReidMetrics,
+                                      _evaluate_streamed as evaluate_streamed)
 
 
 # ---------------------------------------------------------------- references
@@ -224,18 +224,18 @@ def toy_features(Q=120, G=900, n_ids=50, n_cams=5, D=16, seed=0):
     return qf, gf, qp, gp, rng.integers(0, n_cams, Q), rng.integers(0, n_cams, G)
 
 
-@pytest.mark.parametrize('metric', ['cosine', 'euclidean'])
-def test_evaluate_features_equals_full_distmat(metric):
+@pytest.mark.parametrize('distance', ['cosine', 'euclidean'])
+def test_streamed_evaluation_equals_full_distmat(distance):
     qf, gf, qp, gp, qc, gc = toy_features()
-    a = evaluate_features(qf, gf, qp, gp, qc, gc, metric=metric, chunk_size=13)
-    b = evaluate_reid(pairwise_distance(qf, gf, metric), qp, gp, qc, gc)
-    c = brute_force(pairwise_distance(qf, gf, metric).numpy(), qp, gp, qc, gc)
+    a = evaluate_streamed(qf, gf, qp, gp, qc, gc, distance=distance, chunk_size=13)
+    b = evaluate_reid(pairwise_distance(qf, gf, distance), qp, gp, qc, gc)
+    c = brute_force(pairwise_distance(qf, gf, distance).numpy(), qp, gp, qc, gc)
     np.testing.assert_allclose(a.cmc, b.cmc, atol=1e-12); np.testing.assert_allclose(a.all_AP, b.all_AP, atol=1e-12)
     np.testing.assert_allclose(a.all_INP, b.all_INP, atol=1e-12)
     check_equal(b, c)
-    d = evaluate_features(torch.from_numpy(qf), torch.from_numpy(gf), qp, gp, qc, gc, metric=metric, n_workers=1)
+    d = evaluate_streamed(torch.from_numpy(qf), torch.from_numpy(gf), qp, gp, qc, gc, distance=distance, n_workers=1)
     assert d.mAP == pytest.approx(a.mAP, abs=1e-12)
-    e = evaluate_features(qf, gf, qp, gp, qc, gc, metric=metric, chunk_size=7, block_size=50)   # blocks of chunks
+    e = evaluate_streamed(qf, gf, qp, gp, qc, gc, distance=distance, chunk_size=7, block_size=50)   # blocks of chunks
     np.testing.assert_allclose(e.all_AP, a.all_AP, atol=1e-12); np.testing.assert_array_equal(e.first_hit, a.first_hit)
 
 
@@ -244,29 +244,19 @@ def test_pairwise_distance_values():
     torch.testing.assert_close(pairwise_distance(q, g, 'euclidean'), torch.cdist(q, g), atol=1e-4, rtol=1e-4)
     cos = torch.nn.functional.cosine_similarity(q[:, None], g[None], dim=2)
     torch.testing.assert_close(pairwise_distance(q, g), 1 - cos, atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match='metric'): pairwise_distance(q, g, 'l1')
+    with pytest.raises(ValueError, match='distance'): pairwise_distance(q, g, 'l1')
     with pytest.raises(ValueError, match='same width'): pairwise_distance(q, torch.randn(3, 6))
 
 
-# ---------------------------------------------------------------- result object and plot
+# ---------------------------------------------------------------- result object
 def test_result_summary():
     qf, gf, qp, gp, qc, gc = toy_features()
-    r = evaluate_features(qf, gf, qp, gp, qc, gc, max_rank=3)
+    r = evaluate_streamed(qf, gf, qp, gp, qc, gc, max_rank=3)
     d = r.as_dict()
     assert list(d) == ['rank1', 'rank5', 'rank10', 'mAP', 'mINP', 'num_valid', 'num_skipped']
     assert len(r.cmc) == 3 and r.rank(3) == r.cmc[-1] and r.rank10 >= r.rank5 >= r.rank1 == r.cmc[0]
     assert 'rank1=' in repr(r) and 'mINP=' in repr(r) and 'valid' in repr(r)
     assert 0 < r.mINP <= r.mAP <= 1
-
-
-def test_plot_cmc():
-    import matplotlib; matplotlib.use('Agg')
-    qf, gf, qp, gp, qc, gc = toy_features()
-    rs = {'a': evaluate_features(qf, gf, qp, gp, qc, gc), 'b': evaluate_features(qf, gf, qp, gp, qc, gc, metric='euclidean')}
-    ax = plot_cmc(rs, max_rank=15)
-    assert len(ax.lines) == 2 and len(ax.lines[0].get_xdata()) == 15
-    np.testing.assert_allclose(ax.lines[0].get_ydata(), rs['a'].cmc[:15] * 100)
-    assert ax.get_legend() is not None
 
 
 # ---------------------------------------------------------------- fastai integration
@@ -317,7 +307,7 @@ def tiny_learner_factory(tmp_path_factory):
 def _split_eval(learn, preds, **kwargs):
     items = learn.dls.valid.items
     q, g = np.array(items['split'] == 'query'), np.array(items['split'] == 'gallery')
-    return evaluate_features(preds[torch.from_numpy(q)], preds[torch.from_numpy(g)], items['pid'].values[q],
+    return evaluate_streamed(preds[torch.from_numpy(q)], preds[torch.from_numpy(g)], items['pid'].values[q],
                              items['pid'].values[g], items['camid'].values[q], items['camid'].values[g], **kwargs)
 
 
@@ -326,14 +316,14 @@ def _mean_norm(pred, *yb):
     return pred.norm(dim=1).mean()
 
 
-@pytest.mark.parametrize('where', ['metrics', 'metrics_list', 'metrics_mixed', 'metrics_unpacked', 'cbs', 'cbs_list'])
+@pytest.mark.parametrize('where', ['metrics', 'metrics_mixed', 'metrics_unpacked', 'cbs', 'cbs_list'])
 def test_fastai_recorder_columns_equal_evaluate_features(tiny_learner_factory, where):
-    "`ReidMetrics` where a fastai user puts it: `metrics=ReidMetrics()`, in a list among other metrics, or `cbs=ReidMetrics()`"
+    "`ReidMetrics` where a fastai user puts it: `metrics=ReidMetrics()`, unpacked in a list among other metrics, or `cbs=ReidMetrics()`"
     df, dls, make = tiny_learner_factory
     assert isinstance(dls.valid.items, pd.DataFrame) and list(dls.valid.items['split'].unique()) == ['query', 'gallery']
     rm = ReidMetrics(ranks=(1, 5))
     learn = make(**{'metrics': dict(metrics=rm), 'metrics_list': dict(metrics=[rm]),
-                    'metrics_mixed': dict(metrics=[rm, _mean_norm]), 'metrics_unpacked': dict(metrics=[*rm]),
+                    'metrics_mixed': dict(metrics=[*rm, _mean_norm]), 'metrics_unpacked': dict(metrics=[*rm]),
                     'cbs': dict(cbs=rm), 'cbs_list': dict(cbs=[rm])}[where])
     learn.fit(1, 1e-2)
     learn.fit(1, 1e-2)   # a second fit: the callback does not add its columns twice
@@ -350,6 +340,46 @@ def test_fastai_recorder_columns_equal_evaluate_features(tiny_learner_factory, w
     assert all(isinstance(v, float) for v in rec[2:6])
 
 
+def test_packed_reid_metrics_in_a_list_says_to_unpack(tiny_learner_factory):
+    "Without patching fastai, a `ReidMetrics` left packed inside a metrics list cannot list its columns: a clear error"
+    df, dls, make = tiny_learner_factory
+    for packed in ([ReidMetrics()], [ReidMetrics(), _mean_norm]):
+        learn = make(metrics=packed)
+        with pytest.raises(TypeError, match=r'metrics=\[\*ReidMetrics\(\), other\]'): learn.fit(1, 1e-2)
+
+
+def test_one_path_same_numbers_recorder_evaluate_learner_interpretation(tiny_learner_factory):
+    "The same features give identical numbers through the Recorder columns, `evaluate_learner` and `ReidInterpretation`"
+    from fastreid_vehicle.evaluation import evaluate_learner
+    from fastreid_vehicle.interpret import ReidInterpretation
+    from fastreid_vehicle.config import EvalConfig
+    df, dls, make = tiny_learner_factory
+    learn = make(metrics=ReidMetrics(ranks=(1, 5)))
+    learn.fit(1, 1e-2)
+    vals = learn.validate()[1:]
+    res = evaluate_learner(learn, cfg=EvalConfig())
+    interp = ReidInterpretation.from_learner(learn, cfg=EvalConfig())   # no flip TTA: the same features
+    for r in (res, interp.result):
+        assert [r.rank1, r.rank5, r.mAP, r.mINP] == vals               # identical, not merely close
+    np.testing.assert_array_equal(res.first_hit, interp.result.first_hit)
+    assert learn.metrics[0].acc.result.mAP == res.mAP
+
+
+def test_importing_the_package_changes_no_fastai_learner_attribute():
+    "`import fastreid_vehicle.all` leaves every attribute of fastai's `Learner` that existed before it the same object"
+    import subprocess, sys, textwrap
+    code = textwrap.dedent("""
+        from fastai.learner import Learner
+        before = dict(vars(Learner))
+        import fastreid_vehicle.all
+        changed = [k for k, v in before.items() if vars(Learner).get(k, None) is not v]
+        print('CHANGED', changed)
+        assert not changed, changed
+    """)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and 'CHANGED []' in out.stdout, out.stdout + out.stderr
+
+
 def test_metrics_class_as_metric(tiny_learner_factory):
     "`metrics=ReidMetrics` (the class, as fastai accepts metric classes) gives the default columns"
     df, dls, make = tiny_learner_factory
@@ -363,7 +393,7 @@ def test_fastai_savemodel_csvlogger_validate_predict(tiny_learner_factory):
     from fastai.callback.tracker import SaveModelCallback
     from fastai.callback.progress import CSVLogger
     df, dls, make = tiny_learner_factory
-    learn = make(metrics=reid_metrics(ranks=(1,), metric='euclidean'))
+    learn = make(metrics=reid_metrics(ranks=(1,), distance='euclidean'))
     learn.fit(2, 1e-2, cbs=[SaveModelCallback(monitor='mAP', fname='best'), CSVLogger(fname='hist.csv')])
     assert (learn.path / 'models' / 'best.pth').exists()
     log = pd.read_csv(learn.path / 'hist.csv')
@@ -372,7 +402,7 @@ def test_fastai_savemodel_csvlogger_validate_predict(tiny_learner_factory):
     # validate() after loading the best model: its columns equal evaluate_features on get_preds
     vals = learn.validate()
     preds, _ = learn.get_preds()
-    ref = _split_eval(learn, preds, metric='euclidean')
+    ref = _split_eval(learn, preds, distance='euclidean')
     np.testing.assert_allclose(vals[1:], [ref.rank1, ref.mAP, ref.mINP], atol=1e-9)
     assert vals[2] == pytest.approx(log['mAP'].max(), abs=1e-6)   # SaveModelCallback reloaded the best epoch
     # unlabelled data: get_preds on a test_dl and predict do not crash; the metrics are None there
@@ -396,11 +426,11 @@ def test_reid_metrics_without_columns_or_query():
                                 to_detach=lambda t: t)
         for m in mets: m.accumulate(learn)
         assert [m.value for m in mets] == [None, None, None]
-    with pytest.raises(ValueError, match='metric'): ReidMetrics(metric='hamming')
+    with pytest.raises(ValueError, match='distance'): ReidMetrics(distance='hamming')
 
 
 def test_recorder_metric_uses_the_models_distance(tiny_learner_factory):
-    "metric=None (the default): the distance the model says it is evaluated with (`eval_spec`), else cosine"
+    "distance=None (the default): the distance the model says it is evaluated with (`eval_spec`), else cosine"
     df, dls, make = tiny_learner_factory
     for dist in ('euclidean', 'cosine'):
         mets = reid_metrics()
@@ -409,10 +439,10 @@ def test_recorder_metric_uses_the_models_distance(tiny_learner_factory):
         learn.fit(1, 1e-2)
         assert mets[0].acc.distance == dist
         preds, _ = learn.get_preds()
-        ref = _split_eval(learn, preds, metric=dist)
+        ref = _split_eval(learn, preds, distance=dist)
         assert mets[1].name == "mAP"; np.testing.assert_allclose(mets[1].value, ref.mAP, atol=1e-9)
     assert M.model_eval_spec(torch.nn.Linear(2, 2)) == {'feature': 'output', 'distance': 'cosine'}
-    with pytest.raises(ValueError, match='metric'): reid_metrics(metric='l1')
+    with pytest.raises(ValueError, match='distance'): reid_metrics(distance='l1')
 
 @pytest.mark.parametrize('regime', ['strong', 'weak'])
 def test_strong_and_weak_matrices_against_brute_force(regime):

@@ -1,6 +1,6 @@
 "Ranked-retrieval figure and loss-component plot."
 import numpy as np, pytest
-from fastreid_vehicle.plots import ranked_lists, plot_ranked_retrieval
+from fastreid_vehicle.plots import ranked_lists, plot_ranked_retrieval, plot_cmc
 
 def test_ranked_lists_removes_junk_and_marks_hits(tiny_veri_df):
     df = tiny_veri_df
@@ -18,3 +18,20 @@ def test_ranked_lists_removes_junk_and_marks_hits(tiny_veri_df):
     with pytest.raises(ValueError, match='shape'): ranked_lists(d[:, :3], q, g)
     fig = plot_ranked_retrieval(d, q, g, n_queries=2, k=4)
     assert len(fig.axes) == 2 * 5
+
+
+def test_plot_cmc_of_eval_and_reid_results():
+    "CMC curves from the first hits of `EvalResult`s (what `evaluate_features` returns) and of a `ReidResult`"
+    import matplotlib; matplotlib.use('Agg')
+    import pandas as pd
+    from fastreid_vehicle.evaluation import evaluate_features
+    rng = np.random.default_rng(0)
+    pid = np.repeat(np.arange(30), 4); split = np.tile(['query', 'gallery', 'gallery', 'gallery'], 30)
+    items = pd.DataFrame(dict(pid=pid, camid=np.tile([0, 1, 2, 3], 30), split=split))
+    f = rng.normal(size=(30, 16))[pid] + rng.normal(size=(120, 16))
+    rs = {'cosine': evaluate_features(items, f), 'euclidean': evaluate_features(items, f, distance='euclidean')}
+    ax = plot_cmc({**rs, 'plain': rs['cosine'].result}, max_rank=15)
+    assert len(ax.lines) == 3 and len(ax.lines[0].get_xdata()) == 15
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [rs['cosine'].rank(k) * 100 for k in range(1, 16)])
+    np.testing.assert_allclose(ax.lines[2].get_ydata(), ax.lines[0].get_ydata())
+    assert ax.get_legend() is not None and len(plot_cmc(rs['cosine']).lines) == 1

@@ -168,13 +168,6 @@ def test_attribute_only_baseline(tiny):
     with pytest.raises(FileNotFoundError, match="synthetic_identities.json"): attribute_only_baseline(tiny / "image_train")
 
 
-def test_rank1_map_by_hand():
-    gp, gc = np.array([1, 1, 2, 3]), np.array([1, 2, 1, 1])
-    # the same-camera image of the query's vehicle is junk; the true match sits at rank 2
-    assert syn._rank1_map(np.array([[0, 1, 0, 2]]), np.array([1]), gp, np.array([1]), gc, np.random.default_rng(0)) == (0.0, 0.5, 1)
-    assert syn._rank1_map(np.array([[3, 0, 1, 2]]), np.array([1]), gp, np.array([1]), gc, np.random.default_rng(0)) == (1.0, 1.0, 1)
-
-
 def test_render_vehicle_attributes_visible():
     cam = make_cameras(2, seed=0)[0]; view = dict(yaw=40, pitch=15, roll=0)
     def img(**kw):
