@@ -866,6 +866,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                           'fastreid_vehicle.recipes.Recipe.paper': ( 'recipes.html#recipe.paper',
                                                                                      'fastreid_vehicle/recipes.py'),
                                           'fastreid_vehicle.recipes.Setting': ('recipes.html#setting', 'fastreid_vehicle/recipes.py'),
+                                          'fastreid_vehicle.recipes._amsgrad_steps': ( 'recipes.html#_amsgrad_steps',
+                                                                                       'fastreid_vehicle/recipes.py'),
                                           'fastreid_vehicle.recipes._anet': ('recipes.html#_anet', 'fastreid_vehicle/recipes.py'),
                                           'fastreid_vehicle.recipes._cell': ('recipes.html#_cell', 'fastreid_vehicle/recipes.py'),
                                           'fastreid_vehicle.recipes._common_choices': ( 'recipes.html#_common_choices',

@@ -71,6 +71,13 @@ def _common_choices() -> dict:
         last_stride=code_choice(1, 'not given; 1, the last-stride trick of Bag of Tricks and of every re-id toolbox'),
     )
 
+def _amsgrad_steps(lr:float, lr_source:str, opt_source:str, milestones:tuple, schedule_source:str, epochs:int,
+                   epochs_source:str, stage2_epochs:int, stage2_source:str) -> dict:
+    "The optimiser and step schedule both papers use (AMSGrad, a step-decayed learning rate), with their sources"
+    return dict(opt=paper_value('amsgrad', opt_source), lr=paper_value(lr, lr_source),
+                schedule=paper_value('step', schedule_source), milestones=paper_value(milestones, schedule_source),
+                epochs=paper_value(epochs, epochs_source), stage2_epochs=paper_value(stage2_epochs, stage2_source))
+
 def _mfgnet(dataset:str, sec:str, batch:int, test_batch:int, milestones:tuple, epochs:int) -> Recipe:
     "MFG-Net on `dataset`: Sec. 4.2 for what all datasets share, `sec` for the batch sizes and schedule"
     lr_words = f'{sec}: "decreased by a factor of 0.1 after the {milestones[0]}th and {milestones[1]}th epoch, till the end {epochs}th epoch"'
@@ -84,12 +91,8 @@ def _mfgnet(dataset:str, sec:str, batch:int, test_batch:int, milestones:tuple, e
         bs_valid=paper_value(test_batch, f'{sec}: testing batch size {test_batch}'),
         pad=paper_value(0, 'Sec. 4.2: "enhanced by random erasure and horizontal flipping" only: no pad-and-crop'),
         zoom_p=paper_value(0., 'Sec. 4.2: random erasure and horizontal flipping only: no zoom'),
-        opt=paper_value('amsgrad', 'Sec. 4.2: "the Amsgrad optimizer is used"'),
-        lr=paper_value(3e-4, 'Sec. 4.2: "the initial learning rate is 0.0003"'),
-        schedule=paper_value('step', lr_words),
-        milestones=paper_value(milestones, lr_words),
-        epochs=paper_value(epochs, lr_words),
-        stage2_epochs=paper_value(0, 'one training stage (Sec. 4.2)'),
+        **_amsgrad_steps(3e-4, 'Sec. 4.2: "the initial learning rate is 0.0003"', 'Sec. 4.2: "the Amsgrad optimizer is used"',
+                         milestones, lr_words, epochs, lr_words, 0, 'one training stage (Sec. 4.2)'),
         eps=paper_value(0., 'Sec. 2.3, Eq. (1): plain softmax cross-entropy (no label smoothing)'),
         alpha=paper_value(1., 'Sec. 4.2: "alpha, beta and delta are set to 1, 0.1 and 0.3"'),
         beta=paper_value(0.1, 'Sec. 4.2: "alpha, beta and delta are set to 1, 0.1 and 0.3"'),
@@ -122,12 +125,9 @@ def _anet(dataset:str) -> Recipe:
         P=paper_value(128, 'Sec. 4.2: "batch size of 512 (4 images per ID)"'),
         K=paper_value(4, 'Sec. 4.2: "batch size of 512 (4 images per ID)"'),
         pad=paper_value(0, 'Sec. 4.2: flipping, zooming and erasing only: no pad-and-crop'),
-        opt=paper_value('amsgrad', sched),
-        lr=paper_value(6e-4, 'Sec. 4.2: "an initial learning rate is set to 0.0006"'),
-        schedule=paper_value('step', sched),
-        milestones=paper_value((60, 120, 150), sched),
-        epochs=paper_value(150, 'Sec. 4.2: "the first learning step minimizes L for the first 150 epochs"'),
-        stage2_epochs=paper_value(60, 'Sec. 4.2: "then the second step optimizes L\' for 60 epochs"'),
+        **_amsgrad_steps(6e-4, 'Sec. 4.2: "an initial learning rate is set to 0.0006"', sched, (60, 120, 150), sched,
+                         150, 'Sec. 4.2: "the first learning step minimizes L for the first 150 epochs"',
+                         60, 'Sec. 4.2: "then the second step optimizes L\' for 60 epochs"'),
         lambda_=paper_value(1., 'Sec. 4.3.4: "we set lambda_A = lambda_G = lambda = 1"'),
         lambda_A=paper_value(1., 'Sec. 4.3.4: "we set lambda_A = lambda_G = lambda = 1"'),
         lambda_G=paper_value(1., 'Sec. 4.3.4: "we set lambda_A = lambda_G = lambda = 1"'),

