@@ -15,7 +15,8 @@ from fastai.callback.progress import CSVLogger
 from .readers import load_dataset, check_option, check_images as check_images_of, open_rgb
 from .synthetic import synthesize_veri, synthetic_veri_path
 from .data import ReidDataLoaders
-from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision
+from .learner import reid_learner, amsgrad
+from .callbacks import AmeliorationStage, resolve_precision
 from .inference import embed, evaluate_embeddings, save_weights, baseline_results
 from .metrics import model_eval_spec
 from .recipes import RECIPES, with_recipe

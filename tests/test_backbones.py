@@ -303,7 +303,7 @@ def test_argument_errors(tv18_file):
     with pytest.raises(ValueError, match='last_stride must be 1 or 2'): create_backbone('resnet18', last_stride=3)
     with pytest.raises(ValueError, match='not both'): create_backbone('resnet18', pretrained=True, weights=tv18_file[0])
     with pytest.raises(TypeError, match='num_classes'): create_backbone('resnet18', num_classes=10)
-    with pytest.raises(ValueError, match='cannot run on a 64x64'): create_backbone('vit_tiny_patch16_224')
+    with pytest.raises(ValueError, match='not a CNN'): create_backbone('vit_tiny_patch16_224')
 
 
 def test_pretrained_timm_offline(monkeypatch, tmp_path):
