@@ -79,11 +79,14 @@ def test_reid_learner_rewraps_fastais_distributed_loaders(tiny_dls):
     learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
     cb = learn.reid_distributed_loaders
     assert isinstance(cb, ReidDistributedLoaders) and cb.order == DistributedTrainer.order + 1
-    valid = learn.dls.valid
-    learn.dls.loaders = [DistributedDL(learn.dls.train, rank=1, world_size=2), valid]
-    cb.before_fit()
-    assert type(learn.dls.train) is ReidDistributedDL and learn.dls.valid is valid
-    assert (learn.dls.train.rank, learn.dls.train.world_size, len(learn.dls.train)) == (1, 2, -(-len(tiny_dls.train) // 2))
-    learn.dl = DistributedDL(valid, rank=0, world_size=2)
-    cb.before_validate()
-    assert type(learn.dl) is ReidDistributedDL and learn.dl.dl is valid
+    train, valid = learn.dls.train, learn.dls.valid
+    n = len(train)
+    try:
+        learn.dls.loaders = [DistributedDL(train, rank=1, world_size=2), valid]
+        cb.before_fit()
+        assert type(learn.dls.train) is ReidDistributedDL and learn.dls.valid is valid
+        assert (learn.dls.train.rank, learn.dls.train.world_size, len(learn.dls.train)) == (1, 2, -(-n // 2))
+        learn.dl = DistributedDL(valid, rank=0, world_size=2)
+        cb.before_validate()
+        assert type(learn.dl) is ReidDistributedDL and learn.dl.dl is valid
+    finally: learn.dls.loaders = [train, valid]   # the loaders are the session's `tiny_dls`

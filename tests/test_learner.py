@@ -128,3 +128,13 @@ def test_lr_find_and_fine_tune(tiny_dls):
         res = learn.lr_find(num_it=6, show_plot=False)
         learn.fine_tune(1, 1e-3, freeze_epochs=1)
     assert res.valley > 0
+
+
+def test_reid_learner_defaults_are_the_configs():
+    "reid_learner's run defaults are read from the typed configs, not written again"
+    import inspect
+    from fastreid_vehicle.config import ModelConfig, FitConfig
+    sig = inspect.signature(reid_learner).parameters
+    for cfg, names in ((ModelConfig, ('method', 'backbone', 'pretrained', 'weights')),
+                       (FitConfig, ('lr', 'wd', 'amp', 'channels_last'))):
+        for n in names: assert sig[n].default == getattr(cfg, n), n
