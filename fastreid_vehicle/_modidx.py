@@ -547,8 +547,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'fastreid_vehicle.losses.AttributeCE': ('losses.html#attributece', 'fastreid_vehicle/losses.py'),
                                          'fastreid_vehicle.losses.AttributeTripletLoss': ( 'losses.html#attributetripletloss',
                                                                                            'fastreid_vehicle/losses.py'),
-                                         'fastreid_vehicle.losses.AttributeTripletLoss.__init__': ( 'losses.html#attributetripletloss.__init__',
-                                                                                                    'fastreid_vehicle/losses.py'),
                                          'fastreid_vehicle.losses.AttributeTripletLoss.forward': ( 'losses.html#attributetripletloss.forward',
                                                                                                    'fastreid_vehicle/losses.py'),
                                          'fastreid_vehicle.losses.BoTLoss': ('losses.html#botloss', 'fastreid_vehicle/losses.py'),

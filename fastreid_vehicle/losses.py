@@ -103,16 +103,11 @@ def attribute_patterns(*y_attrs:Tensor, # one (B,) target per attribute, -1 wher
     _, pattern = torch.unique(a, dim=0, return_inverse=True)
     return pattern, (a >= 0).all(1)
 
-class AttributeTripletLoss(Module):
+class AttributeTripletLoss(TripletLoss):
     "Batch-hard triplet on the attribute pattern (all attributes combined); images with a missing attribute skipped."
-    def __init__(self,
-                 margin:float=0.3, # the hinge's margin
-                 soft_margin:bool=False, # softplus instead of the hinge
-                 l2:bool=False, # L2-normalise the features before the distances
-                ): store_attr()
     def forward(self, g, *y_attrs):
         pattern, valid = attribute_patterns(*y_attrs)
-        return batch_hard_triplet(g, pattern, self.margin, self.soft_margin, self.l2, valid)
+        return super().forward(g, pattern, valid)
 
 # %% ../nbs/07_losses.ipynb #64b16576
 def ac_id(logits_j:Tensor, # the joint feature j's identity logits
