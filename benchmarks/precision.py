@@ -15,9 +15,10 @@ import argparse, inspect, os, platform, statistics, subprocess, sys, time
 import torch
 from fastai.basics import Adam, SGD, to_float
 from fastreid_vehicle.pipeline import train
-from fastreid_vehicle.learner import amsgrad, cpu_bf16_support, resolve_precision
+from fastreid_vehicle.learner import amsgrad
+from fastreid_vehicle.callbacks import cpu_bf16_support, resolve_precision
 from fastreid_vehicle.models import create_reid_model, reid_splitter
-from fastreid_vehicle.losses import reid_loss
+from fastreid_vehicle.models import reid_loss
 from fastreid_vehicle.readers import VERI_COLORS, VERI_TYPES
 from fastreid_vehicle.synthetic import synth_config
 
@@ -41,7 +42,7 @@ def make_step(method, backbone, size, P, K, n_ids, opt, lr, bf16:bool, channels_
     "A closure running one training step of the recipe in the given precision and memory format."
     torch.manual_seed(seed)
     attrs = {'color': len(VERI_COLORS), 'type': len(VERI_TYPES)}
-    model = create_reid_model(method, n_ids=n_ids, attr_classes=attrs, backbone=backbone).train()
+    model = create_reid_model(method, n_ids=n_ids, attr_classes=attrs, backbone=backbone, pretrained=False).train()
     if channels_last: model = model.to(memory_format=torch.channels_last)
     loss_func = reid_loss(method, **({'attr_names': list(attrs)} if method == 'anet' else {}))
     opt = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}[opt](reid_splitter(model), lr=lr, wd=5e-4)

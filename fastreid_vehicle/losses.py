@@ -11,9 +11,9 @@ from fastcore.basics import store_attr
 from fastai.torch_core import Module
 
 # %% auto #0
-__all__ = ['smooth_ce', 'LabelSmoothingCE', 'AttributeCE', 'euclidean_dist', 'hard_mining', 'batch_hard_triplet', 'TripletLoss',
+__all__ = ['LabelSmoothingCE', 'AttributeCE', 'euclidean_distance', 'hard_mining', 'batch_hard_triplet', 'TripletLoss',
            'attribute_patterns', 'AttributeTripletLoss', 'ac_id', 'ac_triplet', 'AmeliorationIDLoss',
-           'AmeliorationTripletLoss', 'HeadTerm', 'MultiHeadLoss', 'BoTLoss', 'MFGNetLoss', 'ANetLoss', 'reid_loss']
+           'AmeliorationTripletLoss', 'HeadTerm', 'MultiHeadLoss', 'BoTLoss', 'MFGNetLoss', 'ANetLoss']
 
 # %% ../nbs/07_losses.ipynb #55977776
 def _plain(x):
@@ -25,83 +25,100 @@ def _zero(x:Tensor) -> Tensor:
     return x.sum() * 0. if x.requires_grad else x.new_zeros(())
 
 # %% ../nbs/07_losses.ipynb #9a9f46b0
-def smooth_ce(logits:Tensor, target:Tensor, eps:float=0.1, reduction:str='mean') -> Tensor:
-    "Label-smoothed cross-entropy; targets < 0 are ignored ('none' gives them 0, 'mean' averages over valid ones)."
-    logits, target = _plain(logits), _plain(target).long()
-    valid = target >= 0
-    logp = F.log_softmax(logits.float(), dim=-1)
-    nll = -logp.gather(1, target.clamp(min=0)[:, None]).squeeze(1)
-    loss = (1 - eps) * nll - eps * logp.mean(1)
-    if reduction == 'none': return torch.where(valid, loss, torch.zeros_like(loss))
-    if not bool(valid.any()): return _zero(logits)
-    if reduction == 'sum': return loss[valid].sum()
-    return loss[valid].mean()
+class LabelSmoothingCE(nn.CrossEntropyLoss):
+    "torch's label-smoothed cross-entropy where every target < 0 (a missing label) is ignored; 0 when none is valid"
+    def __init__(self,
+                 eps:float=0.1, # label smoothing: the weight of the uniform distribution in the target (0: plain CE)
+                 reduction:str='mean', # 'mean' over the valid targets, 'sum', or 'none' (0 for the ignored ones)
+                ):
+        super().__init__(reduction=reduction, label_smoothing=eps)
+        self.eps = eps
 
-class LabelSmoothingCE(Module):
-    "Label-smoothed cross-entropy module (`eps=0`: plain cross-entropy); targets < 0 are masked out."
-    def __init__(self, eps:float=0.1): store_attr()
-    def forward(self, logits, target): return smooth_ce(logits, target, self.eps)
+    def forward(self, logits:Tensor, target:Tensor) -> Tensor:
+        logits, target = _plain(logits), _plain(target).long()
+        valid = target >= 0
+        if self.reduction != 'none' and not bool(valid.any()): return _zero(logits)
+        return super().forward(logits.float(), target.masked_fill(~valid, self.ignore_index))
 
 class AttributeCE(LabelSmoothingCE):
     "Cross-entropy for one attribute head: missing labels (-1) are masked; 0 when the batch has no valid label."
 
 # %% ../nbs/07_losses.ipynb #68b682a3
-def euclidean_dist(x:Tensor, y:Tensor|None=None) -> Tensor:
+def euclidean_distance(x:Tensor, # (N, D) rows
+                   y:Tensor|None=None, # (M, D) rows (None: `x`)
+                  ) -> Tensor:
     "Pairwise euclidean distances between rows of `x` and `y` (default `x`), in float32, clamped for a safe sqrt."
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = _plain(x).float(); y = x if y is None else _plain(y).float()
         d = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1, keepdim=True).t() - 2 * x @ y.t()
         return d.clamp(min=1e-12).sqrt()
 
-def hard_mining(dist:Tensor, labels:Tensor, valid:Tensor|None=None):
+def hard_mining(distance:Tensor, # (B, B) distances
+                labels:Tensor, # (B,) labels: same label = positive pair
+                valid:Tensor|None=None, # (B,) mask of the images that take part (None: all)
+               ):
     "Per anchor: hardest positive distance, hardest negative distance, their indices, and which anchors have both."
     labels = _plain(labels)
-    n = dist.shape[0]
+    n = distance.shape[0]
     same = labels[:, None] == labels[None, :]
-    pos = same & ~torch.eye(n, dtype=torch.bool, device=dist.device)
+    pos = same & ~torch.eye(n, dtype=torch.bool, device=distance.device)
     neg = ~same
     if valid is not None:
         vv = valid[:, None] & valid[None, :]
         pos, neg = pos & vv, neg & vv
-    d_ap, p_idx = dist.masked_fill(~pos, float('-inf')).max(1)
-    d_an, n_idx = dist.masked_fill(~neg, float('inf')).min(1)
+    d_ap, p_idx = distance.masked_fill(~pos, float('-inf')).max(1)
+    d_an, n_idx = distance.masked_fill(~neg, float('inf')).min(1)
     return d_ap, d_an, p_idx, n_idx, pos.any(1) & neg.any(1)
 
-def batch_hard_triplet(feats:Tensor, labels:Tensor, margin:float=0.3, soft_margin:bool=False,
-                       normalize:bool=False, valid:Tensor|None=None) -> Tensor:
+def batch_hard_triplet(feats:Tensor, # (B, D) embeddings
+                       labels:Tensor, # (B,) identity (or pattern) labels
+                       margin:float=0.3, # the hinge's margin between the hardest positive and negative distances
+                       soft_margin:bool=False, # softplus(d_ap - d_an) instead of the hinge (no margin)
+                       l2:bool=False, # L2-normalise the embeddings before the euclidean distances
+                       valid:Tensor|None=None, # (B,) mask of the images that take part (None: all)
+                      ) -> Tensor:
     "Batch-hard triplet loss (Hermans et al. 2017), mean over anchors that have a positive and a negative, else 0."
     feats = _plain(feats)
-    if normalize: feats = F.normalize(feats.float(), dim=1)
-    d_ap, d_an, _, _, keep = hard_mining(euclidean_dist(feats), labels, valid)
+    if l2: feats = F.normalize(feats.float(), dim=1)
+    d_ap, d_an, _, _, keep = hard_mining(euclidean_distance(feats), labels, valid)
     if not bool(keep.any()): return _zero(feats)
     diff = d_ap[keep] - d_an[keep]
     return (F.softplus(diff) if soft_margin else F.relu(diff + margin)).mean()
 
 class TripletLoss(Module):
-    "Batch-hard triplet loss module: `TripletLoss(margin, soft_margin, normalize)(feats, labels, valid=None)`."
-    def __init__(self, margin:float=0.3, soft_margin:bool=False, normalize:bool=False): store_attr()
+    "Batch-hard triplet loss module: `TripletLoss(margin, soft_margin, l2)(feats, labels, valid=None)`."
+    def __init__(self,
+                 margin:float=0.3, # the hinge's margin
+                 soft_margin:bool=False, # softplus instead of the hinge
+                 l2:bool=False, # L2-normalise the embeddings before the distances
+                ): store_attr()
     def forward(self, feats, labels, valid=None):
-        return batch_hard_triplet(feats, labels, self.margin, self.soft_margin, self.normalize, valid)
+        return batch_hard_triplet(feats, labels, self.margin, self.soft_margin, self.l2, valid)
 
 # %% ../nbs/07_losses.ipynb #203a12d0
-def attribute_patterns(*y_attrs:Tensor):
+def attribute_patterns(*y_attrs:Tensor, # one (B,) target per attribute, -1 where unknown
+                      ):
     "Combined pattern id of the attribute targets of each image, and a mask of the images with every attribute known."
     a = torch.stack([_plain(y).long() for y in y_attrs], 1)
     _, pattern = torch.unique(a, dim=0, return_inverse=True)
     return pattern, (a >= 0).all(1)
 
-class AttributeTripletLoss(Module):
+class AttributeTripletLoss(TripletLoss):
     "Batch-hard triplet on the attribute pattern (all attributes combined); images with a missing attribute skipped."
-    def __init__(self, margin:float=0.3, soft_margin:bool=False, normalize:bool=False): store_attr()
     def forward(self, g, *y_attrs):
         pattern, valid = attribute_patterns(*y_attrs)
-        return batch_hard_triplet(g, pattern, self.margin, self.soft_margin, self.normalize, valid)
+        return super().forward(g, pattern, valid)
 
 # %% ../nbs/07_losses.ipynb #64b16576
-def ac_id(logits_j:Tensor, logits_f:Tensor, target:Tensor, eps:float=0.1, detach_f:bool=True) -> Tensor:
+def ac_id(logits_j:Tensor, # the joint feature j's identity logits
+          logits_f:Tensor, # the re-id feature f's identity logits
+          target:Tensor, # identity labels
+          eps:float=0.1, # label smoothing of both cross-entropies
+          detach_f:bool=True, # f as a fixed reference (no gradient through f's cross-entropy)
+         ) -> Tensor:
     "ANet's $AC_{ID}$: mean over images of softplus(CE_j(I) - CE_f(I)) with label-smoothed cross-entropies."
-    ce_j = smooth_ce(logits_j, target, eps, reduction='none')
-    ce_f = smooth_ce(logits_f, target, eps, reduction='none')
+    ce = LabelSmoothingCE(eps, reduction='none')
+    ce_j, ce_f = ce(logits_j, target), ce(logits_f, target)
     if detach_f: ce_f = ce_f.detach()
     return F.softplus(ce_j - ce_f).mean()
 
@@ -109,14 +126,19 @@ def _ac_pairs(dj, df, a, p, n):
     "AC_tri terms for anchors `a` with positives `p` and negatives `n`, distances read in both spaces."
     return F.softplus(dj[a, p] - df[a, p]) + F.softplus(df[a, n] - dj[a, n])
 
-def ac_triplet(j:Tensor, f:Tensor, labels:Tensor, mining:str='j', detach_f:bool=True,
-               normalize:bool=False) -> Tensor:
+def ac_triplet(j:Tensor, # (B, D) joint features
+               f:Tensor, # (B, D) re-id features, the reference
+               labels:Tensor, # (B,) identity labels
+               mining:str='j', # where the hardest pairs are mined: 'j', 'f', 'both' or 'separate'
+               detach_f:bool=True, # f as a fixed reference (no gradient through f's distances)
+               l2:bool=False, # L2-normalise j and f before the distances
+              ) -> Tensor:
     "ANet's $AC_{tri}$ averaged over anchors; `mining` ('j','f','both','separate') picks where I+/I- are mined."
     if mining not in ('j', 'f', 'both', 'separate'):
         raise ValueError(f"ac_triplet: mining must be 'j', 'f', 'both' or 'separate', got {mining!r}")
     j, f = _plain(j), _plain(f)
-    if normalize: j, f = F.normalize(j.float(), dim=1), F.normalize(f.float(), dim=1)
-    dj, df = euclidean_dist(j), euclidean_dist(f)
+    if l2: j, f = F.normalize(j.float(), dim=1), F.normalize(f.float(), dim=1)
+    dj, df = euclidean_distance(j), euclidean_distance(f)
     if detach_f: df = df.detach()
     mj, mf = hard_mining(dj, labels), hard_mining(df, labels)
     keep = mj[4]
@@ -130,18 +152,30 @@ def ac_triplet(j:Tensor, f:Tensor, labels:Tensor, mining:str='j', detach_f:bool=
 
 class AmeliorationIDLoss(Module):
     "$AC_{ID}$ as a module: `AmeliorationIDLoss(eps, detach_f)(logits_j, logits_f, y_id)`."
-    def __init__(self, eps:float=0.1, detach_f:bool=True): store_attr()
+    def __init__(self,
+                 eps:float=0.1, # label smoothing of both cross-entropies
+                 detach_f:bool=True, # f as a fixed reference
+                ): store_attr()
     def forward(self, logits_j, logits_f, target): return ac_id(logits_j, logits_f, target, self.eps, self.detach_f)
 
 class AmeliorationTripletLoss(Module):
-    "$AC_{tri}$ as a module: `AmeliorationTripletLoss(mining, detach_f, normalize)(j, f, y_id)`."
-    def __init__(self, mining:str='j', detach_f:bool=True, normalize:bool=False): store_attr()
-    def forward(self, j, f, labels): return ac_triplet(j, f, labels, self.mining, self.detach_f, self.normalize)
+    "$AC_{tri}$ as a module: `AmeliorationTripletLoss(mining, detach_f, l2)(j, f, y_id)`."
+    def __init__(self,
+                 mining:str='j', # where the hardest pairs are mined: 'j', 'f', 'both' or 'separate'
+                 detach_f:bool=True, # f as a fixed reference
+                 l2:bool=False, # L2-normalise j and f before the distances
+                ): store_attr()
+    def forward(self, j, f, labels): return ac_triplet(j, f, labels, self.mining, self.detach_f, self.l2)
 
 # %% ../nbs/07_losses.ipynb #5de772d0
 class HeadTerm(Module):
     "Apply `loss` to `pred[key]` and the target `target` ('id' or the index of an attribute target)."
-    def __init__(self, loss:nn.Module, key:str, target:str|int='id', reduce:str='sum'): store_attr()
+    def __init__(self,
+                 loss:nn.Module, # called as `loss(output, target)`
+                 key:str, # the model output it reads: `pred[key]` (a tensor or a list of per-branch tensors)
+                 target:str|int='id', # 'id', or the index of an attribute target after y_id
+                 reduce:str='sum', # a list output's losses: 'sum' or 'mean'
+                ): store_attr()
     def forward(self, pred, y_id, *y_attrs):
         t = y_id if self.target == 'id' else y_attrs[self.target]
         x = pred[self.key]
@@ -152,11 +186,16 @@ class HeadTerm(Module):
 
 class MultiHeadLoss(Module):
     "Weighted sum of named loss terms on a train-mode output dict; batch-hard triplet on an eval-mode tensor."
-    def __init__(self, terms:dict|None=None, weights:dict|None=None, margin:float=0.3, soft_margin:bool=False,
-                 normalize:bool=False):
+    def __init__(self,
+                 terms:dict|None=None, # name -> term module, called as `term(pred, y_id, *y_attrs)`
+                 weights:dict|None=None, # name -> weight in the total (1 where missing)
+                 margin:float=0.3, # the validation triplet's margin (on eval-mode embeddings)
+                 soft_margin:bool=False, # the validation triplet: softplus instead of the hinge
+                 l2:bool=False, # the validation triplet: L2-normalise the embeddings
+                ):
         self.terms = nn.ModuleDict(terms or {})
         self.weights = dict(weights or {})
-        self.eval_loss = TripletLoss(margin, soft_margin, normalize)
+        self.eval_loss = TripletLoss(margin, soft_margin, l2)
         self.components = {}
 
     @property
@@ -184,37 +223,62 @@ class MultiHeadLoss(Module):
 # %% ../nbs/07_losses.ipynb #b3a34a73
 class BoTLoss(MultiHeadLoss):
     "Bag-of-Tricks loss: label-smoothed CE on `logits` + batch-hard triplet on the pre-BN `feat`."
-    def __init__(self, eps:float=0.1, margin:float=0.3, soft_margin:bool=False, normalize:bool=False,
-                 w_id:float=1., w_tri:float=1.):
+    def __init__(self,
+                 eps:float=0.1, # label smoothing of the identity cross-entropy
+                 margin:float=0.3, # batch-hard triplet margin
+                 soft_margin:bool=False, # softplus triplet instead of the hinge
+                 l2:bool=False, # L2-normalise the features before the triplet's distances
+                 w_id:float=1., # weight of the identity cross-entropy
+                 w_tri:float=1., # weight of the triplet loss
+                ):
         super().__init__({'id': HeadTerm(LabelSmoothingCE(eps), 'logits'),
-                          'tri': HeadTerm(TripletLoss(margin, soft_margin, normalize), 'feat')},
-                         {'id': w_id, 'tri': w_tri}, margin, soft_margin, normalize)
+                          'tri': HeadTerm(TripletLoss(margin, soft_margin, l2), 'feat')},
+                         {'id': w_id, 'tri': w_tri}, margin, soft_margin, l2)
 
 class MFGNetLoss(MultiHeadLoss):
     "MFG-Net loss: alpha * softmax CE on every branch + beta * hard-mining triplet on the global branch."
-    def __init__(self, alpha:float=1., beta:float=0.1, margin:float=0.3, eps:float=0., soft_margin:bool=False,
-                 normalize:bool=False, local_reduce:str='sum'):
+    def __init__(self,
+                 alpha:float=1., # weight of every branch's identity cross-entropy
+                 beta:float=0.1, # weight of the global branch's triplet loss
+                 margin:float=0.3, # batch-hard triplet margin
+                 eps:float=0., # label smoothing of the cross-entropies (the paper: none)
+                 soft_margin:bool=False, # softplus triplet instead of the hinge
+                 l2:bool=False, # L2-normalise the features before the triplet's distances
+                 local_reduce:str='sum', # the stripes' CEs: 'sum' (each at weight alpha) or 'mean'
+                ):
         if local_reduce not in ('sum', 'mean'):
             raise ValueError(f"local_reduce must be 'sum' (each stripe's CE at weight alpha) or 'mean' (their average), got {local_reduce!r}")
         super().__init__({'id_global': HeadTerm(LabelSmoothingCE(eps), 'logits'),
                           'id_local': HeadTerm(LabelSmoothingCE(eps), 'local_logits', reduce=local_reduce),
-                          'tri': HeadTerm(TripletLoss(margin, soft_margin, normalize), 'feat')},
-                         {'id_global': alpha, 'id_local': alpha, 'tri': beta}, margin, soft_margin, normalize)
+                          'tri': HeadTerm(TripletLoss(margin, soft_margin, l2), 'feat')},
+                         {'id_global': alpha, 'id_local': alpha, 'tri': beta}, margin, soft_margin, l2)
 
 # %% ../nbs/07_losses.ipynb #d1c6a914
 class ANetLoss(MultiHeadLoss):
     "AttributeNet loss L = L_JM + lambda L_VAN; with `ameliorate=True` the second-stage L' (AC on, f losses off)."
-    def __init__(self, attr_names=('color', 'type'), eps:float=0.1, attr_eps:float|None=None, margin:float=0.3,
-                 soft_margin:bool=False, normalize:bool=False, lambda_:float=1., lambda_A:float=1.,
-                 lambda_G:float=1., ameliorate:bool=False, ac_mining:str='j', ac_detach_f:bool=True,
-                 w_ac_tri:float=1., w_ac_id:float=1.):
-        super().__init__(None, None, margin, soft_margin, normalize)
+    def __init__(self,
+                 attr_names=('color', 'type'), # the attribute targets after y_id, in order (`list(dls.attr_classes)`)
+                 eps:float=0.1, # label smoothing of the identity cross-entropies
+                 attr_eps:float|None=None, # label smoothing of the attribute cross-entropies (None: `eps`)
+                 margin:float=0.3, # batch-hard triplet margin
+                 soft_margin:bool=False, # softplus triplets instead of the hinge
+                 l2:bool=False, # L2-normalise the features before the triplets' distances
+                 lambda_:float=1., # weight of the VAN losses (f's and the attributes')
+                 lambda_A:float=1., # weight of the attribute cross-entropies within the VAN losses
+                 lambda_G:float=1., # weight of the attribute-pattern triplet on g
+                 ameliorate:bool=False, # the second stage's loss L' (amelioration constraints on, f's losses off)
+                 ac_mining:str='j', # where AC_tri mines its positives and negatives: 'j', 'f', 'both' or 'separate'
+                 ac_detach_f:bool=True, # f as a fixed reference in the amelioration constraints
+                 w_ac_tri:float=1., # weight of AC_tri in the second stage
+                 w_ac_id:float=1., # weight of AC_ID in the second stage
+                ):
+        super().__init__(None, None, margin, soft_margin, l2)
         store_attr('eps,lambda_,lambda_A,lambda_G,ameliorate,w_ac_tri,w_ac_id')
         self.attr_names = list(attr_names)
         self.ce, self.attr_ce = LabelSmoothingCE(eps), AttributeCE(eps if attr_eps is None else attr_eps)
-        self.tri = TripletLoss(margin, soft_margin, normalize)
-        self.tri_g = AttributeTripletLoss(margin, soft_margin, normalize)
-        self.ac_tri = AmeliorationTripletLoss(ac_mining, ac_detach_f, normalize)
+        self.tri = TripletLoss(margin, soft_margin, l2)
+        self.tri_g = AttributeTripletLoss(margin, soft_margin, l2)
+        self.ac_tri = AmeliorationTripletLoss(ac_mining, ac_detach_f, l2)
         self.ac_id = AmeliorationIDLoss(eps, ac_detach_f)
 
     def weight(self, name:str) -> float:
@@ -251,11 +315,3 @@ class ANetLoss(MultiHeadLoss):
             vals['ac_tri'] = self.ac_tri(pred['j'], pred['f'], y_id)
             vals['ac_id'] = self.ac_id(pred['j_logits'], pred['f_logits'], y_id)
         return vals
-
-# %% ../nbs/07_losses.ipynb #3aa9320a
-_LOSSES = {'bot': BoTLoss, 'mfgnet': MFGNetLoss, 'anet': ANetLoss}
-
-def reid_loss(method:str='bot', **settings) -> MultiHeadLoss:
-    "The loss of `method` ('bot', 'mfgnet' or 'anet'), built with `settings`."
-    if method not in _LOSSES: raise ValueError(f"reid_loss: method must be one of {list(_LOSSES)}, got {method!r}")
-    return _LOSSES[method](**settings)

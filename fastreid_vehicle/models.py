@@ -5,37 +5,48 @@ backbone / heads splitter and the `create_reid_model` factory."""
 
 # %% ../nbs/08_models.ipynb #8d0e3b36
 from __future__ import annotations
+import fnmatch, inspect
+from dataclasses import dataclass
+from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import store_attr
+from fastcore.meta import delegates
 from fastai.torch_core import Module
-from timm.layers import SEModule, SelectAdaptivePool2d
+from timm.layers import ConvNormAct, SEModule, SelectAdaptivePool2d
 from .backbones import create_backbone
-from .losses import BoTLoss, MFGNetLoss, ANetLoss, reid_loss
+from .config import ModelConfig
+from .losses import BoTLoss, MFGNetLoss, ANetLoss, MultiHeadLoss
 
 # %% auto #0
-__all__ = ['EVAL_DISTANCES', 'MODELS', 'BNNeck', 'init_kaiming', 'init_classifier', 'GeM', 'make_pool', 'SEAttention', 'DANetCAM',
-           'channel_attention', 'ConvBNReLU', 'EmbeddingHead', 'get_backbone', 'ReidModel', 'BoTNet', 'stripe_bounds',
-           'MFGNet', 'ANet', 'reid_splitter', 'check_method', 'create_reid_model']
+__all__ = ['EVAL_DISTANCES', 'BNNeck', 'init_kaiming', 'init_classifier', 'GeM', 'make_pool', 'SEAttention', 'DANetCAM',
+           'channel_attention', 'conv_block', 'EmbeddingHead', 'get_backbone', 'ReidModel', 'reid_splitter', 'Method',
+           'register_method', 'list_methods', 'get_method', 'method_settings', 'BoTNet', 'stripe_bounds', 'MFGNet',
+           'ANet', 'create_reid_model', 'reid_loss']
 
 # %% ../nbs/08_models.ipynb #65da910c
 class BNNeck(nn.BatchNorm1d):
     "BatchNorm1d without bias (Bag-of-Tricks' BN-neck): `weight * (x - mean) / std`."
-    def __init__(self, num_features:int, **kwargs):
+    def __init__(self,
+                 num_features:int, # the feature size
+                 **kwargs, # to `nn.BatchNorm1d` (eps, momentum)
+                ):
         super().__init__(num_features, **kwargs)
         self.register_parameter('bias', None)
     def reset_parameters(self):
         self.reset_running_stats()
         nn.init.ones_(self.weight)
 
-def init_kaiming(m:nn.Module):
+def init_kaiming(m:nn.Module, # a module, as `model.apply(init_kaiming)` passes each
+                ):
     "fast-reid's `weights_init_kaiming`: Kaiming-normal linear (fan-out) and conv (fan-in) layers, BN to (1, 0)."
     if isinstance(m, nn.Linear): nn.init.kaiming_normal_(m.weight, a=0, mode='fan_out')
     elif isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, a=0, mode='fan_in')
     elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None: nn.init.ones_(m.weight)
     if getattr(m, 'bias', None) is not None: nn.init.zeros_(m.bias)
 
-def init_classifier(m:nn.Module):
+def init_classifier(m:nn.Module, # a module, as `model.apply(init_classifier)` passes each
+                   ):
     "fast-reid's `weights_init_classifier`: normal weights with std 0.001, zero bias."
     if isinstance(m, nn.Linear):
         nn.init.normal_(m.weight, std=0.001)
@@ -44,13 +55,18 @@ def init_classifier(m:nn.Module):
 # %% ../nbs/08_models.ipynb #95ec0af0
 class GeM(Module):
     "Generalised-mean pooling `(mean(x^p))^(1/p)` with a learnable `p` (`learn_p=False` keeps it fixed)."
-    def __init__(self, p:float=3., eps:float=1e-6, learn_p:bool=True):
+    def __init__(self,
+                 p:float=3., # the initial exponent (1: average pooling, large: max pooling)
+                 eps:float=1e-6, # the activations' floor before the power
+                 learn_p:bool=True, # train `p` with the model
+                ):
         self.eps = eps
         self.p = nn.Parameter(torch.tensor([float(p)]), requires_grad=learn_p)
     def forward(self, x):
         return F.adaptive_avg_pool2d(x.clamp(min=self.eps).pow(self.p), 1).pow(1. / self.p).flatten(1)
 
-def make_pool(pool:str='avg') -> nn.Module:
+def make_pool(pool:str='avg', # 'avg', 'gem' or 'max'
+             ) -> nn.Module:
     "Pooling module for `pool` in 'avg', 'gem', 'max' (avg / max: timm's `SelectAdaptivePool2d`, flattened)."
     if pool == 'gem': return GeM()
     if pool in ('avg', 'max'): return SelectAdaptivePool2d(pool_type=pool, flatten=True)
@@ -59,7 +75,10 @@ def make_pool(pool:str='avg') -> nn.Module:
 # %% ../nbs/08_models.ipynb #20e8d514
 class SEAttention(SEModule):
     "Squeeze-and-excitation channel attention (timm's `SEModule`): `x * sigmoid(W2 relu(W1 GAP(x)))`, hidden C // reduction."
-    def __init__(self, channels:int, reduction:int=16):
+    def __init__(self,
+                 channels:int, # channels of the feature map
+                 reduction:int=16, # the hidden layer has channels // reduction units
+                ):
         super().__init__(channels, rd_channels=max(channels // reduction, 1))
     def channel_weights(self, x:Tensor) -> Tensor:
         "The channel weights, `(B, C, 1, 1)` in (0, 1)."
@@ -67,7 +86,9 @@ class SEAttention(SEModule):
 
 class DANetCAM(Module):
     "DANet's channel attention module: `gamma * softmax(max(XX^T) - XX^T) X + X`, gamma initialised to 0."
-    def __init__(self, channels:int|None=None): self.gamma = nn.Parameter(torch.zeros(1))
+    def __init__(self,
+                 channels:int|None=None, # unused (the module has no per-channel weights), for `channel_attention`'s call
+                ): self.gamma = nn.Parameter(torch.zeros(1))
     def forward(self, x):
         b, c, h, w = x.shape
         with torch.autocast(device_type=x.device.type, enabled=False):  # XX^T overflows float16 on large maps
@@ -77,7 +98,10 @@ class DANetCAM(Module):
             out = torch.bmm(attn, q).reshape(b, c, h, w)
         return (self.gamma * out).to(x.dtype) + x
 
-def channel_attention(kind:str|None, channels:int, reduction:int=16) -> nn.Module:
+def channel_attention(kind:str|None, # 'se', 'danet' or None
+                      channels:int, # channels of the feature map
+                      reduction:int=16, # SE's channel reduction
+                     ) -> nn.Module:
     "Channel attention module: 'se', 'danet' or None (identity)."
     if kind is None: return nn.Identity()
     if kind == 'se': return SEAttention(channels, reduction)
@@ -85,15 +109,21 @@ def channel_attention(kind:str|None, channels:int, reduction:int=16) -> nn.Modul
     raise ValueError(f"cam must be 'se', 'danet' or None, got {kind!r}")
 
 # %% ../nbs/08_models.ipynb #f742f417
-class ConvBNReLU(nn.Sequential):
-    "k x k convolution (same padding, no bias) + BatchNorm2d + ReLU."
-    def __init__(self, cin:int, cout:int, k:int=1):
-        super().__init__(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-        self.apply(init_kaiming)
+def conv_block(cin:int, # input channels
+               cout:int, # output channels
+               k:int=1, # kernel size (same padding)
+              ) -> ConvNormAct:
+    "timm's `ConvNormAct` (k x k conv without bias, BatchNorm, ReLU) with fast-reid's Kaiming init"
+    return ConvNormAct(cin, cout, k).apply(init_kaiming)
 
 class EmbeddingHead(Module):
     "pool -> [linear to `dim`] -> [BN-neck] -> classifier; forward gives `(feat, bn_feat, logits)`."
-    def __init__(self, in_channels:int, n_classes:int, dim:int|None=None, pool:str='avg', bias:bool=False,
+    def __init__(self,
+                 in_channels:int, # channels of the feature map
+                 n_classes:int, # classes of the classifier
+                 dim:int|None=None, # a linear layer to `dim` features after the pooling (None: the pooled vector)
+                 pool:str='avg', # 'avg', 'gem' or 'max'
+                 bias:bool=False, # a bias in the linear layer to `dim`
                  bnneck:bool=True, # Bag-of-Tricks' BN-neck before the classifier; False: `bn_feat` is `feat`
                  cls_bias:bool=False, # a bias in the classifier (a plain fully connected layer)
                 ):
@@ -109,8 +139,11 @@ class EmbeddingHead(Module):
         return feat, bn_feat, (self.classifier(bn_feat) if self.training else None)
 
 # %% ../nbs/08_models.ipynb #cfa43990
-def get_backbone(backbone:str|nn.Module='resnet50', pretrained:bool=False, last_stride:int=1,
-                 weights=None) -> nn.Module:
+def get_backbone(backbone:str|nn.Module=ModelConfig.backbone, # a timm CNN name, or a module with `.out_channels`
+                 pretrained:bool=ModelConfig.pretrained, # ImageNet weights for a named backbone
+                 last_stride:int=1, # stride of a named backbone's last stage
+                 weights=ModelConfig.weights, # a local weights file for a named backbone
+                ) -> nn.Module:
     "The backbone network: built by `create_backbone` from a name, or a given module that has `.out_channels`."
     if isinstance(backbone, str):
         return create_backbone(backbone, pretrained=pretrained, last_stride=last_stride, weights=weights)
@@ -125,10 +158,32 @@ def get_backbone(backbone:str|nn.Module='resnet50', pretrained:bool=False, last_
 EVAL_DISTANCES = ('cosine', 'euclidean')   # the distances `metrics.pairwise_distance` computes
 
 class ReidModel(Module):
-    "Base of the re-id models: `neck_feat`, `eval_distance` and the `eval_spec()` they are evaluated with."
-    def _set_eval(self, neck_feat:str, eval_distance:str):
+    "Base of the re-id models: the backbone, the heads' shared settings, and the `eval_spec()` they are evaluated with."
+    method_name = None   # set by `register_method`
+    def __init__(self,
+                 n_ids:int, # training identities: the identity classifiers' classes
+                 attr_classes:dict|None=None, # attribute name -> number of classes (ANet's attribute heads)
+                 backbone:str|nn.Module=ModelConfig.backbone, # a timm CNN name, or a module with `.out_channels`
+                 pretrained:bool=ModelConfig.pretrained, # ImageNet weights for a named backbone
+                 last_stride:int=1, # stride of the backbone's last stage: 1 (the re-id trick) or 2
+                 weights=ModelConfig.weights, # a local weights file for a named backbone
+                 pool:str='avg', # pooling of every head: 'avg', 'gem' or 'max'
+                 neck_feat:str=ModelConfig.neck_feat, # the evaluated feature: 'after' the BN-neck or 'before' it
+                 bnneck:bool=True, # a BN-neck before each classifier (False: `bn_feat` is `feat`)
+                 cls_bias:bool=False, # a bias in the classifiers
+                 eval_distance:str|None=None, # 'cosine' or 'euclidean'; None: the distance the method registered
+                ):
+        self._set_eval(neck_feat, eval_distance)
+        self.n_ids, self.head_kw = n_ids, dict(pool=pool, bnneck=bnneck, cls_bias=cls_bias)
+        self.backbone = get_backbone(backbone, pretrained, last_stride, weights)
+
+    def _set_eval(self, neck_feat:str, eval_distance:str|None):
         "Check and store the evaluated feature (before / after the BN-neck) and distance."
         if neck_feat not in ('before', 'after'): raise ValueError(f"neck_feat must be 'before' or 'after', got {neck_feat!r}")
+        if eval_distance is None:
+            if self.method_name is None:
+                raise ValueError(f"eval_distance: {type(self).__name__} is not a registered method, so give one of {EVAL_DISTANCES}")
+            eval_distance = get_method(self.method_name).distance
         if eval_distance not in EVAL_DISTANCES:
             raise ValueError(f"eval_distance must be one of {EVAL_DISTANCES}, got {eval_distance!r}")
         self.neck_feat, self.eval_distance = neck_feat, eval_distance
@@ -144,16 +199,87 @@ class ReidModel(Module):
         "`{'feature': ..., 'distance': ...}`: the eval-mode output and the distance to rank it by."
         return dict(feature=self.eval_feature, distance=self.eval_distance)
 
+# %% ../nbs/08_models.ipynb #reg00cd1
+def reid_splitter(model:nn.Module, # a re-id model with a `.backbone`
+                 ) -> list:
+    "Parameter groups `[backbone, heads]` of a re-id model (every parameter exactly once)."
+    bb = list(model.backbone.parameters())
+    ids = {id(p) for p in bb}
+    return [bb, [p for p in model.parameters() if id(p) not in ids]]
+
+_FACTORY_ARGS = ('n_ids', 'attr_classes', 'backbone', 'pretrained', 'weights')   # arguments of their own, not settings
+
+def _defaults(f, skip:tuple=()) -> dict:
+    "The keyword arguments of `f` (a class: its `__init__`) with their defaults, in order, less `skip`"
+    sig = inspect.signature(f.__init__ if inspect.isclass(f) else f)
+    return {n: p.default for n, p in sig.parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != 'self' and n not in skip}
+
+@dataclass(frozen=True)
+class Method:
+    "A registered re-id method: its model and loss classes, the parameter-group splitter and the distance it ranks by"
+    name:str # the name `reid_learner(method=...)` and the command line's `--method` take
+    model:type # the model class (a `ReidModel`)
+    loss:type # the loss class (a `MultiHeadLoss`)
+    splitter:Callable # fastai splitter: the model's parameter groups
+    distance:str # the evaluation's distance unless the model is given `eval_distance`
+
+    @property
+    def model_settings(self) -> dict:
+        "The model's settings and their defaults (less the factory's own arguments: `n_ids`, the backbone...)"
+        return _defaults(self.model, _FACTORY_ARGS)
+
+    @property
+    def loss_settings(self) -> dict:
+        "The loss's settings and their defaults"
+        return _defaults(self.loss)
+
+_METHODS = {}
+
+def register_method(name:str, # the method's name
+                    loss:type, # its loss class (a `MultiHeadLoss` subclass)
+                    splitter:Callable=reid_splitter, # fastai splitter of the model's parameters
+                    distance:str='cosine', # the evaluation's distance by default: one of `EVAL_DISTANCES`
+                   ):
+    "Class decorator, as timm's `@register_model`: register the model class as method `name` (again: replaced)"
+    if not (inspect.isclass(loss) and issubclass(loss, MultiHeadLoss)):
+        raise TypeError(f"register_method({name!r}): loss must be a MultiHeadLoss subclass, got {loss!r}")
+    if distance not in EVAL_DISTANCES: raise ValueError(f"register_method({name!r}): distance must be one of {EVAL_DISTANCES}, got {distance!r}")
+    def _register(cls):
+        if not (inspect.isclass(cls) and issubclass(cls, ReidModel)):
+            raise TypeError(f"register_method({name!r}) decorates a ReidModel subclass, got {cls!r}")
+        cls.method_name = name
+        _METHODS[name] = Method(name, cls, loss, splitter, distance)
+        return cls
+    return _register
+
+def list_methods(pattern:str='*', # `fnmatch` pattern of the names, as `timm.list_models`
+                ) -> list:
+    "Names of the registered methods, sorted"
+    return sorted(fnmatch.filter(_METHODS, pattern))
+
+def get_method(name:str, # a registered method's name
+              ) -> Method:
+    "The registered `Method` called `name`; a `ValueError` listing `list_methods()` for an unknown one"
+    if name not in _METHODS: raise ValueError(f"method must be one of {list_methods()}, got {name!r}")
+    return _METHODS[name]
+
+def method_settings(name:str, # a registered method's name
+                   ) -> dict:
+    "`{'model': {setting: default}, 'loss': {setting: default}}`: what `reid_learner(**settings)` and `--set` accept"
+    m = get_method(name)
+    return {'model': m.model_settings, 'loss': m.loss_settings}
+
 # %% ../nbs/08_models.ipynb #2e2b129b
+@register_method('bot', loss=BoTLoss)
 class BoTNet(ReidModel):
     "Bag-of-Tricks baseline: backbone, GAP/GeM pooling, BN-neck, bias-free classifier."
-    def __init__(self, n_ids:int, attr_classes:dict|None=None, backbone:str|nn.Module='resnet50',
-                 pretrained:bool=False, last_stride:int=1, weights=None, pool:str='avg', neck_feat:str='after',
-                 bnneck:bool=True, cls_bias:bool=False, eval_distance:str='cosine'):
-        self._set_eval(neck_feat, eval_distance)
-        self.n_ids = n_ids
-        self.backbone = get_backbone(backbone, pretrained, last_stride, weights)
-        self.head = EmbeddingHead(self.backbone.out_channels, n_ids, pool=pool, bnneck=bnneck, cls_bias=cls_bias)
+    @delegates(ReidModel.__init__)
+    def __init__(self, n_ids:int, # training identities
+                 attr_classes:dict|None=None, # not used by the baseline (the same call as the other methods)
+                 **kwargs):
+        super().__init__(n_ids, attr_classes, **kwargs)
+        self.head = EmbeddingHead(self.backbone.out_channels, n_ids, **self.head_kw)
         self.embed_dim = self.head.dim
 
     @property
@@ -165,33 +291,41 @@ class BoTNet(ReidModel):
         return {'feat': feat, 'bn_feat': bn_feat, 'logits': logits}
 
 # %% ../nbs/08_models.ipynb #3870bec0
-def stripe_bounds(h:int, n:int) -> list:
+def stripe_bounds(h:int, # the map's height
+                  n:int, # the number of stripes
+                 ) -> list:
     "Row ranges `(start, end)` of `n` horizontal stripes of a height-`h` map: floor(i h/n) to ceil((i+1) h/n)."
     return [((i * h) // n, -((-(i + 1) * h) // n)) for i in range(n)]
 
+@register_method('mfgnet', loss=MFGNetLoss)
 class MFGNet(ReidModel):
     "MFG-Net: global branch (1x1 conv, CAM, GAP, 1x1 fusion) + `n_stripes` local stripe branches with CAM."
-    def __init__(self, n_ids:int, attr_classes:dict|None=None, backbone:str|nn.Module='resnet50',
-                 pretrained:bool=False, last_stride:int=1, weights=None, n_stripes:int=4, cam:str|None='se',
-                 se_reduction:int=16, global_conv:bool=True, local:bool=True, global_dim:int=256,
-                 local_dim:int=256, pool:str='avg', neck_feat:str='after', local_cam:str='per_stripe',
-                 bnneck:bool=True, cls_bias:bool=False, eval_distance:str='cosine'):
+    @delegates(ReidModel.__init__)
+    def __init__(self, n_ids:int, # training identities
+                 attr_classes:dict|None=None, # not used by MFG-Net (the same call as the other methods)
+                 n_stripes:int=4, # horizontal stripes of the local branch
+                 cam:str|None='se', # channel attention: 'se', 'danet' or None
+                 se_reduction:int=16, # the SE attention's channel reduction
+                 global_conv:bool=True, # the global branch's 1x1 conv-BN-ReLU before the pooling (and the fusion after it)
+                 local:bool=True, # the local stripe branches (False: the global branch only)
+                 global_dim:int=256, # the global branch's feature size after the fusion
+                 local_dim:int=256, # each stripe's feature size
+                 local_cam:str='per_stripe', # 'per_stripe' attention, or one 'shared' on the map before the split
+                 **kwargs):
         if not (isinstance(n_stripes, int) and n_stripes >= 1): raise ValueError(f"n_stripes must be an int >= 1, got {n_stripes!r}")
         if local_cam not in ('per_stripe', 'shared'):
             raise ValueError(f"local_cam must be 'per_stripe' (one attention per stripe) or 'shared' (one for the local "
                              f"branch, before the split), got {local_cam!r}")
-        self._set_eval(neck_feat, eval_distance)
-        store_attr('n_ids,n_stripes,cam,global_conv,local,local_cam')
-        self.backbone = get_backbone(backbone, pretrained, last_stride, weights)
+        super().__init__(n_ids, attr_classes, **kwargs)
+        store_attr('n_stripes,cam,global_conv,local,local_cam')
         c = self.backbone.out_channels
-        head = dict(pool=pool, bnneck=bnneck, cls_bias=cls_bias)
-        self.global_pre = ConvBNReLU(c, c, 1) if global_conv else nn.Identity()
+        self.global_pre = conv_block(c, c, 1) if global_conv else nn.Identity()
         self.global_cam = channel_attention(cam, c, se_reduction)
-        self.global_head = EmbeddingHead(c, n_ids, dim=global_dim if global_conv else None, **head)
+        self.global_head = EmbeddingHead(c, n_ids, dim=global_dim if global_conv else None, **self.head_kw)
         n = n_stripes if local else 0
         n_cams = n if local_cam == 'per_stripe' else min(n, 1)
         self.local_cams = nn.ModuleList([channel_attention(cam, c, se_reduction) for _ in range(n_cams)])
-        self.local_heads = nn.ModuleList([EmbeddingHead(c, n_ids, dim=local_dim, **head) for _ in range(n)])
+        self.local_heads = nn.ModuleList([EmbeddingHead(c, n_ids, dim=local_dim, **self.head_kw) for _ in range(n)])
         self.embed_dim = self.global_head.dim + sum(h.dim for h in self.local_heads)
 
     @property
@@ -217,28 +351,31 @@ class MFGNet(ReidModel):
                 'local_feats': [l[0] for l in locs], 'local_logits': [l[2] for l in locs]}
 
 # %% ../nbs/08_models.ipynb #0bfed6ee
+@register_method('anet', loss=ANetLoss)
 class ANet(ReidModel):
     "AttributeNet: VAN (re-id head f, SE attribute branches) + Joint Module (G, G_reid, J = F + G_reid, j)."
-    def __init__(self, n_ids:int, attr_classes:dict|None=None, backbone:str|nn.Module='resnet50',
-                 pretrained:bool=False, last_stride:int=1, weights=None, s_f:int=512, s_a:int=128, s_j:int=512,
-                 se_reduction:int=16, pool:str='avg', neck_feat:str='after', bnneck:bool=True, cls_bias:bool=False,
-                 eval_distance:str='cosine'):
+    @delegates(ReidModel.__init__)
+    def __init__(self, n_ids:int, # training identities
+                 attr_classes:dict|None=None, # attribute name -> classes: one branch per attribute with classes
+                 s_f:int=512, # size of the re-id feature f
+                 s_a:int=128, # size of each attribute feature a_i
+                 s_j:int=512, # size of the joint feature j (the test embedding)
+                 se_reduction:int=16, # the attribute attentions' channel reduction
+                 **kwargs):
         attrs = {k: int(v) for k, v in (attr_classes or {}).items() if v and int(v) > 0}
         if not attrs:
             raise ValueError(f"ANet needs at least one attribute with classes, got attr_classes={attr_classes!r}; "
                              "use a dataset with colour/type labels, or method 'bot' / 'mfgnet'")
-        self._set_eval(neck_feat, eval_distance)
-        self.n_ids = n_ids
+        super().__init__(n_ids, attr_classes, **kwargs)
         self.attr_classes, self.attr_names = attrs, list(attrs)
-        self.backbone = get_backbone(backbone, pretrained, last_stride, weights)
         c = self.backbone.out_channels
-        head = dict(pool=pool, bias=True, bnneck=bnneck, cls_bias=cls_bias)
+        head = dict(self.head_kw, bias=True)
         self.f_head = EmbeddingHead(c, n_ids, dim=s_f, **head)
         self.attr_att = nn.ModuleList([SEAttention(c, se_reduction) for _ in attrs])
         self.attr_heads = nn.ModuleList([EmbeddingHead(c, m, dim=s_a, **head) for m in attrs.values()])
-        self.theta_A = ConvBNReLU(c, c, 1)
-        self.g_pool = make_pool(pool)
-        self.theta_g2, self.theta_g1 = ConvBNReLU(c, c, 3), ConvBNReLU(c, c, 3)
+        self.theta_A = conv_block(c, c, 1)
+        self.g_pool = make_pool(self.head_kw['pool'])
+        self.theta_g2, self.theta_g1 = conv_block(c, c, 3), conv_block(c, c, 3)
         self.j_head = EmbeddingHead(c, n_ids, dim=s_j, **head)
         self.embed_dim = s_j
 
@@ -260,23 +397,20 @@ class ANet(ReidModel):
                 'attr_logits': {n: o[2] for n, o in zip(self.attr_names, a)}}
 
 # %% ../nbs/08_models.ipynb #6e034560
-def reid_splitter(model:nn.Module) -> list:
-    "Parameter groups `[backbone, heads]` of a re-id model (every parameter exactly once)."
-    bb = list(model.backbone.parameters())
-    ids = {id(p) for p in bb}
-    return [bb, [p for p in model.parameters() if id(p) not in ids]]
+def create_reid_model(method:str=ModelConfig.method, # a registered method (`list_methods()`)
+                      n_ids:int=576, # training identities: the identity classifiers' classes
+                      attr_classes:dict|None=None, # attribute name -> classes (ANet's attribute heads)
+                      backbone:str|nn.Module=ModelConfig.backbone, # a timm CNN name, or a module with `.out_channels`
+                      pretrained:bool=ModelConfig.pretrained, # ImageNet weights for a named backbone
+                      weights=ModelConfig.weights, # a local weights file for a named backbone
+                      **settings, # the model's settings (`method_settings(method)['model']`)
+                     ) -> nn.Module:
+    "Re-id model of `method` on `backbone`, with `n_ids` training identities; `settings` (`method_settings`) go to it."
+    return get_method(method).model(n_ids, attr_classes, backbone=backbone, pretrained=pretrained, weights=weights,
+                                    **settings)
 
-MODELS = {'bot': (BoTNet, BoTLoss), 'mfgnet': (MFGNet, MFGNetLoss), 'anet': (ANet, ANetLoss)}
-
-def check_method(method:str, where:str='method') -> str:
-    "`method` if it is one of `MODELS` ('bot', 'mfgnet', 'anet'), else a `ValueError` naming `where`."
-    if method not in MODELS: raise ValueError(f"{where} must be one of {list(MODELS)}, got {method!r}")
-    return method
-
-def create_reid_model(method:str='bot', n_ids:int=576, attr_classes:dict|None=None,
-                      backbone:str|nn.Module='resnet50', pretrained:bool=False, last_stride:int=1, weights=None,
-                      **settings) -> nn.Module:
-    "Re-id model of `method` ('bot', 'mfgnet' or 'anet') on `backbone`, with `n_ids` training identities; `settings` go to it."
-    check_method(method, 'create_reid_model: method')
-    return MODELS[method][0](n_ids, attr_classes, backbone=backbone, pretrained=pretrained, last_stride=last_stride,
-                             weights=weights, **settings)
+def reid_loss(method:str=ModelConfig.method, # a registered method (`list_methods()`)
+              **settings, # the loss's settings (`method_settings(method)['loss']`)
+             ) -> MultiHeadLoss:
+    "The loss of `method`, built with `settings` (its `method_settings(method)['loss']`)."
+    return get_method(method).loss(**settings)

@@ -7,7 +7,8 @@ from torch import nn
 from fastai.basics import Adam, SGD, Callback, load_learner, set_seed
 from fastai.callback.training import ShortEpochCallback
 from fastai.torch_core import norm_bias_params
-from fastreid_vehicle.learner import reid_learner, AmeliorationStage, amelioration_frozen, end_amelioration, amsgrad
+from fastreid_vehicle.learner import reid_learner, amsgrad
+from fastreid_vehicle.callbacks import AmeliorationStage, amelioration_frozen, end_amelioration
 
 OPTS = {'adam': Adam, 'sgd_momentum': partial(SGD, mom=0.9), 'amsgrad': amsgrad}
 
@@ -37,7 +38,7 @@ def _assert_heads_after_f_trained(model, before):
 @pytest.mark.parametrize('opt', list(OPTS))
 def test_stage2_keeps_backbone_and_f_head_bit_identical(tiny_dls, opt):
     set_seed(0)
-    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', opt_func=OPTS[opt], wd=0.05, metrics=[])
+    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', pretrained=False, opt_func=OPTS[opt], wd=0.05, metrics=[])
     _fit(learn, 1, 1e-3)                        # stage 1: everything trains, gradients and optimiser state build up
     frozen0 = _frozen_snaps(learn.model)
     heads0 = {n: _snap(getattr(learn.model, n)) for n in AFTER_F}
@@ -50,7 +51,7 @@ def test_stage2_keeps_backbone_and_f_head_bit_identical(tiny_dls, opt):
 
 def test_stage2_after_export_and_after_load_learner(tiny_dls, tmp_path):
     set_seed(0)
-    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', path=tmp_path, metrics=[])
+    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', pretrained=False, path=tmp_path, metrics=[])
     _fit(learn, 1, 1e-3)
     learn.export('stage1.pkl')                  # leaves the optimiser state a plain dict
     frozen0 = _frozen_snaps(learn.model)
@@ -75,7 +76,7 @@ class ZeroGrads(Callback):
 
 @pytest.mark.parametrize('decouple_wd', [False, True])
 def test_amsgrad_puts_no_weight_decay_on_bn_and_bias(tiny_dls, decouple_wd):
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', opt_func=partial(amsgrad, decouple_wd=decouple_wd),
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, opt_func=partial(amsgrad, decouple_wd=decouple_wd),
                          wd=0.1, metrics=[])
     p0 = {n: p.detach().clone() for n, p in learn.model.named_parameters()}
     _fit(learn, 1, 1e-2, cbs=[ZeroGrads(), ShortEpochCallback()])

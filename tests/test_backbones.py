@@ -303,7 +303,7 @@ def test_argument_errors(tv18_file):
     with pytest.raises(ValueError, match='last_stride must be 1 or 2'): create_backbone('resnet18', last_stride=3)
     with pytest.raises(ValueError, match='not both'): create_backbone('resnet18', pretrained=True, weights=tv18_file[0])
     with pytest.raises(TypeError, match='num_classes'): create_backbone('resnet18', num_classes=10)
-    with pytest.raises(ValueError, match='cannot run on a 64x64'): create_backbone('vit_tiny_patch16_224')
+    with pytest.raises(ValueError, match='not a CNN'): create_backbone('vit_tiny_patch16_224')
 
 
 def test_pretrained_timm_offline(monkeypatch, tmp_path):
@@ -461,3 +461,16 @@ def test_ibn_a_registered_with_timm_and_fastai():
     assert [k for k in m.state_dict()] == [k for k in ref.state_dict()]
     net, cfg = create_timm_model('resnet50_ibn_a', 7, pretrained=False)
     assert net.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 7) and cfg['url'] == backbones.IBN_A_URLS['resnet50_ibn_a']
+
+
+def test_pretrained_without_hub_fails_at_once(monkeypatch, tmp_path):
+    "Where the hub's host cannot be reached, timm looks in its cache only: a clear error in seconds, not a minute of retries"
+    import time, huggingface_hub.constants as hf
+    def unreachable(*args, **kwargs): raise OSError('Network is unreachable')
+    monkeypatch.setattr(socket, 'create_connection', unreachable)
+    monkeypatch.setattr(hf, 'HF_HUB_CACHE', str(tmp_path))   # and never find a cached copy
+    monkeypatch.setattr(hf, 'HF_HUB_OFFLINE', False)
+    t = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"(?s)pretrained weights of 'resnet18'.*weights="):
+        create_backbone('resnet18', pretrained=True)
+    assert time.monotonic() - t < 20 and hf.HF_HUB_OFFLINE is False   # the offline switch is restored

@@ -56,3 +56,37 @@ def test_accelerate_launch_two_cpu_processes(tiny_veri_df, tmp_path):
     _launch([ACCELERATE, 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
              '--dynamo_backend', 'no'], tiny_veri_df, tmp_path, 'cli')
     _check_cli_run(tmp_path/'cli')
+
+
+def test_importing_the_package_leaves_fastais_distributed_dl_unchanged():
+    "Nothing in the package replaces an attribute of fastai's `DistributedDL` (it subclasses it: `ReidDistributedDL`)"
+    code = ("from fastai.distributed import DistributedDL\n"
+            "before = dict(vars(DistributedDL))\n"
+            "import fastreid_vehicle.all\n"
+            "after = dict(vars(DistributedDL))\n"
+            "changed = sorted(k for k in set(before) | set(after) if before.get(k) is not after.get(k))\n"
+            "assert not changed, changed\n"
+            "from fastreid_vehicle.distributed import ReidDistributedDL\n"
+            "assert issubclass(ReidDistributedDL, DistributedDL) and '_broadcast' in vars(ReidDistributedDL)\n")
+    r = subprocess.run([sys.executable, '-c', code], cwd=HERE.parent, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_reid_learner_rewraps_fastais_distributed_loaders(tiny_dls):
+    "`ReidDistributedLoaders` (in every reid_learner) turns the `DistributedDL`s of `DistributedTrainer` into ours"
+    from fastai.distributed import DistributedDL, DistributedTrainer
+    from fastreid_vehicle.distributed import ReidDistributedDL, ReidDistributedLoaders
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
+    cb = learn.reid_distributed_loaders
+    assert isinstance(cb, ReidDistributedLoaders) and cb.order == DistributedTrainer.order + 1
+    train, valid = learn.dls.train, learn.dls.valid
+    n = len(train)
+    try:
+        learn.dls.loaders = [DistributedDL(train, rank=1, world_size=2), valid]
+        cb.before_fit()
+        assert type(learn.dls.train) is ReidDistributedDL and learn.dls.valid is valid
+        assert (learn.dls.train.rank, learn.dls.train.world_size, len(learn.dls.train)) == (1, 2, -(-n // 2))
+        learn.dl = DistributedDL(valid, rank=0, world_size=2)
+        cb.before_validate()
+        assert type(learn.dl) is ReidDistributedDL and learn.dl.dl is valid
+    finally: learn.dls.loaders = [train, valid]   # the loaders are the session's `tiny_dls`

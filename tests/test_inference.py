@@ -6,7 +6,7 @@ from fastreid_vehicle.evaluation import evaluate_learner, evaluate_features
 from fastreid_vehicle.metrics import split_query_gallery, evaluate_reid, pairwise_distance
 
 def test_evaluate_learner_equals_evaluate_features(tiny_dls):
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18')
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
     with learn.no_bar(): res, f = evaluate_learner(learn), embed(learn)
     items = tiny_dls.valid.items
     q, g = split_query_gallery(items)
@@ -14,7 +14,7 @@ def test_evaluate_learner_equals_evaluate_features(tiny_dls):
     assert res.mAP == pytest.approx(ref.mAP) and res.rank1 == pytest.approx(ref.rank1)
 
 def test_flip_embedding_is_mean_of_both_views(tiny_dls):
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18')
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
     with learn.no_bar(): e, ef = embed(learn), embed(learn, flip_tta=True)
     x = tiny_dls.valid.one_batch()[0]
     with torch.no_grad(): want = (learn.model.eval()(x) + learn.model(x.flip(-1))) / 2
@@ -27,8 +27,8 @@ def test_split_query_gallery_errors():
 
 @pytest.mark.parametrize('method', ['bot', 'mfgnet', 'anet'])
 def test_safetensors_and_onnx_round_trip(tiny_dls, tmp_path, method):
-    m = reid_learner(tiny_dls, method, backbone='resnet18').model.eval()
-    m2 = reid_learner(tiny_dls, method, backbone='resnet18').model.eval()
+    m = reid_learner(tiny_dls, method, backbone='resnet18', pretrained=False).model.eval()
+    m2 = reid_learner(tiny_dls, method, backbone='resnet18', pretrained=False).model.eval()
     load_weights(m2, save_weights(m, tmp_path/'w.safetensors'))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad(): assert torch.equal(m(x), m2(x))
@@ -101,7 +101,7 @@ def test_baseline_errors():
 
 def test_evaluate_learner_uses_the_models_distance(tiny_dls):
     "MFG-Net with the paper's Euclidean distance is scored with it; `distance=` still overrides"
-    learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', eval_distance='euclidean', bnneck=False, cls_bias=True)
+    learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', pretrained=False, eval_distance='euclidean', bnneck=False, cls_bias=True)
     with learn.no_bar(): feats = embed(learn)
     items = tiny_dls.valid.items
     q, g = (items['split'] == 'query').to_numpy(), (items['split'] == 'gallery').to_numpy()

@@ -3,8 +3,9 @@ import pytest, torch, numpy as np
 from fastai.basics import Callback, load_learner, set_seed
 from fastai.callback.progress import CSVLogger
 from fastai.callback.tracker import SaveModelCallback
-from fastreid_vehicle.learner import reid_learner, AmeliorationStage, end_amelioration, amsgrad
-from fastreid_vehicle.losses import reid_loss
+from fastreid_vehicle.learner import reid_learner, amsgrad
+from fastreid_vehicle.callbacks import AmeliorationStage, end_amelioration
+from fastreid_vehicle.models import reid_loss
 from fastreid_vehicle.inference import embed
 
 def _quiet(learn): return learn.no_bar(), learn.no_logging()
@@ -13,7 +14,7 @@ def _snapshot(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 def test_amelioration_stage_freezes_backbone_bit_identically(tiny_dls):
-    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', lr=1e-3, wd=0.05)
+    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', pretrained=False, lr=1e-3, wd=0.05)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)            # stage 1 moves everything
     bb0, heads0 = _snapshot(learn.model.backbone), _snapshot(learn.model)
     with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-3, cbs=AmeliorationStage(start_epoch=0))
@@ -28,7 +29,7 @@ def test_amelioration_stage_freezes_backbone_bit_identically(tiny_dls):
     assert all(not p.requires_grad for p in learn.model.backbone.parameters())
 
 def test_amelioration_stage_from_a_later_epoch(tiny_dls):
-    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18')
+    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', pretrained=False)
     snaps = []
     class Snap(Callback):
         order = AmeliorationStage.order + 1
@@ -41,13 +42,13 @@ def test_amelioration_stage_from_a_later_epoch(tiny_dls):
     assert all(p.requires_grad for p in learn.model.backbone.parameters()) and not learn.loss_func.ameliorate
 
 def test_amelioration_stage_needs_anet_loss(tiny_dls):
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18')
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
     with pytest.raises(TypeError, match='ameliorate'):
         with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=AmeliorationStage())
 
 @pytest.mark.parametrize('method', ['bot', 'mfgnet', 'anet'])
 def test_fit_records_metric_and_loss_component_columns(tiny_dls, tmp_path, method):
-    learn = reid_learner(tiny_dls, method, backbone='resnet18', path=tmp_path)
+    learn = reid_learner(tiny_dls, method, backbone='resnet18', pretrained=False, path=tmp_path)
     with learn.no_bar():
         learn.fit_one_cycle(1, 1e-3, cbs=[CSVLogger(fname='hist.csv'), SaveModelCallback(monitor='mAP', fname='best')])
     names = list(learn.recorder.metric_names)
@@ -65,18 +66,18 @@ def test_fit_records_metric_and_loss_component_columns(tiny_dls, tmp_path, metho
     assert (tmp_path/'models'/'best.pth').exists()
 
 def test_unknown_setting_is_named(tiny_dls):
-    with pytest.raises(TypeError, match='n_stripez'): reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', n_stripez=3)
-    with pytest.raises(ValueError, match='method'): reid_learner(tiny_dls, 'nope', backbone='resnet18')
+    with pytest.raises(TypeError, match='n_stripez'): reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', pretrained=False, n_stripez=3)
+    with pytest.raises(ValueError, match='method'): reid_learner(tiny_dls, 'nope', backbone='resnet18', pretrained=False)
 
 def test_settings_reach_model_and_loss(tiny_dls):
-    learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', n_stripes=3, beta=0.5, cam='danet')
+    learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', pretrained=False, n_stripes=3, beta=0.5, cam='danet')
     assert len(learn.model.eval()(torch.randn(2, 3, 64, 64))[0]) == learn.model.embed_dim
     assert learn.loss_func.weight('tri') == 0.5
-    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18')
+    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', pretrained=False)
     assert learn.loss_func.attr_names == list(tiny_dls.attr_classes)
 
 def test_export_round_trip_gives_identical_embeddings(tiny_dls, tmp_path):
-    learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', path=tmp_path)
+    learn = reid_learner(tiny_dls, 'mfgnet', backbone='resnet18', pretrained=False, path=tmp_path)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     learn.export('learner.pkl')
     learn2 = load_learner(tmp_path/'learner.pkl')
@@ -93,14 +94,14 @@ def test_training_clearly_beats_random_retrieval(tiny_veri_df):
     from fastreid_vehicle.evaluation import evaluate_learner
     set_seed(0)
     dls = ReidDataLoaders.from_df(tiny_veri_df, size=(64, 64), P=4, K=4, bs_valid=32, seed=0)
-    learn = reid_learner(dls, 'bot', backbone='resnet18', metrics=[])
+    learn = reid_learner(dls, 'bot', backbone='resnet18', pretrained=False, metrics=[])
     with learn.no_bar(): before = evaluate_learner(learn)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(8, 2e-3)
     with learn.no_bar(): after = evaluate_learner(learn)
     assert after.mAP > before.mAP + 0.1, (before, after)
 
 def test_cpu_bf16_autocast_is_active(tiny_dls):
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', amp=True)
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, amp=True)
     seen = []
     class Probe(Callback):
         order = 50
@@ -109,11 +110,11 @@ def test_cpu_bf16_autocast_is_active(tiny_dls):
     assert seen and all(seen)
     assert isinstance(learn.recorder.values[-1][0], float)
     with pytest.raises(ValueError, match='CUDA'):
-        l2 = reid_learner(tiny_dls, 'bot', backbone='resnet18', amp='fp16')
+        l2 = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, amp='fp16')
         with l2.no_bar(), l2.no_logging(): l2.fit(1)
 
 def test_fit_step_decay_schedule(tiny_dls):
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', opt_func=amsgrad)
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, opt_func=amsgrad)
     with learn.no_bar(), learn.no_logging(): learn.fit_step_decay(4, 1e-3, milestones=(2, 3), warmup_epochs=1)
     lrs = np.array(learn.recorder.lrs)
     n = len(tiny_dls.train)
@@ -122,8 +123,18 @@ def test_fit_step_decay_schedule(tiny_dls):
     with pytest.raises(ValueError, match='milestones'): learn.fit_step_decay(4, 1e-3, milestones=(5,))
 
 def test_lr_find_and_fine_tune(tiny_dls):
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18')
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
     with learn.no_bar(), learn.no_logging():
         res = learn.lr_find(num_it=6, show_plot=False)
         learn.fine_tune(1, 1e-3, freeze_epochs=1)
     assert res.valley > 0
+
+
+def test_reid_learner_defaults_are_the_configs():
+    "reid_learner's run defaults are read from the typed configs, not written again"
+    import inspect
+    from fastreid_vehicle.config import ModelConfig, FitConfig
+    sig = inspect.signature(reid_learner).parameters
+    for cfg, names in ((ModelConfig, ('method', 'backbone', 'pretrained', 'weights')),
+                       (FitConfig, ('lr', 'wd', 'amp', 'channels_last'))):
+        for n in names: assert sig[n].default == getattr(cfg, n), n

@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 from fastai.torch_core import TensorBase, TensorCategory
 
 from fastreid_vehicle.losses import *
+from fastreid_vehicle.models import reid_loss
 
 torch.set_num_threads(1)
 
@@ -15,16 +16,37 @@ X1 = torch.tensor([[0.], [1.], [3.], [7.]])   # 1-d points used throughout
 Y1 = torch.tensor([0, 0, 1, 1])
 
 # ---------------------------------------------------------------- cross-entropy
-def test_smooth_ce_hand_values():
+def test_label_smoothing_ce_hand_values():
     lg = torch.tensor([[math.log(3), 0.]])  # p = (3/4, 1/4)
-    assert smooth_ce(lg, torch.tensor([0]), eps=0.).item() == pytest.approx(math.log(4 / 3), abs=1e-6)
+    assert LabelSmoothingCE(0.)(lg, torch.tensor([0])).item() == pytest.approx(math.log(4 / 3), abs=1e-6)
     exp = 0.9 * math.log(4 / 3) + 0.1 * 0.5 * (math.log(4 / 3) + math.log(4))
-    assert smooth_ce(lg, torch.tensor([0]), eps=0.1).item() == pytest.approx(exp, abs=1e-6)
-    assert smooth_ce(lg, torch.tensor([1]), eps=0.2).item() == pytest.approx(
+    assert LabelSmoothingCE(0.1)(lg, torch.tensor([0])).item() == pytest.approx(exp, abs=1e-6)
+    assert LabelSmoothingCE(0.2)(lg, torch.tensor([1])).item() == pytest.approx(
         0.8 * math.log(4) + 0.1 * (math.log(4 / 3) + math.log(4)), abs=1e-6)
 
+def _smooth_ce_before(logits, target, eps=0.1, reduction='mean'):
+    "The hand-written label-smoothed cross-entropy `LabelSmoothingCE` replaced (targets < 0 ignored)"
+    valid = target >= 0
+    logp = F.log_softmax(logits.float(), dim=-1)
+    nll = -logp.gather(1, target.clamp(min=0)[:, None]).squeeze(1)
+    loss = (1 - eps) * nll - eps * logp.mean(1)
+    if reduction == 'none': return torch.where(valid, loss, torch.zeros_like(loss))
+    if not bool(valid.any()): return logits.sum() * 0.
+    return loss[valid].sum() if reduction == 'sum' else loss[valid].mean()
+
 @pytest.mark.parametrize("eps", [0., 0.1, 0.3])
-def test_smooth_ce_matches_torch(eps):
+@pytest.mark.parametrize("reduction", ['mean', 'sum', 'none'])
+def test_label_smoothing_ce_matches_the_hand_written_one(eps, reduction):
+    "torch's cross_entropy(label_smoothing, ignore_index) gives the numbers of the former `smooth_ce`, every target < 0 ignored"
+    g = torch.Generator().manual_seed(1)
+    lg = torch.randn(7, 5, generator=g) * 3
+    for t in (torch.tensor([0, -1, 3, -2, 4, 1, 2]), torch.tensor([-1] * 7), torch.tensor([2, 2, 0, 1, 4, 3, 0]),
+              torch.tensor([-1, -1, 3, -5, 4, -100, 0])):
+        got, exp = LabelSmoothingCE(eps, reduction)(lg, t), _smooth_ce_before(lg, t, eps, reduction)
+        assert got.shape == exp.shape and torch.allclose(got, exp, atol=1e-6), (t, got, exp)
+
+@pytest.mark.parametrize("eps", [0., 0.1, 0.3])
+def test_label_smoothing_ce_matches_torch(eps):
     g = torch.Generator().manual_seed(0)
     lg, t = torch.randn(6, 5, generator=g), torch.randint(0, 5, (6,), generator=g)
     assert torch.allclose(LabelSmoothingCE(eps)(lg, t), F.cross_entropy(lg, t, label_smoothing=eps), atol=1e-6)
@@ -34,7 +56,7 @@ def test_attribute_ce_masks_missing_labels():
     t = torch.tensor([-1, 0, -1])
     exp = 0.9 * math.log(4 / 3) + 0.05 * (math.log(4 / 3) + math.log(4))
     assert AttributeCE()(lg, t).item() == pytest.approx(exp, abs=1e-6)
-    per = smooth_ce(lg, t, reduction='none')
+    per = LabelSmoothingCE(reduction='none')(lg, t)
     assert per[0] == 0 and per[2] == 0 and per[1].item() == pytest.approx(exp, abs=1e-6)
 
 def test_attribute_ce_all_missing_is_zero_and_differentiable():
@@ -61,19 +83,19 @@ def test_triplet_2d_euclidean_not_squared():
     exp = (4.3 + (5 - math.sqrt(18) + 0.3) + (d - 1 + 0.3) + (d - 5 + 0.3)) / 4
     assert TripletLoss()(x, y).item() == pytest.approx(exp, abs=1e-4)
 
-def test_triplet_normalize():
+def test_triplet_l2():
     x = torch.tensor([[1., 0.], [5., 0.], [0., 2.], [1., 1.]])
     y = torch.tensor([0, 0, 1, 1])
     # normalised: a=(1,0), a'=(1,0), b=(0,1), b'=(1,1)/sqrt2; |a-b'| = |b-b'| = sqrt(2 - sqrt2) = r, |a-b| = sqrt2
     # anchors a, a': 0 - r + .3 < 0; b: r - sqrt2 + .3 < 0; b': r - r + .3 = .3
     r = math.sqrt(2 - math.sqrt(2))
     exp = (0 + 0 + max(0, r - math.sqrt(2) + .3) + 0.3) / 4
-    assert TripletLoss(normalize=True)(x, y).item() == pytest.approx(exp, abs=1e-4)
+    assert TripletLoss(l2=True)(x, y).item() == pytest.approx(exp, abs=1e-4)
 
 def test_triplet_skips_anchors_and_zero_when_none():
     # the lone identity 2 has no positive: only anchors 0 and 1 count
     x, y = torch.tensor([[0.], [1.], [3.]]), torch.tensor([0, 0, 2])
-    d_ap, d_an, *_ , keep = hard_mining(euclidean_dist(x), y)
+    d_ap, d_an, *_ , keep = hard_mining(euclidean_distance(x), y)
     assert keep.tolist() == [True, True, False]
     assert TripletLoss(margin=2.5)(x, y).item() == pytest.approx(((1 - 3 + 2.5) + (1 - 2 + 2.5)) / 2, abs=1e-5)
     for labels in ([0, 1, 2], [4, 4, 4]):
@@ -114,7 +136,7 @@ def test_distance_in_float32_under_bf16_autocast():
     x, y = torch.randn(16, 64, generator=g) * 10, torch.arange(8).repeat_interleave(2)
     ref = TripletLoss()(x, y)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        d = euclidean_dist(x)
+        d = euclidean_distance(x)
         got = TripletLoss()(x, y)
     assert d.dtype == torch.float32 and got.item() == pytest.approx(ref.item(), rel=1e-5)
 
@@ -255,8 +277,8 @@ def test_anet_loss_composition():
     c = lf.components
     assert set(c) == {'tri_j', 'id_j', 'tri_g', 'tri_f', 'id_f', 'att_color', 'att_type', 'ac_tri', 'ac_id'}
     assert c['tri_j'].item() == pytest.approx(batch_hard_triplet(p['j'], YID).item(), abs=1e-6)
-    assert c['id_f'].item() == pytest.approx(smooth_ce(p['f_logits'], YID).item(), abs=1e-6)
-    assert c['att_color'].item() == pytest.approx(smooth_ce(p['attr_logits']['color'], YC).item(), abs=1e-6)
+    assert c['id_f'].item() == pytest.approx(LabelSmoothingCE()(p['f_logits'], YID).item(), abs=1e-6)
+    assert c['att_color'].item() == pytest.approx(LabelSmoothingCE()(p['attr_logits']['color'], YC).item(), abs=1e-6)
     assert c['tri_g'].item() == pytest.approx(AttributeTripletLoss()(p['g'], YC, YT).item(), abs=1e-6)
     assert c['ac_tri'].item() == pytest.approx(ac_triplet(p['j'], p['f'], YID).item(), abs=1e-6)
     L_JM = c['tri_j'] + c['id_j'] + c['tri_g']

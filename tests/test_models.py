@@ -39,7 +39,9 @@ def test_botnet_shapes():
     assert out['feat'].shape == (8, 32) and out['logits'].shape == (8, N_IDS)
     m.eval()
     assert m(x).shape == (8, 32) == (8, m.embed_dim)
-    assert torch.allclose(m(x), m.head(m.backbone(x))[1])   # post-BN feature at test time
+    assert torch.allclose(m(x), m.head(m.backbone(x))[0])   # the feature before the BN-neck (ModelConfig.neck_feat)
+    m_after = make('bot', neck_feat='after').eval()
+    assert torch.allclose(m_after(x), m_after.head(m_after.backbone(x))[1])   # post-BN feature when asked
     m2 = make('bot', neck_feat='before').eval()
     assert torch.allclose(m2(x), m2.head(m2.backbone(x))[0])
     with pytest.raises(ValueError, match="neck_feat"): make('bot', neck_feat='middle')
@@ -132,7 +134,7 @@ def test_backbone_argument():
     with pytest.raises(ValueError, match="method"): create_reid_model('pcb', N_IDS)
 
 def test_bnneck_has_no_bias():
-    for method in MODELS:
+    for method in list_methods():
         m = make(method)
         necks = [mod for mod in m.modules() if isinstance(mod, BNNeck)]
         assert necks and all(n.bias is None for n in necks)
@@ -193,7 +195,7 @@ def test_anet_second_stage_composition_on_model_output():
     assert all(p.grad is not None for p in m.j_head.parameters())
 
 def test_eval_embeddings_with_loss_tensor_path():
-    for method in MODELS:
+    for method in list_methods():
         m = make(method).eval()
         x, y, yc, yt = batch()
         v = reid_loss(method)(m(x), y, yc, yt)
@@ -215,7 +217,7 @@ def test_sgd_steps_reduce_the_loss(method):
     assert final < 0.9 * losses[0], (method, losses, final)
 
 def test_pickle_round_trip_gives_identical_embeddings():
-    for method in MODELS:
+    for method in list_methods():
         m = make(method).eval()
         x, *_ = batch()
         m2 = pickle.loads(pickle.dumps(m))
@@ -225,8 +227,8 @@ def test_pickle_round_trip_gives_identical_embeddings():
 @pytest.mark.parametrize("method", ['bot', 'mfgnet', 'anet'])
 def test_resnet18_backbone_by_name(method):
     torch.manual_seed(0)
-    m = create_reid_model(method, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18', n_stripes=4) if method == 'mfgnet' \
-        else create_reid_model(method, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18')
+    m = create_reid_model(method, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18', pretrained=False, n_stripes=4) if method == 'mfgnet' \
+        else create_reid_model(method, N_IDS, {'color': 10, 'type': 9}, backbone='resnet18', pretrained=False)
     assert m.backbone.out_channels == 512
     x = torch.randn(4, 3, 64, 32)
     y = torch.tensor([0, 0, 1, 1])
@@ -278,11 +280,12 @@ def test_paper_switches_bnneck_classifier_bias_shared_cam():
     with pytest.raises(ValueError, match='local_cam'): make('mfgnet', local_cam='each')
 
 @pytest.mark.parametrize('method,kw,spec', [
-    ('bot', {}, {'feature': 'bn_feat', 'distance': 'cosine'}),
-    ('bot', {'bnneck': False}, {'feature': 'feat', 'distance': 'cosine'}),
+    ('bot', {}, {'feature': 'feat', 'distance': 'cosine'}),   # ModelConfig.neck_feat: 'before' the BN-neck
+    ('bot', {'neck_feat': 'after'}, {'feature': 'bn_feat', 'distance': 'cosine'}),
+    ('bot', {'bnneck': False, 'neck_feat': 'after'}, {'feature': 'feat', 'distance': 'cosine'}),
     ('mfgnet', {'eval_distance': 'euclidean', 'neck_feat': 'before'}, {'feature': 'cat(feat, 4 local)', 'distance': 'euclidean'}),
     ('anet', {'neck_feat': 'before'}, {'feature': 'l2norm(j)', 'distance': 'cosine'}),
-    ('anet', {}, {'feature': 'l2norm(j_bn)', 'distance': 'cosine'})])
+    ('anet', {'neck_feat': 'after'}, {'feature': 'l2norm(j_bn)', 'distance': 'cosine'})])
 def test_models_say_their_eval_feature_and_distance(method, kw, spec):
     from fastreid_vehicle.metrics import model_eval_spec
     m = make(method, **kw)
@@ -310,3 +313,53 @@ def test_local_ce_sum_or_mean_under_one_alpha():
 def test_arch_keyword_is_refused_with_the_new_name():
     from fastreid_vehicle.learner import split_settings
     with pytest.raises(TypeError, match="'method'"): split_settings('bot', {'arch': 'mfgnet'})
+
+# ---------------------------------------------------------------- the method registry
+def test_registry_lists_gets_and_refuses_unknown_methods():
+    assert list_methods() == ['anet', 'bot', 'mfgnet'] and list_methods('*net') == ['anet', 'mfgnet']
+    m = get_method('mfgnet')
+    assert (m.model, m.loss, m.splitter, m.distance) == (MFGNet, MFGNetLoss, reid_splitter, 'cosine')
+    for f in (get_method, reid_loss, lambda n: create_reid_model(n, N_IDS, backbone=TinyBackbone())):
+        with pytest.raises(ValueError, match=r"method must be one of \['anet', 'bot', 'mfgnet'\], got 'pcb'"): f('pcb')
+
+def test_method_settings_are_the_model_and_loss_keywords():
+    s = method_settings('anet')
+    assert s['model']['s_j'] == 512 and s['model']['neck_feat'] == 'before' and s['model']['last_stride'] == 1
+    assert s['loss']['lambda_G'] == 1. and s['loss']['l2'] is False
+    assert not {'n_ids', 'attr_classes', 'backbone', 'pretrained', 'weights', 'kwargs'} & set(s['model'])
+    # what method_settings lists is exactly what the factories accept
+    make('anet', **{k: v for k, v in s['model'].items()})
+    reid_loss('anet', **s['loss'])
+
+def test_register_method_adds_a_method_everything_reads():
+    from fastreid_vehicle.models import _METHODS
+    from fastreid_vehicle.learner import split_settings
+    def heads_only(model): return [list(model.parameters())]
+    try:
+        @register_method('bot_euclid', loss=BoTLoss, splitter=heads_only, distance='euclidean')
+        class BoTEuclid(BoTNet): "BoTNet ranked by the euclidean distance"
+        assert 'bot_euclid' in list_methods() and get_method('bot_euclid').splitter is heads_only
+        m = create_reid_model('bot_euclid', N_IDS, backbone=TinyBackbone())
+        assert type(m) is BoTEuclid and m.eval_spec()['distance'] == 'euclidean'
+        assert split_settings('bot_euclid', {'pool': 'gem', 'w_tri': 2.}) == ({'pool': 'gem'}, {'w_tri': 2.})
+    finally: _METHODS.pop('bot_euclid', None)
+    with pytest.raises(TypeError, match='MultiHeadLoss'): register_method('x', loss=nn.MSELoss)
+    with pytest.raises(ValueError, match='distance'): register_method('x', loss=BoTLoss, distance='l1')
+    with pytest.raises(TypeError, match='ReidModel'): register_method('x', loss=BoTLoss)(nn.Linear)
+    assert 'x' not in list_methods()
+
+def test_conv_block_is_timms_conv_norm_act_with_the_former_init():
+    "timm's ConvNormAct replaced the hand-written conv-BN-ReLU: same parameters and initial values, timm's key names"
+    class ConvBNReLU(nn.Sequential):   # the former block
+        def __init__(self, cin, cout, k=1):
+            super().__init__(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+            self.apply(init_kaiming)
+    for k in (1, 3):
+        torch.manual_seed(k); old = ConvBNReLU(16, 24, k)
+        torch.manual_seed(k); new = conv_block(16, 24, k)
+        so, sn = old.state_dict(), new.state_dict()
+        assert [k.replace('0.', 'conv.').replace('1.', 'bn.') for k in so] == list(sn)
+        assert all(torch.equal(a, b) for a, b in zip(so.values(), sn.values()))
+        x = torch.randn(2, 16, 5, 5)
+        assert torch.equal(old(x), new(x))
+    assert sum(p.numel() for p in make('anet').theta_g1.parameters()) == 32 * 32 * 9 + 2 * 32

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest, torch
 from fastai.basics import Callback
 from fastai.callback.training import ShortEpochCallback
-from fastreid_vehicle.learner import (reid_learner, cpu_has_native_bf16, cpu_bf16_support, resolve_precision,
-                                      ReidMixedPrecision, CPU_BF16_ENV)
+from fastreid_vehicle.learner import reid_learner
+from fastreid_vehicle.callbacks import (cpu_has_native_bf16, cpu_bf16_support, resolve_precision, ReidMixedPrecision,
+                                        CPU_BF16_ENV)
 
 ENV = 'FASTREID_VEHICLE_CPU_BF16'
 
@@ -55,7 +56,7 @@ FP32, BF16 = {(torch.float32, False)}, {(torch.bfloat16, True)}
 ])
 def test_amp_modes_on_the_cpu(tiny_dls, monkeypatch, native, amp, seen, precision, reason):
     monkeypatch.setenv(ENV, native)
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', amp=amp, metrics=[])
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, amp=amp, metrics=[])
     has_cb = any(isinstance(c, ReidMixedPrecision) for c in learn.cbs)
     assert has_cb == (amp not in (False, 'fp32'))
     assert learn.train_precision()[0] == precision  # before fit: what the next fit will pick
@@ -69,16 +70,16 @@ def test_amp_modes_on_the_cpu(tiny_dls, monkeypatch, native, amp, seen, precisio
 
 def test_auto_chooses_again_at_each_fit(tiny_dls, monkeypatch):
     "An 'auto' learner moved to another kind of CPU (here: the override flipped) picks that CPU's precision."
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', amp='auto', metrics=[])
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, amp='auto', metrics=[])
     monkeypatch.setenv(ENV, '1'); assert _fit_probe(learn) == BF16
     monkeypatch.setenv(ENV, '0'); assert _fit_probe(learn) == FP32
 
 def test_invalid_amp_is_named(tiny_dls):
     for bad in ('fp8', 'yes', 1, 0.5):
         with pytest.raises(ValueError, match=r"amp must be one of 'auto', True, False, 'bf16', 'fp16', 'fp32'"):
-            reid_learner(tiny_dls, 'bot', backbone='resnet18', amp=bad)
+            reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, amp=bad)
     with pytest.raises(ValueError, match="amp must be one of"): resolve_precision('half', 'cpu')
-    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18')
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
     with pytest.raises(ValueError, match="amp_mode must be one of"): learn.to_amp('fp8')
     with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device"): resolve_precision('fp16', 'cpu')
 

@@ -120,7 +120,7 @@ def test_fidelity_page_agrees_with_the_recipes(method):
     "The page shows the recipes module's tables as they are now (saved outputs), and names only real switches"
     import inspect, re
     from fastreid_vehicle.recipes import recipe_markdown
-    from fastreid_vehicle.models import MODELS
+    from fastreid_vehicle.models import get_method
     from fastreid_vehicle.data import ReidDataLoaders
     from fastreid_vehicle.pipeline import train
     nb = json.loads(PAGES[method].read_text())
@@ -134,7 +134,7 @@ def test_fidelity_page_agrees_with_the_recipes(method):
     md = next(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown' and 'What the paper specifies' in ''.join(c['source']))
     rows = [l for l in md.splitlines() if l.startswith('| ') and not l.startswith('| section')]
     names = {m for l in rows for m in re.findall(r'`(\w+)=', l.rsplit('|', 2)[-2])}
-    model_cls, loss_cls = MODELS[method]
+    model_cls, loss_cls = get_method(method).model, get_method(method).loss
     known = set()
     for f in (model_cls.__init__, loss_cls.__init__, inspect.unwrap(train), ReidDataLoaders.from_df.__func__):
         known |= set(inspect.signature(f).parameters)
