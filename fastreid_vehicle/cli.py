@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse, os, sys, traceback
 from .config import *
 from .recipes import RECIPES
+from .files import StorageError
 
 # %% auto #0
 __all__ = ['main']
@@ -98,7 +99,8 @@ def _run(a:argparse.Namespace):
         res = pipeline.train(recipe, **given, **_method_settings(getattr(a, 'method_settings', None)))
         if res is not None: _print_summary(res)   # None on the other ranks of a multi-process run
 
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, KeyError)
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, KeyError,
+                StorageError)   # the library's file errors (`files`): full disk, corrupt file, a folder not its own
 
 def main(argv=None):
     "Entry point of the `fastreid-vehicle` command: errors are one line (`--debug` or FASTREID_VEHICLE_DEBUG=1: traceback)"

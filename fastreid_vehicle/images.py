@@ -8,15 +8,15 @@ import os, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
 from fastai.data.transforms import get_image_files
 from fastai.vision.utils import verify_image
 from .files import atomic_path
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'BAD_IMAGE_REASONS', 'ImageDecodeError', 'to_rgb8', 'open_rgb', 'BadImagesError', 'find_bad_images',
-           'check_images', 'check_option', 'image_table']
+__all__ = ['IMAGE_EXTS', 'BAD_IMAGE_REASONS', 'ImageDecodeError', 'to_rgb8', 'upright', 'open_rgb', 'BadImagesError',
+           'find_bad_images', 'check_images', 'check_option', 'image_table']
 
 # %% ../nbs/00a_images.ipynb #7319b6ae
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')   # the extensions of the images in a dataset folder
@@ -49,13 +49,20 @@ def to_rgb8(im:Image.Image, # a decoded PIL image of any mode
                                "YCbCr...) or 16-bit greyscale (I;16) pixels")
     return im.copy() if im.mode == 'RGB' else im.convert('RGB')
 
+def upright(im:Image.Image, # a decoded PIL image
+           ) -> Image.Image:
+    "`im` turned as its EXIF Orientation tag says (as a photo viewer shows it); `im` itself when it has no such tag"
+    try: o = im.getexif().get(0x0112, 1)
+    except Exception: return im   # an unreadable EXIF block: the pixels as stored
+    return ImageOps.exif_transpose(im) if o not in (None, 1) else im
+
 def open_rgb(path, # an image file
             ) -> Image.Image:
-    "Decode the image file `path` completely into an 8-bit RGB PIL image; an `ImageDecodeError` naming it otherwise"
+    "Decode the image file `path` completely into an 8-bit RGB PIL image, upright (EXIF orientation); an `ImageDecodeError` naming it otherwise"
     try:
         with Image.open(path) as im:
             im.load()
-            return to_rgb8(im, path)
+            return to_rgb8(upright(im), path)
     except ImageDecodeError: raise
     except FileNotFoundError: raise ImageDecodeError(path, 'missing', 'no such file') from None
     except UnidentifiedImageError as e:

@@ -1,0 +1,89 @@
+"Issue 19: nothing the user owns is deleted or replaced, untrusted files run no code, every fault is named."
+import errno, json, os
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from PIL import Image
+from fastreid_vehicle.files import (atomic_folder, atomic_path, CorruptFileError, NoSpaceError, FolderNotOwnedError, MARKER,
+                                    read_marker, StorageError)
+from fastreid_vehicle.search import GalleryIndex
+from fastreid_vehicle.images import open_rgb
+
+def _index(n=6, dim=4):
+    rng = np.random.default_rng(0)
+    return GalleryIndex(dim).add(rng.normal(size=(n, dim)), {'path': [f'/g/{i}.jpg' for i in range(n)]})
+
+# --- 1. nothing the user owns is deleted or replaced
+
+def test_index_save_refuses_a_folder_of_photos(tmp_path):
+    photos = tmp_path/'photos'; photos.mkdir(); (photos/'car.jpg').write_bytes(b'jpeg')
+    with pytest.raises(FolderNotOwnedError, match=r'photos.*car\.jpg'): _index().save(photos)
+    assert [p.name for p in photos.iterdir()] == ['car.jpg'] and sorted(p.name for p in tmp_path.iterdir()) == ['photos']
+
+def test_index_save_refuses_a_run_folder_and_replaces_its_own(tmp_path):
+    run = tmp_path/'run'; run.mkdir()
+    for n in ('learner.pkl', 'model.safetensors', 'checkpoint.pth', 'run.json'): (run/n).write_bytes(b'x')
+    with pytest.raises(FileExistsError, match='learner.pkl'): _index().save(run)
+    assert sorted(p.name for p in run.iterdir()) == ['checkpoint.pth', 'learner.pkl', 'model.safetensors', 'run.json']
+    idx = _index().save(tmp_path/'idx')
+    assert read_marker(idx) == {'kind': 'gallery_index', 'version': 1}
+    _index(8).save(idx)   # its own kind: replaced
+    assert len(GalleryIndex.load(idx)) == 8
+    (idx/MARKER).unlink()   # an index saved before markers: recognised by its header
+    _index(5).save(idx); assert len(GalleryIndex.load(idx)) == 5
+    with pytest.raises(FileExistsError, match='overwrite'): _index().save(idx, overwrite=False)
+
+def test_atomic_folder_refuses_another_kind(tmp_path):
+    with atomic_folder(tmp_path/'a', kind='evaluation') as t: (t/'m.json').write_text('{}')
+    with pytest.raises(FolderNotOwnedError, match='evaluation'):
+        with atomic_folder(tmp_path/'a', kind='gallery_index') as t: pass
+    assert (tmp_path/'a'/'m.json').exists()
+
+# --- 5. named errors
+
+@pytest.mark.parametrize('fault', ['header_garbage', 'header_no_ntotal', 'header_utf16', 'embeddings_truncated', 'metadata_binary', 'faiss_truncated'])
+def test_corrupted_index_is_named(tmp_path, fault):
+    kind = 'ivf' if fault == 'faiss_truncated' else 'exact'
+    gi = GalleryIndex(4, kind=kind, nlist=2) if kind == 'ivf' else GalleryIndex(4)
+    gi.add(np.random.default_rng(0).normal(size=(100, 4)), {'path': [f'{i}.jpg' for i in range(100)]})
+    d = gi.save(tmp_path/'idx', metadata_format='csv')
+    h = d/'header.json'
+    if fault == 'header_garbage': h.write_text('{"format": "fastreid_vehicle.GalleryIndex", "vers')
+    elif fault == 'header_no_ntotal':
+        j = json.loads(h.read_text()); del j['ntotal']; h.write_text(json.dumps(j))
+    elif fault == 'header_utf16': h.write_bytes(h.read_text().encode('utf-16'))
+    elif fault == 'embeddings_truncated':
+        e = d/'embeddings.safetensors'; e.write_bytes(e.read_bytes()[:100])
+    elif fault == 'metadata_binary': (d/'metadata.csv').write_bytes(b'path\n\xff\xfe\x00\x81bad\n' * 3)
+    else:
+        f = d/'index.faiss'; f.write_bytes(f.read_bytes()[:200])
+    with pytest.raises(CorruptFileError) as e: GalleryIndex.load(d)
+    assert str(d) in str(e.value) and 'not a readable' in str(e.value)
+    assert isinstance(e.value, ValueError)
+
+@pytest.mark.parametrize('exc', [OSError(errno.ENOSPC, 'No space left on device'),
+                                 RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0')])
+def test_full_disk_is_named_with_the_free_space(tmp_path, exc):
+    with pytest.raises(NoSpaceError) as e:
+        with atomic_path(tmp_path/'checkpoint.pth') as t:
+            t.write_bytes(b'half'); raise exc
+    msg = str(e.value)
+    assert 'no space left' in msg and str(tmp_path/'checkpoint.pth') in msg and 'MiB free' in msg
+    assert isinstance(e.value, StorageError) and list(tmp_path.iterdir()) == []
+
+# --- 6. images as a person sees them
+
+def _portrait(path, orientation=6):
+    ex = Image.Exif(); ex[0x0112] = orientation
+    a = np.zeros((20, 40, 3), np.uint8); a[:, :10] = 255   # stored landscape, white band on the left
+    Image.fromarray(a).save(path, exif=ex, quality=95)
+    return path
+
+def test_exif_orientation_applied_in_open_rgb_and_data(tmp_path):
+    from fastreid_vehicle.data import ReidImage
+    p = _portrait(tmp_path/'p.jpg')
+    im = open_rgb(p)
+    assert im.size == (20, 40)   # upright: portrait
+    a = np.asarray(im)
+    assert a[:10].mean() > 200 and a[-10:].mean() < 50   # rotated 90 clockwise: the left band is now on top
+    assert ReidImage.create(str(p)).size == (20, 40)
+    assert open_rgb(_portrait(tmp_path/'q.jpg', 1)).size == (40, 20)
