@@ -87,3 +87,41 @@ def test_exif_orientation_applied_in_open_rgb_and_data(tmp_path):
     assert a[:10].mean() > 200 and a[-10:].mean() < 50   # rotated 90 clockwise: the left band is now on top
     assert ReidImage.create(str(p)).size == (20, 40)
     assert open_rgb(_portrait(tmp_path/'q.jpg', 1)).size == (40, 20)
+
+# --- 2. one run per folder at a time; a killed run is recognised
+
+import signal, subprocess, sys, time
+from fastreid_vehicle.runs import prepare_run, read_run, RunInUseError, unlock_run, update_run, CHECKPOINT
+ROOT = Path(__file__).resolve().parent.parent
+
+def _holder(out):
+    "A process that claims `out` as a run, writes a history line and sleeps (a training that is running)"
+    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from fastreid_vehicle.runs import prepare_run; "
+            f"from pathlib import Path; prepare_run({str(out)!r}, dict(seed=0)); Path({str(out)!r}, 'history.csv').write_text('epoch\\n'); "
+            "print('ready', flush=True); time.sleep(60)")
+    p = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == 'ready'
+    return p
+
+def test_second_run_in_a_folder_is_refused_and_a_killed_one_recognised(tmp_path):
+    out = tmp_path/'run'
+    p = _holder(out)
+    try:
+        with pytest.raises(RunInUseError, match=rf'{out} is in use: process {p.pid}'): prepare_run(out, dict(seed=0), overwrite=True)
+        assert (out/'history.csv').exists() and read_run(out)['status'] == 'running'   # nothing of the first run touched
+    finally:
+        p.send_signal(signal.SIGKILL); p.wait()
+    with pytest.warns(UserWarning, match=r'previous run in .* was interrupted at .*before its first checkpoint'):
+        with pytest.raises(FileExistsError, match='was interrupted'): prepare_run(out, dict(seed=0))
+    with pytest.warns(UserWarning) as w: assert prepare_run(out, dict(seed=0), resume=True) is None
+    msgs = ' '.join(str(x.message) for x in w)
+    assert 'interrupted' in msgs and 'holds no checkpoint' in msgs and 'starts from epoch 0' in msgs
+    assert read_run(out)['interrupted'][0]['message'].startswith('the previous run')
+    update_run(out, status='complete')   # the run ended: its lock is free for another process
+    r = subprocess.run([sys.executable, '-c', f"import sys; sys.path.insert(0, {str(ROOT)!r}); from fastreid_vehicle.runs import lock_run; lock_run({str(out)!r})"])
+    assert r.returncode == 0
+
+def test_run_outputs_without_a_record_are_not_removed(tmp_path):
+    (tmp_path/'metrics.json').write_text('{"mine": 1}')
+    with pytest.raises(FolderNotOwnedError, match='metrics.json'): prepare_run(tmp_path, dict(seed=0), overwrite=True)
+    assert (tmp_path/'metrics.json').read_text() == '{"mine": 1}'
