@@ -11,7 +11,7 @@ from .recipes import RECIPES
 from .files import StorageError
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['TRUST_HELP', 'main']
 
 # %% ../nbs/12_cli.ipynb #d9d632b6
 def _recipes_help() -> str:
@@ -33,6 +33,9 @@ def _version() -> str:
     except PackageNotFoundError: return 'unknown'
 
 # %% ../nbs/12_cli.ipynb #203c423d
+TRUST_HELP = ("load the run's learner.pkl instead of model.safetensors + run.json. A pickle runs code named in the file "
+              "when it is loaded: use this only for runs from a source you trust (default: off, no code from the run runs)")
+
 def _parser() -> argparse.ArgumentParser:
     "The command-line parser: the settings' flags come from `fastreid_vehicle.config`"
     fmt = argparse.RawDescriptionHelpFormatter
@@ -50,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser('eval', help='evaluate a saved run on a dataset: metrics.json and figures')
     e.add_argument('learner', help='the run folder written by train, or its learner.pkl')
     e.add_argument('--out', default=argparse.SUPPRESS, help=f'output folder (default: {EVAL_OUT})')
+    e.add_argument('--trust-pickle', action='store_true', help=TRUST_HELP)
     add_arguments(e, keys=('data', 'fit', 'eval', 'run'), names={'dataset', 'root', 'preset', 'seed', 'progress',
                                                                 *vars(EvalConfig())})
     f = sub.add_parser('search', help='search a gallery of images (folder or CSV) with query images')
@@ -59,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument('--index', default=None, help='index folder: saved after building, loaded when there is no --gallery')
     f.add_argument('-k', type=int, default=5, help='matches per query (default: 5)')
     f.add_argument('--out', default=None, help='figure of the matches (PNG)')
+    f.add_argument('--trust-pickle', action='store_true', help=TRUST_HELP)
     add_arguments(f, keys=('eval',), names={'flip_tta'})
     s = sub.add_parser('synth', help='write a synthetic VeRi-776-format dataset')
     s.add_argument('dest', help='folder to write')
@@ -87,12 +92,13 @@ def _run(a:argparse.Namespace):
     elif a.cmd == 'eval':
         ev = {k: v for k, v in given.items() if k in vars(EvalConfig())}
         rest = {k: v for k, v in given.items() if k not in ev}
-        res = pipeline.evaluate_run(a.learner, out=getattr(a, 'out', EVAL_OUT), **rest, **ev)
+        res = pipeline.evaluate_run(a.learner, out=getattr(a, 'out', EVAL_OUT), trust_pickle=a.trust_pickle, **rest, **ev)
         print(', '.join(f'{k}: {res[k]:.4f}' for k in ('rank1', 'rank5', 'mAP', 'mINP')) +
               ' (' + ', '.join(f'{k}={v}' for k, v in res['eval'].items()) + ')')
         for k, v in res['files'].items(): print(f'  {k:12s} {v}')
     elif a.cmd == 'search':
-        res = pipeline.search_images(a.learner, a.queries, gallery=a.gallery, index=a.index, k=a.k, out=a.out, **given)
+        res = pipeline.search_images(a.learner, a.queries, gallery=a.gallery, index=a.index, k=a.k, out=a.out,
+                                     trust_pickle=a.trust_pickle, **given)
         print(res.metadata.to_string(index=False))
     else:
         recipe = getattr(a, 'recipe', None)

@@ -13,8 +13,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['MARKER', 'current_umask', 'usual_mode', 'temp_prefix', 'is_stale_temp', 'remove_stale_temps', 'StorageError',
            'CorruptFileError', 'NoSpaceError', 'FolderNotOwnedError', 'is_no_space', 'atomic_path', 'atomic_write_text',
-           'atomic_write_json', 'make_temp_dir', 'atomic_folder', 'write_marker', 'read_marker', 'describe_folder',
-           'check_owned']
+           'atomic_write_json', 'make_temp_dir', 'atomic_folder', 'write_marker', 'read_marker', 'claim_folder',
+           'describe_folder', 'check_owned']
 
 # %% ../nbs/15_files.ipynb #aabf6b58
 def current_umask() -> int:
@@ -205,6 +205,17 @@ def read_marker(folder, # a folder
     except (OSError, ValueError): return None
     return m if isinstance(m, dict) and 'kind' in m else None
 
+def claim_folder(path, # the folder to write outputs into (created)
+                 kind:str, # the kind of outputs, e.g. 'evaluation'
+                 what:str|None=None, # what they are, for the message (default: `kind`)
+                ) -> Path:
+    "Create `path` or check that it is the library's own folder of `kind` (`check_owned`), and mark it; returns it"
+    path = Path(path)
+    check_owned(path, kind, what=what or kind)
+    path.mkdir(parents=True, exist_ok=True)
+    if read_marker(path) is None: write_marker(path, kind)
+    return path
+
 def describe_folder(folder, # a folder
                     n:int=5, # names listed
                    ) -> str:
@@ -226,6 +237,7 @@ def check_owned(path, # a folder the library is about to replace or write into
     m = read_marker(path)
     if m is not None and m.get('kind') == kind: return
     if m is None and is_own is not None and is_own(path): return
-    held = f"a {m['kind']} folder of this library" if m is not None else "no marker of this library"
+    held = (f"a {m['kind']} folder of this library" if m is not None else "a training run of this library"
+            if (path/'run.json').exists() else "no marker of this library")
     raise FolderNotOwnedError(errno.EEXIST, f"{path} holds {describe_folder(path)} ({held}); refusing to replace or "
                               f"write a {what} into it: choose a new or empty folder, or one written as a {what}")

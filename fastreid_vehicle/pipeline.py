@@ -23,8 +23,8 @@ from .metrics import model_eval_spec
 from .evaluation import center_by_camera
 from .interpret import ReidInterpretation, evaluation_spec
 from .search import GalleryIndex
-from .files import atomic_path, atomic_write_json
-from .runs import prepare_run, update_run, read_run, EpochCheckpoint, HistoryLogger, RUN_FILE
+from .files import atomic_path, atomic_write_json, claim_folder
+from .runs import prepare_run, update_run, read_run, EpochCheckpoint, HistoryLogger, RUN_FILE, record_labels, load_run_learner
 from .distributed import init_distributed, local_main_first, one_process
 
 # %% auto #0
@@ -131,6 +131,7 @@ def train(recipe=None, # a paper's recipe (`RECIPES`), or None for the main job'
     ckpt = prepare_run(out, s.flat(), resume=r.resume, overwrite=r.overwrite)   # refuses another run's folder
     update_run(out, recipe=s.recipe, sources={k: s.sources.get(k, 'default') for k in s.flat()})   # where each value came from
     dls = _prepare_data(s, out)
+    record_labels(out, dls)   # what the heads are built for: eval / search rebuild the model without unpickling
     data_time = time.time() - t0
     dls.show_batch(max_n=16)
     _save_fig(plt.gcf(), out/'batch.png')
@@ -162,14 +163,9 @@ def train(recipe=None, # a paper's recipe (`RECIPES`), or None for the main job'
 MAIN_JOB = build_settings().flat()
 
 # %% ../nbs/24_pipeline.ipynb #0252dfb9
-def _load_saved_learner(path) -> Learner:
-    "The learner exported by `train`: `path` is `learner.pkl` or the folder holding it"
-    p = Path(path)
-    if p.is_dir(): p = p/'learner.pkl'
-    if not p.is_file(): raise FileNotFoundError(f"no saved learner at {p} (expected learner.pkl written by `train`)")
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='load_learner` uses')
-        return load_learner(p)
+def _load_saved_learner(path, trust_pickle:bool=False) -> Learner:
+    "The learner of a run written by `train` (`path`: its folder or a file in it): rebuilt from model.safetensors + run.json, or unpickled if `trust_pickle` (`runs.load_run_learner`)"
+    return load_run_learner(path, trust_pickle=trust_pickle)
 
 def recorded_eval(run_folder) -> EvalConfig:
     "The evaluation settings recorded in `run_folder/run.json` (the defaults where the run has none)"
@@ -188,9 +184,11 @@ def evaluate_run(learner, # the run folder written by `train`, or its `learner.p
                  reader_kwargs:dict|None=None, # extra arguments of the dataset reader
                  progress:bool=RunConfig.progress, # progress bars
                  n_figure_queries:int=5, # queries shown in each figure
+                 trust_pickle:bool=False, # load learner.pkl (unpickling runs code from the file) instead of model.safetensors + run.json
                  **eval_settings) -> dict: # single evaluation settings by name (`flip_tta=True`)
     "Metrics and figures of a saved run on `dataset`'s query/gallery rows, written to `out` (metrics.json last)"
-    learn = _load_saved_learner(learner)
+    out = claim_folder(out, 'evaluation')   # first: never a training run's folder, nor someone's files
+    learn = _load_saved_learner(learner, trust_pickle)
     folder = Path(learner) if Path(learner).is_dir() else Path(learner).parent
     e = replace(eval or recorded_eval(folder), **{k: coerce(k, v) for k, v in eval_settings.items()})
     df = load_reid_data(dataset, root, preset, seed=seed, **(reader_kwargs or {}))
@@ -199,7 +197,6 @@ def evaluate_run(learner, # the run folder written by `train`, or its `learner.p
     with (learn.no_bar() if not progress else contextlib.nullcontext()):
         interp = ReidInterpretation.from_learner(learn, dl=dl, flip=e.flip_tta, rerank=e.rerank, aqe=e.aqe,
                                                  center_cameras=e.center_cameras)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
     files = dict(retrieval='retrieval.png', cmc='cmc.png', worst='worst_queries.png', confusion='confusion.png',
                  activations='activations.png')
     _save_fig(interp.plot_ranked_retrieval(n_queries=n_figure_queries, k=8, seed=seed), out/files['retrieval'])
@@ -246,9 +243,10 @@ def search_images(learner, # the run folder written by `train`, or its `learner.
                   index=None, # an index folder: saved after building, loaded when there is no `gallery`
                   k:int=5, # matches per query
                   flip_tta:bool=EvalConfig.flip_tta, # flip test-time augmentation
-                  out=None): # a PNG figure of the matches
+                  out=None, # a PNG figure of the matches
+                  trust_pickle:bool=False): # load learner.pkl (unpickling runs code from the file) instead of model.safetensors + run.json
     "Top-`k` gallery images for each query image: the index is built from `gallery` (saved to `index` if given) or loaded from `index`"
-    learn = _load_saved_learner(learner)
+    learn = _load_saved_learner(learner, trust_pickle)
     if index is not None and Path(index).exists() and gallery is None: gi = GalleryIndex.load(index)
     else:
         if gallery is None: raise ValueError("search_images: give a gallery (folder or CSV) or an existing index folder")

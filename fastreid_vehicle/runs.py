@@ -7,7 +7,7 @@ result as a run that was never interrupted."""
 
 # %% ../nbs/16_runs.ipynb #189be3f1
 from __future__ import annotations
-import fcntl, json, os, platform, random, socket, sys, time, warnings
+import fcntl, json, os, pickle, platform, random, socket, sys, time, warnings
 from importlib.metadata import version as _pkg_version, PackageNotFoundError
 from pathlib import Path
 import numpy as np, torch
@@ -16,10 +16,10 @@ from fastai.callback.progress import CSVLogger
 from .files import atomic_path, atomic_write_json, remove_stale_temps, CorruptFileError, FolderNotOwnedError, describe_folder
 
 # %% auto #0
-__all__ = ['CHECKPOINT', 'RUN_LOCK', 'FINAL_STATUSES', 'RUN_FILE', 'RUN_OUTPUTS', 'TRAINED_OUTPUTS', 'get_rng_states',
-           'set_rng_states', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'EpochCheckpoint',
-           'HistoryLogger', 'RunInUseError', 'lock_run', 'unlock_run', 'library_versions', 'read_run', 'update_run',
-           'prepare_run']
+__all__ = ['CHECKPOINT', 'RUN_LOCK', 'FINAL_STATUSES', 'RUN_FILE', 'RUN_OUTPUTS', 'TRAINED_OUTPUTS', 'LEARNER', 'WEIGHTS',
+           'get_rng_states', 'set_rng_states', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
+           'EpochCheckpoint', 'HistoryLogger', 'RunInUseError', 'lock_run', 'unlock_run', 'library_versions',
+           'read_run', 'update_run', 'prepare_run', 'record_labels', 'load_run_learner']
 
 # %% ../nbs/16_runs.ipynb #8cf0c60b
 def _loader_rng(dl):
@@ -289,3 +289,74 @@ def prepare_run(out, # the run folder
     if (out/CHECKPOINT).exists(): return read_checkpoint(out/CHECKPOINT)
     warnings.warn(f"resume: {out} holds no checkpoint ({CHECKPOINT}): no epoch was completed, so the run starts from epoch 0")
     return None
+
+# %% ../nbs/16_runs.ipynb #aae19696
+LEARNER, WEIGHTS = 'learner.pkl', 'model.safetensors'
+_PICKLE_WHY = ("learner.pkl is a pickle: loading it runs whatever code the file names, so load it only from a source "
+               "you trust")
+
+def record_labels(out, # the run folder
+                  dls, # the run's `ReidDataLoaders`
+                 ) -> dict:
+    "Record in `out/run.json` what the model's heads are built for: the identity and attribute vocabularies of `dls`"
+    plain = lambda vs: [v.item() if hasattr(v, 'item') else v for v in vs]
+    return update_run(out, labels=dict(id_vocab=plain(dls.id_vocab), attr_vocabs={k: plain(v) for k, v in dls.attr_vocabs.items()}))
+
+def _placeholder_rows(labels:dict, rows:int) -> pd.DataFrame:
+    "A re-id table with the recorded vocabularies and a blank in-memory image per row: it gives the loaders of the run"
+    ids, attrs = labels['id_vocab'], labels.get('attr_vocabs', {})
+    n = max(len(ids), rows, *(len(v) for v in attrs.values())) + 2
+    from PIL import Image
+    df = pd.DataFrame({'path': [Image.new('RGB', (8, 8))] * n, 'pid': [ids[i % len(ids)] for i in range(n)],
+                       'camid': 1, 'split': ['query', 'gallery'] + ['train'] * (n - 2)})
+    for a, codes in attrs.items(): df[a] = pd.array([codes[i] if i < len(codes) else None for i in range(n)], dtype='Int64')
+    return df
+
+def _check_run_file(p:Path, folder:Path):
+    if not p.is_file(): raise FileNotFoundError(f"no {p.name} in {folder}: expected a run folder written by `train`")
+
+def _load_pickled(p:Path) -> Learner:
+    "fastai's `load_learner` of `p` (its insecure-pickle warning shown); a truncated file is a `CorruptFileError`"
+    from fastai.learner import load_learner
+    warnings.warn(f"{p}: {_PICKLE_WHY} (trust_pickle=True / --trust-pickle)")
+    try: return load_learner(p)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as e:
+        raise CorruptFileError(p, 'saved learner', f"{type(e).__name__}: {e}") from None
+
+def _read_weights(p:Path) -> dict:
+    "The tensors of the safetensors file `p` (no code runs); a damaged file is a `CorruptFileError`"
+    from safetensors.torch import load_file
+    try: return load_file(str(p))
+    except Exception as e: raise CorruptFileError(p, 'safetensors weights file', f"{type(e).__name__}: {e}") from None
+
+def load_run_learner(run, # the run folder written by `train` (or a file in it, e.g. its learner.pkl)
+                     trust_pickle:bool=False, # unpickle learner.pkl (runs code from the file) instead of rebuilding the learner from model.safetensors + run.json
+                    ) -> Learner:
+    "The trained learner of a run: rebuilt from `run.json` (config, labels) and `model.safetensors` without unpickling, or `learner.pkl` when `trust_pickle`"
+    run = Path(run)
+    folder = run.parent if run.is_file() else run
+    if trust_pickle:
+        p = run if run.is_file() and run.suffix == '.pkl' else folder/LEARNER
+        _check_run_file(p, folder)
+        return _load_pickled(p)
+    from .config import build_settings, config_fields
+    from .data import ReidDataLoaders
+    from .learner import reid_learner
+    _check_run_file(folder/RUN_FILE, folder); _check_run_file(folder/WEIGHTS, folder)
+    rec = read_run(folder)
+    labels = rec.get('labels')
+    if not labels: raise ValueError(f"{folder/RUN_FILE} records no label vocabularies (a run trained before they were "
+                                    "recorded): load its learner.pkl with trust_pickle=True (--trust-pickle) if you trust it")
+    s = build_settings(**{k: v for k, v in rec.get('config', {}).items() if k in config_fields()})
+    d, m = s.data, s.model
+    dls = ReidDataLoaders.from_df(_placeholder_rows(labels, d.P * d.K), size=d.size, P=d.P, K=d.K, bs_valid=d.bs_valid,
+                                  pad=d.pad, flip_p=d.flip_p, erase_p=d.erase_p, erase_mode=d.erase_mode, erase_sl=d.erase_sl,
+                                  erase_sh=d.erase_sh, erase_min_aspect=d.erase_min_aspect, zoom_p=d.zoom_p,
+                                  max_zoom=d.max_zoom, attrs=tuple(d.attrs), sampler='random', path=folder)
+    learn = reid_learner(dls, m.method, backbone=m.backbone, pretrained=False, weights=None, amp=s.fit.amp,
+                         channels_last=s.fit.channels_last, path=folder, model_dir='.', neck_feat=m.neck_feat, **m.settings)
+    try: learn.model.load_state_dict(_read_weights(folder/WEIGHTS))
+    except RuntimeError as e: raise CorruptFileError(folder/WEIGHTS, f"weights file for {m.method}/{m.backbone} as {folder/RUN_FILE} records it",
+                                                     str(e).splitlines()[0]) from None
+    learn.model.eval()
+    return learn

@@ -125,3 +125,66 @@ def test_run_outputs_without_a_record_are_not_removed(tmp_path):
     (tmp_path/'metrics.json').write_text('{"mine": 1}')
     with pytest.raises(FolderNotOwnedError, match='metrics.json'): prepare_run(tmp_path, dict(seed=0), overwrite=True)
     assert (tmp_path/'metrics.json').read_text() == '{"mine": 1}'
+
+# --- 3. untrusted files run no code: eval / search rebuild the model from model.safetensors + run.json
+
+import pickle, torch
+from fastreid_vehicle.runs import load_run_learner
+from fastreid_vehicle.inference import embed
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    from fastreid_vehicle.synthetic import synthesize_veri
+    from fastreid_vehicle.pipeline import train
+    d = tmp_path_factory.mktemp('rel')
+    root = synthesize_veri(d/'veri', 'tiny', seed=0, n_workers=1)
+    train(preset='tiny', root=root, out=d/'run', size=(64, 48), P=4, K=4, epochs=1, progress=False, threads=1, seed=0)
+    return root, d/'run'
+
+def test_rebuilt_learner_gives_the_pickled_learners_features(tiny_run):
+    from fastreid_vehicle.readers import load_veri776
+    root, run = tiny_run
+    safe = load_run_learner(run)
+    with pytest.warns(UserWarning, match='runs whatever code'): pick = load_run_learner(run, trust_pickle=True)
+    qg = load_veri776(root).query("split != 'train'").reset_index(drop=True)
+    fa = embed(safe, safe.dls.test_dl(qg, bs=16), flip=True)
+    fb = embed(pick, pick.dls.test_dl(qg, bs=16), flip=True)
+    assert fa.shape == fb.shape and torch.equal(fa, fb)
+
+class _Evil:
+    def __reduce__(self): return (os.system, (f'touch {self.marker}',))
+
+def test_crafted_pickle_runs_no_code_by_default(tiny_run, tmp_path):
+    import shutil
+    from fastreid_vehicle.pipeline import search_images
+    _, run = tiny_run
+    bad = tmp_path/'run'; shutil.copytree(run, bad)
+    evil = _Evil(); evil.marker = tmp_path/'pwned'
+    (bad/'learner.pkl').write_bytes(pickle.dumps(evil))
+    q = sorted((run.parent/'veri'/'image_query').glob('*.jpg'))[:2]
+    res = search_images(bad, q, gallery=run.parent/'veri'/'image_test', k=2)
+    assert len(res.metadata) and not evil.marker.exists()
+
+def test_truncated_learner_and_weights_are_named(tiny_run, tmp_path):
+    import shutil
+    _, run = tiny_run
+    bad = tmp_path/'run'; shutil.copytree(run, bad)
+    for n in ('learner.pkl', 'model.safetensors'): (bad/n).write_bytes((run/n).read_bytes()[:1000])
+    with pytest.raises(CorruptFileError, match=r'model\.safetensors: not a readable'): load_run_learner(bad)
+    with pytest.warns(UserWarning), pytest.raises(CorruptFileError, match=r'learner\.pkl: not a readable saved learner'):
+        load_run_learner(bad, trust_pickle=True)
+
+def test_cli_help_says_why(capsys):
+    from fastreid_vehicle.cli import main
+    for cmd in ('eval', 'search'):
+        with pytest.raises(SystemExit): main([cmd, '--help'])
+        out = capsys.readouterr().out
+        assert '--trust-pickle' in out and 'runs code' in ' '.join(out.split())
+
+def test_eval_refuses_to_write_over_a_training_run(tiny_run):
+    from fastreid_vehicle.pipeline import evaluate_run
+    root, run = tiny_run
+    before = {n: (run/n).read_bytes() for n in ('metrics.json', 'retrieval.png', 'cmc.png')}
+    with pytest.raises(FolderNotOwnedError, match=r'a training run of this library'):
+        evaluate_run(run, preset='tiny', root=root, out=run, progress=False)
+    assert before == {n: (run/n).read_bytes() for n in before}
