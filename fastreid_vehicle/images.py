@@ -142,16 +142,23 @@ def check_option(check, # None / False / 'off': no check; True / 'raise': stop o
     raise ValueError(f"check must be None/False/'off' (no image check), True/'raise' (stop on bad images) or 'drop', got {check!r}")
 
 # %% ../nbs/00a_images.ipynb #327e5d03
-def _csv_images(p:Path) -> pd.DataFrame:
-    "The rows of the CSV file `p`, its `path` column made absolute (from the CSV's folder) and checked to exist"
-    df = pd.read_csv(p)
+def _csv_images(p:Path, encoding:str|None=None) -> pd.DataFrame:
+    "The rows of the CSV file `p` (the readers' `read_table`), its `path` column made absolute (from the CSV's folder), unique and checked to exist"
+    from fastreid_vehicle.readers import read_table   # the one reader of tables (encoding checks); `readers` imports this module
+    df = read_table(p, encoding=encoding, dtype=None)
     if 'path' not in df.columns: raise ValueError(f"{p}: expected a 'path' column, got columns {list(df.columns)}")
-    df['path'] = [str(q if Path(q).is_absolute() else p.parent/q) for q in df['path']]
+    df['path'] = [str(q if Path(q).is_absolute() else p.parent/q) for q in df['path'].astype(str)]
+    rep = df['path'].duplicated(keep=False)
+    if rep.any():
+        q = df['path'][rep].iloc[0]
+        raise ValueError(f"{p}: {int(df['path'].duplicated().sum())} image(s) listed more than once, e.g. {q} on lines "
+                         f"{', '.join(str(i + 2) for i in np.flatnonzero((df['path'] == q).to_numpy()))}; list each image once")
     missing = [q for q in df['path'] if not Path(q).is_file()]
     if missing: raise FileNotFoundError(f"{p}: {len(missing)} image(s) not found, first {missing[0]} (line {df['path'].tolist().index(missing[0]) + 2})")
     return df
 
 def image_table(src, # a folder of images (searched recursively) or a CSV file with a `path` column
+                encoding:str|None=None, # the CSV file's encoding (default: UTF-8; other bytes are refused, not guessed)
                ) -> pd.DataFrame:
     "Images to index: a folder (fastai's `get_image_files`) or a CSV with a `path` column (relative paths: from the CSV's folder)"
     p = Path(src)
@@ -159,5 +166,5 @@ def image_table(src, # a folder of images (searched recursively) or a CSV file w
         paths = sorted(str(f) for f in get_image_files(p))
         if not paths: raise ValueError(f"no image files under {p}")
         return pd.DataFrame({'path': paths})
-    if p.suffix.lower() == '.csv' and p.is_file(): return _csv_images(p)
+    if p.suffix.lower() == '.csv' and p.is_file(): return _csv_images(p, encoding)
     raise ValueError(f"gallery must be a folder of images or a .csv file with a 'path' column, got {p}")

@@ -188,3 +188,43 @@ def test_eval_refuses_to_write_over_a_training_run(tiny_run):
     with pytest.raises(FolderNotOwnedError, match=r'a training run of this library'):
         evaluate_run(run, preset='tiny', root=root, out=run, progress=False)
     assert before == {n: (run/n).read_bytes() for n in before}
+
+# --- 4. dataset tables checked; one reader of tables; encodings not guessed
+
+from fastreid_vehicle.readers import load_custom, DatasetFormatError
+from fastreid_vehicle.images import image_table
+
+def _imgs(d, n=4):
+    d.mkdir(exist_ok=True)
+    for i in range(n): Image.new('RGB', (8, 8)).save(d/f'{i}.jpg')
+    return d
+
+ROWS = 'path,pid,camid,split\n0.jpg,1,1,train\n1.jpg,1,2,train\n2.jpg,2,1,query\n3.jpg,2,2,gallery\n'
+
+@pytest.mark.parametrize('extra,msg', [
+    ('3.jpg,2,2,gallery\n', r'1 row\(s\) repeat an earlier row.*line 6 repeat .*line 5'),
+    ('3.jpg,5,2,gallery\n', r'3\.jpg has 2 identities: .*line 5, .*line 6'),
+    ('0.jpg,1,1,gallery\n', r'1 image\(s\) are in the training split and in query/gallery.*0\.jpg'),
+])
+def test_custom_csv_conflicting_rows_are_errors_naming_lines(tmp_path, extra, msg):
+    _imgs(tmp_path); (tmp_path/'d.csv').write_text(ROWS + extra)
+    with pytest.raises(DatasetFormatError, match=msg): load_custom(tmp_path/'d.csv')
+
+def test_repeated_rows_can_be_dropped_with_a_count(tmp_path):
+    _imgs(tmp_path); (tmp_path/'d.csv').write_text(ROWS + '3.jpg,2,2,gallery\n2.jpg,2,1,query\n')
+    with pytest.warns(UserWarning, match=r'2 row\(s\) repeat.*dropped'): df = load_custom(tmp_path/'d.csv', duplicates='drop')
+    assert len(df) == 4
+
+def test_non_utf8_tables_are_refused_not_guessed(tmp_path):
+    _imgs(tmp_path/'Zürich')
+    csv = 'path,pid,camid,split\n' + ''.join(f'Zürich/{i}.jpg,{i // 2},{i},{s}\n' for i, s in enumerate(['train', 'train', 'query', 'gallery']))
+    (tmp_path/'d.csv').write_bytes(csv.encode('latin-1'))   # its bytes also decode as GB18030 (to CJK text)
+    with pytest.raises(DatasetFormatError, match=r'd\.csv, line 2: is not UTF-8 text.*not guessed'): load_custom(tmp_path/'d.csv')
+    assert load_custom(tmp_path/'d.csv', encoding='latin-1').path[0] == str(tmp_path/'Zürich'/'0.jpg')
+    g = 'path\n' + ''.join(f'Zürich/{i}.jpg\n' for i in range(4))
+    (tmp_path/'g16.csv').write_text(g, encoding='utf-16'); (tmp_path/'g1.csv').write_bytes(g.encode('latin-1'))
+    with pytest.raises(DatasetFormatError, match=r'g16\.csv: is UTF-16'): image_table(tmp_path/'g16.csv')
+    with pytest.raises(DatasetFormatError, match=r'g1\.csv, line 2: is not UTF-8'): image_table(tmp_path/'g1.csv')
+    assert len(image_table(tmp_path/'g1.csv', encoding='latin-1')) == 4
+    (tmp_path/'g2.csv').write_text(g + 'Zürich/1.jpg\n')
+    with pytest.raises(ValueError, match=r'listed more than once.*1\.jpg on lines 3, 6'): image_table(tmp_path/'g2.csv')
