@@ -9,6 +9,7 @@ import argparse, os, sys, traceback
 from .config import *
 from .recipes import RECIPES
 from .files import StorageError
+from .images import skipped_note
 
 # %% auto #0
 __all__ = ['TRUST_HELP', 'main']
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument('-k', type=int, default=5, help='matches per query (default: 5)')
     f.add_argument('--out', default=None, help='figure of the matches (PNG)')
     f.add_argument('--trust-pickle', action='store_true', help=TRUST_HELP)
+    f.add_argument('--skip-bad-images', action='store_true',
+                   help='skip gallery images that cannot be decoded (listed on stderr) instead of stopping')
     add_arguments(f, keys=('eval',), names={'flip_tta'})
     s = sub.add_parser('synth', help='write a synthetic VeRi-776-format dataset')
     s.add_argument('dest', help='folder to write')
@@ -76,7 +79,7 @@ def _print_summary(res:dict):
     rows = [(f"{res['method']} / {res['backbone']}", res)]
     if 'camera_centred' in res: rows.append(('camera-centred (test statistics)', res['camera_centred']))
     rows += [(f'{k} (baseline)', v) for k, v in res.get('baselines', {}).items()]
-    print(f"\nheld-out identities, {res['num_queries']} queries, {res['eval_distance']} distance:")
+    print(f"\nheld-out identities, {res['num_queries']} queries{skipped_note(res)}, {res['eval_distance']} distance:")
     print(f"  {'':34s} {'rank-1':>7s} {'mAP':>7s} {'mINP':>7s}")
     for name, r in rows: print(f"  {name:34s} {r['rank1']:7.4f} {r['mAP']:7.4f} {r['mINP']:7.4f}")
     print(f"trained in {res['train_seconds']:.0f} s, total {res['total_seconds']:.0f} s; files:")
@@ -95,10 +98,11 @@ def _run(a:argparse.Namespace):
         res = pipeline.evaluate_run(a.learner, out=getattr(a, 'out', EVAL_OUT), trust_pickle=a.trust_pickle, **rest, **ev)
         print(', '.join(f'{k}: {res[k]:.4f}' for k in ('rank1', 'rank5', 'mAP', 'mINP')) +
               ' (' + ', '.join(f'{k}={v}' for k, v in res['eval'].items()) + ')')
+        print(f"{res['num_valid']} queries scored{skipped_note(res)}")
         for k, v in res['files'].items(): print(f'  {k:12s} {v}')
     elif a.cmd == 'search':
         res = pipeline.search_images(a.learner, a.queries, gallery=a.gallery, index=a.index, k=a.k, out=a.out,
-                                     trust_pickle=a.trust_pickle, **given)
+                                     trust_pickle=a.trust_pickle, skip_bad_images=a.skip_bad_images, **given)
         print(res.metadata.to_string(index=False))
     else:
         recipe = getattr(a, 'recipe', None)

@@ -16,7 +16,7 @@ from .files import atomic_path
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'BAD_IMAGE_REASONS', 'ImageDecodeError', 'to_rgb8', 'upright', 'open_rgb', 'BadImagesError',
-           'find_bad_images', 'check_images', 'check_option', 'image_table']
+           'find_bad_images', 'check_images', 'check_option', 'image_table', 'gallery_images', 'skipped_note']
 
 # %% ../nbs/00a_images.ipynb #7319b6ae
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')   # the extensions of the images in a dataset folder
@@ -79,13 +79,14 @@ class BadImagesError(ValueError):
     def __init__(self,
                  report:pd.DataFrame, # the bad images: path, reason, detail
                  n_total:int, # how many images were checked
-                 max_listed:int=20): # how many are listed in the message
+                 max_listed:int=20, # how many are listed in the message
+                 hint:str="Fix or remove them, or drop them with check='drop' (command line: --check-images drop)"): # what to do
         self.report = report
         lines = [f"  {r.path}: {r.reason}" + (f" ({r.detail})" if r.detail else '') for r in report.head(max_listed).itertuples()]
         more = len(report) - max_listed
         super().__init__(f"{len(report)} of {n_total} images cannot be used:\n" + '\n'.join(lines)
                          + (f"\n  ... and {more} more" if more > 0 else '')
-                         + "\nFix or remove them, or drop them with check='drop' (command line: --check-images drop)")
+                         + "\n" + hint)
 
 def _header_mode(path) -> str|None:
     "The pixel mode in the header of the image file `path` (None if it cannot be opened)"
@@ -115,6 +116,7 @@ def check_images(df:pd.DataFrame, # one row per image, with a `path` column (e.g
                  report=None, # a CSV file for the list of bad images (written either way; empty when all decode)
                  n_workers:int|None=None, # threads (default: the CPU count)
                  progress:bool=True, # show a progress bar
+                 **kwargs, # passed to `BadImagesError` (e.g. its `hint`)
                 ) -> pd.DataFrame:
     "Check every image of `df` once; `on_bad`: 'raise' a `BadImagesError` listing the bad ones, or 'drop' their rows"
     if on_bad not in ('raise', 'drop'): raise ValueError(f"check_images: on_bad must be 'raise' or 'drop', got {on_bad!r}")
@@ -124,7 +126,7 @@ def check_images(df:pd.DataFrame, # one row per image, with a `path` column (e.g
     if report is not None:
         with atomic_path(report) as tmp: bad.to_csv(tmp, index=False)
     if not len(bad): return df
-    if on_bad == 'raise': raise BadImagesError(bad, len(paths))
+    if on_bad == 'raise': raise BadImagesError(bad, len(paths), **kwargs)
     keep = ~df['path'].astype(str).isin(set(bad['path']))
     warnings.warn(f"check_images: dropped {int((~keep).sum())} rows of {len(bad)} bad images (e.g. {bad.path.iloc[0]}: "
                   f"{bad.reason.iloc[0]})" + (f"; report in {report}" if report is not None else ''))
@@ -168,3 +170,18 @@ def image_table(src, # a folder of images (searched recursively) or a CSV file w
         return pd.DataFrame({'path': paths})
     if p.suffix.lower() == '.csv' and p.is_file(): return _csv_images(p, encoding)
     raise ValueError(f"gallery must be a folder of images or a .csv file with a 'path' column, got {p}")
+
+# %% ../nbs/00a_images.ipynb #c1e39bf3
+def gallery_images(src, # a folder of images or a CSV file with a `path` column (`image_table`)
+                   skip_bad:bool=False, # skip the images that cannot be decoded (a warning lists them) instead of stopping
+                   encoding:str|None=None, # the CSV file's encoding (default: UTF-8)
+                  ) -> pd.DataFrame:
+    "The images of a search gallery, each decoded once first: a `BadImagesError` listing the bad ones, or (`skip_bad`) them skipped with a warning"
+    return check_images(image_table(src, encoding), 'drop' if skip_bad else 'raise', progress=False,
+                        hint="Fix or remove them, or skip them with skip_bad_images=True (command line: --skip-bad-images)")
+
+def skipped_note(res:dict, # an evaluation's summary, with `num_skipped` (queries without a true match)
+                ) -> str:
+    "'; N queries left out (no true match in the gallery)' when an evaluation left queries out, else ''"
+    n = res.get('num_skipped') or 0
+    return f"; {n} {'query' if n == 1 else 'queries'} left out (no true match in the gallery)" if n else ""

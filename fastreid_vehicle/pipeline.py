@@ -14,7 +14,7 @@ from fastai.basics import *
 from fastai.learner import load_learner
 from .config import *
 from .readers import load_dataset
-from .images import check_option, check_images as check_images_of, open_rgb, image_table
+from .images import check_option, check_images as check_images_of, open_rgb, image_table, gallery_images
 from .synthetic import synthesize_veri
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, AmeliorationStage, resolve_precision, split_settings
@@ -103,7 +103,7 @@ def _evaluate_trained(learn:Learner, dls, s:RunSettings, out:Path) -> dict:
     interp = ReidInterpretation.from_features(learn, dls.valid, feats, metric=distance)
     _save_fig(interp.plot_ranked_retrieval(n_queries=5, k=8, seed=s.fit.seed), out/'retrieval.png')
     _save_fig(interp.plot_cmc(s.model.method, {f'{k} (baseline)': v for k, v in base.items()}).figure, out/'cmc.png')
-    return dict(rank1=res.rank1, rank5=res.rank5, mAP=res.mAP, mINP=res.mINP, num_queries=res.num_valid,
+    return dict(rank1=res.rank1, rank5=res.rank5, mAP=res.mAP, mINP=res.mINP, num_queries=res.num_valid, num_skipped=res.num_skipped,
                 eval_feature=spec['feature'], eval_distance=distance, **extra,
                 baselines={k: _result_row(v) for k, v in base.items()})
 
@@ -244,13 +244,14 @@ def search_images(learner, # the run folder written by `train`, or its `learner.
                   k:int=5, # matches per query
                   flip_tta:bool=EvalConfig.flip_tta, # flip test-time augmentation
                   out=None, # a PNG figure of the matches
-                  trust_pickle:bool=False): # load learner.pkl (unpickling runs code from the file) instead of model.safetensors + run.json
+                  trust_pickle:bool=False, # load learner.pkl (unpickling runs code from the file) instead of model.safetensors + run.json
+                  skip_bad_images:bool=False): # skip undecodable gallery images (with a warning listing them) instead of stopping
     "Top-`k` gallery images for each query image: the index is built from `gallery` (saved to `index` if given) or loaded from `index`"
     learn = _load_saved_learner(learner, trust_pickle)
     if index is not None and Path(index).exists() and gallery is None: gi = GalleryIndex.load(index)
     else:
         if gallery is None: raise ValueError("search_images: give a gallery (folder or CSV) or an existing index folder")
-        g = image_table(gallery)
+        g = gallery_images(gallery, skip_bad_images)   # every image decodes, or is skipped and listed
         emb = _embed_images(learn, g, flip_tta)
         gi = GalleryIndex(emb.shape[1], distance=evaluation_spec(learn)['metric']).add(emb, metadata=g)
         if index is not None: gi.save(index)

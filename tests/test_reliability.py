@@ -228,3 +228,29 @@ def test_non_utf8_tables_are_refused_not_guessed(tmp_path):
     assert len(image_table(tmp_path/'g1.csv', encoding='latin-1')) == 4
     (tmp_path/'g2.csv').write_text(g + 'Zürich/1.jpg\n')
     with pytest.raises(ValueError, match=r'listed more than once.*1\.jpg on lines 3, 6'): image_table(tmp_path/'g2.csv')
+
+# --- 6b / 7. a bad gallery image is listed (or skipped); what was left out is said
+
+def test_search_lists_or_skips_undecodable_gallery_images(tiny_run, tmp_path):
+    import shutil
+    from fastreid_vehicle.pipeline import search_images
+    from fastreid_vehicle.images import BadImagesError
+    root, run = tiny_run
+    gal = tmp_path/'gal'; gal.mkdir()
+    for p in sorted((root/'image_test').glob('*.jpg'))[:6]: shutil.copy(p, gal)
+    (gal/'zz_broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 not really a jpeg')
+    q = sorted((root/'image_query').glob('*.jpg'))[:2]
+    with pytest.raises(BadImagesError, match=r'1 of 7 images cannot be used:\n.*zz_broken\.jpg.*\n.*--skip-bad-images'):
+        search_images(run, q, gallery=gal, k=3)
+    with pytest.warns(UserWarning, match=r'dropped 1 rows of 1 bad images \(e\.g\. .*zz_broken\.jpg'):
+        res = search_images(run, q, gallery=gal, k=3, skip_bad_images=True)
+    assert len(res.metadata) == 6 and not res.metadata['path'].str.contains('broken').any()
+
+def test_eval_prints_how_many_queries_were_scored_and_left_out(tiny_run, tmp_path, capsys):
+    from fastreid_vehicle.cli import main
+    from fastreid_vehicle.images import skipped_note
+    root, run = tiny_run
+    main(['eval', str(run), '--preset', 'tiny', '--root', str(root), '--out', str(tmp_path/'ev'), '--no-progress'])
+    m = json.loads((tmp_path/'ev'/'metrics.json').read_text())
+    assert f"{m['num_valid']} queries scored{skipped_note(m)}" in capsys.readouterr().out
+    assert skipped_note(dict(num_skipped=1)) == '; 1 query left out (no true match in the gallery)' and skipped_note(m | dict(num_skipped=0)) == ''
