@@ -179,7 +179,10 @@ def atomic_folder(path, # the folder to write (its parent is created)
     remove_stale_temps(path.parent, path.name)   # what a killed writer left (not a live concurrent writer's)
     tmp = make_temp_dir(path.parent, path.name)
     try:
-        yield tmp
+        try: yield tmp
+        except Exception as e:
+            if is_no_space(e): raise NoSpaceError(tmp, f"{type(e).__name__}: {e}") from e
+            raise
         if kind is not None: write_marker(tmp, kind); check_owned(path, kind, is_own, kind.replace('_', ' '))   # it may have changed meanwhile
         if os.path.lexists(path) and keep_existing is not None and keep_existing(path): return
         old = _aside(path) if os.path.lexists(path) else None
