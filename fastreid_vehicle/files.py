@@ -211,10 +211,11 @@ def read_marker(folder, # a folder
 def claim_folder(path, # the folder to write outputs into (created)
                  kind:str, # the kind of outputs, e.g. 'evaluation'
                  what:str|None=None, # what they are, for the message (default: `kind`)
+                 is_own:Callable|None=None, # also recognises the library's own folders of an older layout (no marker)
                 ) -> Path:
     "Create `path` or check that it is the library's own folder of `kind` (`check_owned`), and mark it; returns it"
     path = Path(path)
-    check_owned(path, kind, what=what or kind)
+    check_owned(path, kind, is_own, what=what or kind)
     path.mkdir(parents=True, exist_ok=True)
     if read_marker(path) is None: write_marker(path, kind)
     return path

@@ -24,7 +24,7 @@ from .evaluation import center_by_camera
 from .interpret import ReidInterpretation, evaluation_spec
 from .search import GalleryIndex
 from .files import atomic_path, atomic_write_json, claim_folder
-from .runs import prepare_run, update_run, read_run, EpochCheckpoint, HistoryLogger, RUN_FILE, record_labels, load_run_learner
+from .runs import prepare_run, update_run, read_run, EpochCheckpoint, HistoryLogger, RUN_FILE, record_labels, load_run_learner, is_eval_folder
 from .distributed import init_distributed, local_main_first, one_process
 
 # %% auto #0
@@ -187,7 +187,7 @@ def evaluate_run(learner, # the run folder written by `train`, or its `learner.p
                  trust_pickle:bool=False, # load learner.pkl (unpickling runs code from the file) instead of model.safetensors + run.json
                  **eval_settings) -> dict: # single evaluation settings by name (`flip_tta=True`)
     "Metrics and figures of a saved run on `dataset`'s query/gallery rows, written to `out` (metrics.json last)"
-    out = claim_folder(out, 'evaluation')   # first: never a training run's folder, nor someone's files
+    out = claim_folder(out, 'evaluation', is_own=is_eval_folder)   # first: never a training run's folder, nor someone's files
     learn = _load_saved_learner(learner, trust_pickle)
     folder = Path(learner) if Path(learner).is_dir() else Path(learner).parent
     e = replace(eval or recorded_eval(folder), **{k: coerce(k, v) for k, v in eval_settings.items()})

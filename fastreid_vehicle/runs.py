@@ -19,7 +19,7 @@ from .files import atomic_path, atomic_write_json, remove_stale_temps, CorruptFi
 __all__ = ['CHECKPOINT', 'RUN_LOCK', 'FINAL_STATUSES', 'RUN_FILE', 'RUN_OUTPUTS', 'TRAINED_OUTPUTS', 'LEARNER', 'WEIGHTS',
            'get_rng_states', 'set_rng_states', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
            'EpochCheckpoint', 'HistoryLogger', 'RunInUseError', 'lock_run', 'unlock_run', 'library_versions',
-           'read_run', 'update_run', 'prepare_run', 'record_labels', 'load_run_learner']
+           'read_run', 'update_run', 'prepare_run', 'record_labels', 'write_run', 'is_eval_folder', 'load_run_learner']
 
 # %% ../nbs/16_runs.ipynb #8cf0c60b
 def _loader_rng(dl):
@@ -301,6 +301,27 @@ def record_labels(out, # the run folder
     "Record in `out/run.json` what the model's heads are built for: the identity and attribute vocabularies of `dls`"
     plain = lambda vs: [v.item() if hasattr(v, 'item') else v for v in vs]
     return update_run(out, labels=dict(id_vocab=plain(dls.id_vocab), attr_vocabs={k: plain(v) for k, v in dls.attr_vocabs.items()}))
+
+def write_run(out, # the run folder (claimed with `prepare_run`)
+              learn:Learner, # a trained (or untrained) re-id learner on `ReidDataLoaders`
+              config:dict, # what the run is: `RunSettings.flat()` of the settings `learn` was made with
+             ) -> Path:
+    "Save a learner made outside `train` as a run folder `train` would leave: run.json (config, labels), model.safetensors, learner.pkl"
+    from .inference import save_weights
+    out = Path(out)
+    prepare_run(out, config)
+    record_labels(out, learn.dls)
+    save_weights(learn.model, out/WEIGHTS)
+    with atomic_path(out/LEARNER) as tmp: learn.export(tmp)
+    update_run(out, status='complete')
+    return out
+
+def is_eval_folder(folder, # a folder
+                  ) -> bool:
+    "Whether `folder` holds an evaluation written before folders were marked: its metrics.json names the learner evaluated, and it holds no run"
+    try: m = json.loads((Path(folder)/'metrics.json').read_text())
+    except (OSError, ValueError): return False
+    return isinstance(m, dict) and 'learner' in m and not (Path(folder)/RUN_FILE).exists()
 
 def _placeholder_rows(labels:dict, rows:int) -> pd.DataFrame:
     "A re-id table with the recorded vocabularies and a blank in-memory image per row: it gives the loaders of the run"

@@ -160,11 +160,8 @@ def saved_learner(tiny_root, tmp_path_factory):
     out = tmp_path_factory.mktemp('saved')
     learn = reid_learner(dls, 'bot', backbone='resnet18', pretrained=False, path=out, model_dir='.')
     from fastreid_vehicle.config import build_settings   # a run folder as `train` leaves it: eval/search read no pickle
-    from fastreid_vehicle.runs import prepare_run, record_labels, update_run
-    from fastreid_vehicle.inference import save_weights
-    prepare_run(out, build_settings(size=(64, 64), P=4, K=4, backbone='resnet18', pretrained=False).flat())
-    learn.export('learner.pkl')
-    record_labels(out, dls); save_weights(learn.model, out/'model.safetensors'); update_run(out, status='complete')
+    from fastreid_vehicle.runs import write_run
+    write_run(out, learn, build_settings(size=(64, 64), P=4, K=4, backbone='resnet18', pretrained=False).flat())
     return out, learn
 
 def test_eval_command_writes_metrics_and_figures(saved_learner, tiny_root, tmp_path, capsys):

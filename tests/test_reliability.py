@@ -254,3 +254,11 @@ def test_eval_prints_how_many_queries_were_scored_and_left_out(tiny_run, tmp_pat
     m = json.loads((tmp_path/'ev'/'metrics.json').read_text())
     assert f"{m['num_valid']} queries scored{skipped_note(m)}" in capsys.readouterr().out
     assert skipped_note(dict(num_skipped=1)) == '; 1 query left out (no true match in the gallery)' and skipped_note(m | dict(num_skipped=0)) == ''
+
+def test_eval_folder_of_an_older_version_is_used_again(tmp_path):
+    from fastreid_vehicle.files import claim_folder
+    from fastreid_vehicle.runs import is_eval_folder
+    (tmp_path/'ev').mkdir(); (tmp_path/'ev'/'metrics.json').write_text('{"learner": "runs/x", "mAP": 0.5}')
+    with pytest.raises(FolderNotOwnedError): claim_folder(tmp_path/'ev', 'evaluation')
+    assert claim_folder(tmp_path/'ev', 'evaluation', is_own=is_eval_folder) == tmp_path/'ev'
+    assert read_marker(tmp_path/'ev')['kind'] == 'evaluation'
