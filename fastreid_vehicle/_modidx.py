@@ -349,6 +349,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'fastreid_vehicle.files.NoSpaceError.__reduce__': ( 'files.html#nospaceerror.__reduce__',
                                                                                             'fastreid_vehicle/files.py'),
                                         'fastreid_vehicle.files.StorageError': ('files.html#storageerror', 'fastreid_vehicle/files.py'),
+                                        'fastreid_vehicle.files._a': ('files.html#_a', 'fastreid_vehicle/files.py'),
                                         'fastreid_vehicle.files._aside': ('files.html#_aside', 'fastreid_vehicle/files.py'),
                                         'fastreid_vehicle.files._host': ('files.html#_host', 'fastreid_vehicle/files.py'),
                                         'fastreid_vehicle.files._pid_alive': ('files.html#_pid_alive', 'fastreid_vehicle/files.py'),

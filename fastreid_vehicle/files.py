@@ -174,7 +174,7 @@ def atomic_folder(path, # the folder to write (its parent is created)
                  ):
     "A temporary folder beside `path` to fill; it replaces `path` when the block succeeds (an existing one is renamed aside and deleted only once the new one is in place), else it is removed"
     path = Path(path)
-    if kind is not None: check_owned(path, kind, is_own, kind.replace('_', ' '))   # before any work
+    if kind is not None: check_owned(path, kind, is_own, _a(kind))   # before any work
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, path.name)   # what a killed writer left (not a live concurrent writer's)
     tmp = make_temp_dir(path.parent, path.name)
@@ -183,7 +183,7 @@ def atomic_folder(path, # the folder to write (its parent is created)
         except Exception as e:
             if is_no_space(e): raise NoSpaceError(tmp, f"{type(e).__name__}: {e}") from e
             raise
-        if kind is not None: write_marker(tmp, kind); check_owned(path, kind, is_own, kind.replace('_', ' '))   # it may have changed meanwhile
+        if kind is not None: write_marker(tmp, kind); check_owned(path, kind, is_own, _a(kind))   # it may have changed meanwhile
         if os.path.lexists(path) and keep_existing is not None and keep_existing(path): return
         old = _aside(path) if os.path.lexists(path) else None
         if old is not None: os.replace(path, old)
@@ -215,10 +215,15 @@ def claim_folder(path, # the folder to write outputs into (created)
                 ) -> Path:
     "Create `path` or check that it is the library's own folder of `kind` (`check_owned`), and mark it; returns it"
     path = Path(path)
-    check_owned(path, kind, is_own, what=what or kind)
+    check_owned(path, kind, is_own, what=what or _a(kind))
     path.mkdir(parents=True, exist_ok=True)
     if read_marker(path) is None: write_marker(path, kind)
     return path
+
+def _a(kind:str) -> str:
+    "'a gallery index', 'an evaluation': the kind of a folder as words, for a message"
+    w = kind.replace('_', ' ')
+    return f"{'an' if w[:1] in 'aeiou' else 'a'} {w}"
 
 def describe_folder(folder, # a folder
                     n:int=5, # names listed
@@ -230,18 +235,18 @@ def describe_folder(folder, # a folder
 def check_owned(path, # a folder the library is about to replace or write into
                 kind:str|None, # the kind of output it writes there (its marker's `kind`)
                 is_own:Callable|None=None, # also recognises the library's own folders of an older layout (no marker)
-                what:str='output', # what the library writes, for the message
+                what:str='an output', # what the library writes, for the message (with its article)
                ):
     "Raise `FolderNotOwnedError` unless `path` is missing, an empty folder, or the library's own folder of `kind`"
     path = Path(path)
     if not os.path.lexists(path): return
     if not path.is_dir() or path.is_symlink():
-        raise FolderNotOwnedError(errno.EEXIST, f"{path} is a file, not a folder; refusing to replace it with a {what}")
+        raise FolderNotOwnedError(f"{path} is a file, not a folder; refusing to replace it with {what}")
     if not any(path.iterdir()): return
     m = read_marker(path)
     if m is not None and m.get('kind') == kind: return
     if m is None and is_own is not None and is_own(path): return
     held = (f"a {m['kind']} folder of this library" if m is not None else "a training run of this library"
             if (path/'run.json').exists() else "no marker of this library")
-    raise FolderNotOwnedError(errno.EEXIST, f"{path} holds {describe_folder(path)} ({held}); refusing to replace or "
-                              f"write a {what} into it: choose a new or empty folder, or one written as a {what}")
+    raise FolderNotOwnedError(f"{path} holds {describe_folder(path)} ({held}); refusing to replace it or write {what} "
+                              f"into it: choose a new or empty folder, or one written as {what}")
