@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse, os, sys, traceback
 from .config import *
 from .recipes import RECIPES
+from .files import StorageError
+from .images import skipped_note
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['TRUST_HELP', 'main']
 
 # %% ../nbs/12_cli.ipynb #aa7dd5c9
 def _recipes_help() -> str:
@@ -32,6 +34,9 @@ def _version() -> str:
     except PackageNotFoundError: return 'unknown'
 
 # %% ../nbs/12_cli.ipynb #fa93fb7a
+TRUST_HELP = ("load the run's learner.pkl instead of model.safetensors + run.json. A pickle runs code named in the file "
+              "when it is loaded: use this only for runs from a source you trust (default: off, no code from the run runs)")
+
 def _parser() -> argparse.ArgumentParser:
     "The command-line parser: the settings' flags come from `fastreid_vehicle.config`"
     fmt = argparse.RawDescriptionHelpFormatter
@@ -49,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser('eval', help='evaluate a saved run on a dataset: metrics.json and figures')
     e.add_argument('learner', help='the run folder written by train, or its learner.pkl')
     e.add_argument('--out', default=argparse.SUPPRESS, help=f'output folder (default: {EVAL_OUT})')
+    e.add_argument('--trust-pickle', action='store_true', help=TRUST_HELP)
     add_arguments(e, keys=('data', 'fit', 'eval', 'run'), names={'dataset', 'root', 'preset', 'seed', 'progress',
                                                                 *vars(EvalConfig())})
     f = sub.add_parser('search', help='search a gallery of images (folder or CSV) with query images')
@@ -58,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument('--index', default=None, help='index folder: saved after building, loaded when there is no --gallery')
     f.add_argument('-k', type=int, default=5, help='matches per query (default: 5)')
     f.add_argument('--out', default=None, help='figure of the matches (PNG)')
+    f.add_argument('--trust-pickle', action='store_true', help=TRUST_HELP)
+    f.add_argument('--skip-bad-images', action='store_true',
+                   help='skip gallery images that cannot be decoded (listed on stderr) instead of stopping')
     add_arguments(f, keys=('eval',), names={'flip_tta'})
     s = sub.add_parser('synth', help='write a synthetic VeRi-776-format dataset')
     s.add_argument('dest', help='folder to write')
@@ -80,7 +89,7 @@ def _print_summary(res:dict):
     rows = [(f"{res['method']} / {res['backbone']}", res)]
     if 'camera_centred' in res: rows.append(('camera-centred (test-set statistics)', res['camera_centred']))
     rows += [(f'{k} (baseline)', v) for k, v in res.get('baselines', {}).items()]
-    print(f"\nheld-out identities, {res['num_queries']} queries; {ev['dataset'] or 'query/gallery'} protocol "
+    print(f"\nheld-out identities, {res['num_queries']} queries{skipped_note(res)}; {ev['dataset'] or 'query/gallery'} protocol "
           f"({ev['protocol']}), {ev['distance']} distance, junk removal {'on' if ev['remove_junk'] else 'off'}:")
     print(f"  {'':38s} {'rank-1':>7s} {'mAP':>7s} {'mINP':>7s}")
     for name, r in rows: print(f"  {name:38s} {r['rank1']:7.4f} {r['mAP']:7.4f} {r['mINP']:7.4f}")
@@ -98,20 +107,23 @@ def _run(a:argparse.Namespace):
     elif a.cmd == 'eval':
         ev = {k: v for k, v in given.items() if k in vars(EvalConfig())}
         rest = {k: v for k, v in given.items() if k not in ev}
-        res = pipeline.evaluate_run(a.learner, out=getattr(a, 'out', EVAL_OUT), **rest, **ev)
+        res = pipeline.evaluate_run(a.learner, out=getattr(a, 'out', EVAL_OUT), trust_pickle=a.trust_pickle, **rest, **ev)
         print(', '.join(f'{k}: {res[k]:.4f}' for k in ('rank1', 'rank5', 'mAP', 'mINP')) +
               ' (' + ', '.join(f'{k}={v}' for k, v in res['eval'].items()) + ')')
+        print(f"{res['num_valid']} queries scored{skipped_note(res)}")
         _print_table(res)
         for k, v in res['files'].items(): print(f'  {k:12s} {v}')
     elif a.cmd == 'search':
-        res = pipeline.search_images(a.learner, a.queries, gallery=a.gallery, index=a.index, k=a.k, out=a.out, **given)
+        res = pipeline.search_images(a.learner, a.queries, gallery=a.gallery, index=a.index, k=a.k, out=a.out,
+                                     trust_pickle=a.trust_pickle, skip_bad_images=a.skip_bad_images, **given)
         print(res.metadata.to_string(index=False))
     else:
         recipe = getattr(a, 'recipe', None)
         res = pipeline.train(recipe, **given, **_method_settings(getattr(a, 'method_settings', None)))
         if res is not None: _print_summary(res)   # None on the other ranks of a multi-process run
 
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, KeyError)
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, KeyError,
+                StorageError)   # the library's file errors (`files`): full disk, corrupt file, a folder not its own
 
 def main(argv=None):
     "Entry point of the `fastreid-vehicle` command: errors are one line (`--debug` or FASTREID_VEHICLE_DEBUG=1: traceback)"

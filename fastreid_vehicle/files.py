@@ -6,13 +6,15 @@ killed process left behind."""
 
 # %% ../nbs/15_files.ipynb #d1b2a357
 from __future__ import annotations
-import contextlib, json, os, re, shutil, socket, tempfile, time, uuid
+import contextlib, errno, json, os, re, shutil, socket, tempfile, time, uuid
 from typing import Callable
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['current_umask', 'usual_mode', 'temp_prefix', 'is_stale_temp', 'remove_stale_temps', 'atomic_path',
-           'atomic_write_text', 'atomic_write_json', 'make_temp_dir', 'atomic_folder']
+__all__ = ['MARKER', 'current_umask', 'usual_mode', 'temp_prefix', 'is_stale_temp', 'remove_stale_temps', 'StorageError',
+           'CorruptFileError', 'NoSpaceError', 'FolderNotOwnedError', 'is_no_space', 'atomic_path', 'atomic_write_text',
+           'atomic_write_json', 'make_temp_dir', 'atomic_folder', 'write_marker', 'read_marker', 'claim_folder',
+           'describe_folder', 'check_owned']
 
 # %% ../nbs/15_files.ipynb #aabf6b58
 def current_umask() -> int:
@@ -81,19 +83,59 @@ def remove_stale_temps(folder, # where to look
         gone.append(p)
     return gone
 
+# %% ../nbs/15_files.ipynb #e8bd276c
+class StorageError(OSError):
+    "A file or folder the library reads or writes cannot be used as it is; the message names it and what was expected"
+
+class CorruptFileError(StorageError, ValueError):
+    "A file written by the library (index, learner, checkpoint, run record) that cannot be read back: truncated or altered"
+    def __init__(self,
+                 path, # the file
+                 what:str, # what it should be, e.g. 'a gallery index header'
+                 detail:str=''): # the reader's message
+        self.path, self.what, self.detail = str(path), what, detail
+        super().__init__(f"{path}: not a readable {what} (truncated or altered?)" + (f": {detail}" if detail else ''))
+    def __reduce__(self): return type(self), (self.path, self.what, self.detail)
+
+class NoSpaceError(StorageError):
+    "No space left on the device while writing a file: the message names the file and the free space"
+    def __init__(self,
+                 path, # the file being written
+                 detail:str=''): # the writer's message
+        self.path, self.detail = str(path), detail
+        try: free = f"{shutil.disk_usage(Path(path).parent).free / 2**20:.1f} MiB free"
+        except OSError: free = 'free space unknown'
+        super().__init__(errno.ENOSPC, f"no space left on the device while writing {path} ({free} in {Path(path).parent}); "
+                         "free some space or write elsewhere" + (f" [{detail}]" if detail else ''))
+    def __reduce__(self): return type(self), (self.path, self.detail)
+
+class FolderNotOwnedError(StorageError, FileExistsError):
+    "A folder that the library would replace or write into holds something that is not its own output of that kind"
+
+_NOSPACE_MARKS = ('no space left', 'unexpected pos', 'file write failed', 'enospc')
+
+def is_no_space(e:BaseException, # an exception raised while writing
+               ) -> bool:
+    "Whether `e` is a full disk: `ENOSPC`, or torch's zip writer's `unexpected pos` / `file write failed`"
+    return getattr(e, 'errno', None) == errno.ENOSPC or (isinstance(e, (OSError, RuntimeError))
+                                                         and any(m in str(e).lower() for m in _NOSPACE_MARKS))
+
 # %% ../nbs/15_files.ipynb #0df4febf
 @contextlib.contextmanager
 def atomic_path(path, # the file to write (its folder is created)
                 suffix:str='.tmp', # end of the temporary name (some writers choose the format by it, e.g. '.tmp.onnx')
                ):
-    "A temporary file path beside `path` to write; renamed onto `path` (usual mode) when the block succeeds, else removed"
+    "A temporary file path beside `path` to write; renamed onto `path` (usual mode) when the block succeeds, else removed (a full disk: `NoSpaceError`)"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=suffix)
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
+        try: yield tmp
+        except Exception as e:
+            if is_no_space(e): raise NoSpaceError(path, f"{type(e).__name__}: {e}") from e
+            raise
         usual_mode(tmp, is_dir=False)
         os.replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
@@ -127,17 +169,84 @@ def _aside(path:Path) -> Path:
 @contextlib.contextmanager
 def atomic_folder(path, # the folder to write (its parent is created)
                   keep_existing:Callable|None=None, # called with `path` at the end if it exists: True keeps it and discards the new folder
+                  kind:str|None=None, # the folder's kind: marked in the new folder; an existing `path` is replaced only if it is the library's own of this kind (None: the caller checked)
+                  is_own:Callable|None=None, # with `kind`: also recognises the library's own folders of an older layout (no marker)
                  ):
     "A temporary folder beside `path` to fill; it replaces `path` when the block succeeds (an existing one is renamed aside and deleted only once the new one is in place), else it is removed"
     path = Path(path)
+    if kind is not None: check_owned(path, kind, is_own, _a(kind))   # before any work
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, path.name)   # what a killed writer left (not a live concurrent writer's)
     tmp = make_temp_dir(path.parent, path.name)
     try:
-        yield tmp
+        try: yield tmp
+        except Exception as e:
+            if is_no_space(e): raise NoSpaceError(tmp, f"{type(e).__name__}: {e}") from e
+            raise
+        if kind is not None: write_marker(tmp, kind); check_owned(path, kind, is_own, _a(kind))   # it may have changed meanwhile
         if os.path.lexists(path) and keep_existing is not None and keep_existing(path): return
         old = _aside(path) if os.path.lexists(path) else None
         if old is not None: os.replace(path, old)
         os.replace(tmp, path)
         if old is not None: _remove(old)
     finally: shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/15_files.ipynb #ee3a1429
+MARKER = '.fastreid_vehicle.json'   # in every folder the library makes as a whole: {"kind": ..., "version": ...}
+
+def write_marker(folder, # a folder the library made
+                 kind:str, # what it is, e.g. 'gallery_index', 'evaluation'
+                 version:int=1, # the version of its layout
+                ) -> Path:
+    "Mark `folder` as the library's own output of `kind` (the file `MARKER`)"
+    return atomic_write_json(dict(kind=kind, version=int(version)), Path(folder)/MARKER)
+
+def read_marker(folder, # a folder
+               ) -> dict|None:
+    "The marker of `folder` (`write_marker`), or None where it has none or an unreadable one"
+    try: m = json.loads((Path(folder)/MARKER).read_text())
+    except (OSError, ValueError): return None
+    return m if isinstance(m, dict) and 'kind' in m else None
+
+def claim_folder(path, # the folder to write outputs into (created)
+                 kind:str, # the kind of outputs, e.g. 'evaluation'
+                 what:str|None=None, # what they are, for the message (default: `kind`)
+                 is_own:Callable|None=None, # also recognises the library's own folders of an older layout (no marker)
+                ) -> Path:
+    "Create `path` or check that it is the library's own folder of `kind` (`check_owned`), and mark it; returns it"
+    path = Path(path)
+    check_owned(path, kind, is_own, what=what or _a(kind))
+    path.mkdir(parents=True, exist_ok=True)
+    if read_marker(path) is None: write_marker(path, kind)
+    return path
+
+def _a(kind:str) -> str:
+    "'a gallery index', 'an evaluation': the kind of a folder as words, for a message"
+    w = kind.replace('_', ' ')
+    return f"{'an' if w[:1] in 'aeiou' else 'a'} {w}"
+
+def describe_folder(folder, # a folder
+                    n:int=5, # names listed
+                   ) -> str:
+    "What `folder` holds, for an error message: the number of entries and the first `n` names"
+    names = sorted(p.name for p in Path(folder).iterdir())
+    return f"{len(names)} entries: {', '.join(names[:n])}" + (', ...' if len(names) > n else '')
+
+def check_owned(path, # a folder the library is about to replace or write into
+                kind:str|None, # the kind of output it writes there (its marker's `kind`)
+                is_own:Callable|None=None, # also recognises the library's own folders of an older layout (no marker)
+                what:str='an output', # what the library writes, for the message (with its article)
+               ):
+    "Raise `FolderNotOwnedError` unless `path` is missing, an empty folder, or the library's own folder of `kind`"
+    path = Path(path)
+    if not os.path.lexists(path): return
+    if not path.is_dir() or path.is_symlink():
+        raise FolderNotOwnedError(f"{path} is a file, not a folder; refusing to replace it with {what}")
+    if not any(path.iterdir()): return
+    m = read_marker(path)
+    if m is not None and m.get('kind') == kind: return
+    if m is None and is_own is not None and is_own(path): return
+    held = (f"a {m['kind']} folder of this library" if m is not None else "a training run of this library"
+            if (path/'run.json').exists() else "no marker of this library")
+    raise FolderNotOwnedError(f"{path} holds {describe_folder(path)} ({held}); refusing to replace it or write {what} "
+                              f"into it: choose a new or empty folder, or one written as {what}")

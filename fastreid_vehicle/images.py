@@ -8,15 +8,15 @@ import os, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
 from fastai.data.transforms import get_image_files
 from fastai.vision.utils import verify_image
 from .files import atomic_path
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'BAD_IMAGE_REASONS', 'ImageDecodeError', 'to_rgb8', 'open_rgb', 'BadImagesError', 'find_bad_images',
-           'check_images', 'check_option', 'image_table']
+__all__ = ['IMAGE_EXTS', 'BAD_IMAGE_REASONS', 'ImageDecodeError', 'to_rgb8', 'upright', 'open_rgb', 'BadImagesError',
+           'find_bad_images', 'check_images', 'check_option', 'image_table', 'gallery_images', 'skipped_note']
 
 # %% ../nbs/00a_images.ipynb #7319b6ae
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')   # the extensions of the images in a dataset folder
@@ -49,13 +49,20 @@ def to_rgb8(im:Image.Image, # a decoded PIL image of any mode
                                "YCbCr...) or 16-bit greyscale (I;16) pixels")
     return im.copy() if im.mode == 'RGB' else im.convert('RGB')
 
+def upright(im:Image.Image, # a decoded PIL image
+           ) -> Image.Image:
+    "`im` turned as its EXIF Orientation tag says (as a photo viewer shows it); `im` itself when it has no such tag"
+    try: o = im.getexif().get(0x0112, 1)
+    except Exception: return im   # an unreadable EXIF block: the pixels as stored
+    return ImageOps.exif_transpose(im) if o not in (None, 1) else im
+
 def open_rgb(path, # an image file
             ) -> Image.Image:
-    "Decode the image file `path` completely into an 8-bit RGB PIL image; an `ImageDecodeError` naming it otherwise"
+    "Decode the image file `path` completely into an 8-bit RGB PIL image, upright (EXIF orientation); an `ImageDecodeError` naming it otherwise"
     try:
         with Image.open(path) as im:
             im.load()
-            return to_rgb8(im, path)
+            return to_rgb8(upright(im), path)
     except ImageDecodeError: raise
     except FileNotFoundError: raise ImageDecodeError(path, 'missing', 'no such file') from None
     except UnidentifiedImageError as e:
@@ -72,13 +79,14 @@ class BadImagesError(ValueError):
     def __init__(self,
                  report:pd.DataFrame, # the bad images: path, reason, detail
                  n_total:int, # how many images were checked
-                 max_listed:int=20): # how many are listed in the message
+                 max_listed:int=20, # how many are listed in the message
+                 hint:str="Fix or remove them, or drop them with check='drop' (command line: --check-images drop)"): # what to do
         self.report = report
         lines = [f"  {r.path}: {r.reason}" + (f" ({r.detail})" if r.detail else '') for r in report.head(max_listed).itertuples()]
         more = len(report) - max_listed
         super().__init__(f"{len(report)} of {n_total} images cannot be used:\n" + '\n'.join(lines)
                          + (f"\n  ... and {more} more" if more > 0 else '')
-                         + "\nFix or remove them, or drop them with check='drop' (command line: --check-images drop)")
+                         + "\n" + hint)
 
 def _header_mode(path) -> str|None:
     "The pixel mode in the header of the image file `path` (None if it cannot be opened)"
@@ -108,6 +116,7 @@ def check_images(df:pd.DataFrame, # one row per image, with a `path` column (e.g
                  report=None, # a CSV file for the list of bad images (written either way; empty when all decode)
                  n_workers:int|None=None, # threads (default: the CPU count)
                  progress:bool=True, # show a progress bar
+                 **kwargs, # passed to `BadImagesError` (e.g. its `hint`)
                 ) -> pd.DataFrame:
     "Check every image of `df` once; `on_bad`: 'raise' a `BadImagesError` listing the bad ones, or 'drop' their rows"
     if on_bad not in ('raise', 'drop'): raise ValueError(f"check_images: on_bad must be 'raise' or 'drop', got {on_bad!r}")
@@ -117,7 +126,7 @@ def check_images(df:pd.DataFrame, # one row per image, with a `path` column (e.g
     if report is not None:
         with atomic_path(report) as tmp: bad.to_csv(tmp, index=False)
     if not len(bad): return df
-    if on_bad == 'raise': raise BadImagesError(bad, len(paths))
+    if on_bad == 'raise': raise BadImagesError(bad, len(paths), **kwargs)
     keep = ~df['path'].astype(str).isin(set(bad['path']))
     warnings.warn(f"check_images: dropped {int((~keep).sum())} rows of {len(bad)} bad images (e.g. {bad.path.iloc[0]}: "
                   f"{bad.reason.iloc[0]})" + (f"; report in {report}" if report is not None else ''))
@@ -135,16 +144,23 @@ def check_option(check, # None / False / 'off': no check; True / 'raise': stop o
     raise ValueError(f"check must be None/False/'off' (no image check), True/'raise' (stop on bad images) or 'drop', got {check!r}")
 
 # %% ../nbs/00a_images.ipynb #327e5d03
-def _csv_images(p:Path) -> pd.DataFrame:
-    "The rows of the CSV file `p`, its `path` column made absolute (from the CSV's folder) and checked to exist"
-    df = pd.read_csv(p)
+def _csv_images(p:Path, encoding:str|None=None) -> pd.DataFrame:
+    "The rows of the CSV file `p` (the readers' `read_table`), its `path` column made absolute (from the CSV's folder), unique and checked to exist"
+    from fastreid_vehicle.readers import read_table   # the one reader of tables (encoding checks); `readers` imports this module
+    df = read_table(p, encoding=encoding, dtype=None)
     if 'path' not in df.columns: raise ValueError(f"{p}: expected a 'path' column, got columns {list(df.columns)}")
-    df['path'] = [str(q if Path(q).is_absolute() else p.parent/q) for q in df['path']]
+    df['path'] = [str(q if Path(q).is_absolute() else p.parent/q) for q in df['path'].astype(str)]
+    rep = df['path'].duplicated(keep=False)
+    if rep.any():
+        q = df['path'][rep].iloc[0]
+        raise ValueError(f"{p}: {int(df['path'].duplicated().sum())} image(s) listed more than once, e.g. {q} on lines "
+                         f"{', '.join(str(i + 2) for i in np.flatnonzero((df['path'] == q).to_numpy()))}; list each image once")
     missing = [q for q in df['path'] if not Path(q).is_file()]
     if missing: raise FileNotFoundError(f"{p}: {len(missing)} image(s) not found, first {missing[0]} (line {df['path'].tolist().index(missing[0]) + 2})")
     return df
 
 def image_table(src, # a folder of images (searched recursively) or a CSV file with a `path` column
+                encoding:str|None=None, # the CSV file's encoding (default: UTF-8; other bytes are refused, not guessed)
                ) -> pd.DataFrame:
     "Images to index: a folder (fastai's `get_image_files`) or a CSV with a `path` column (relative paths: from the CSV's folder)"
     p = Path(src)
@@ -152,5 +168,20 @@ def image_table(src, # a folder of images (searched recursively) or a CSV file w
         paths = sorted(str(f) for f in get_image_files(p))
         if not paths: raise ValueError(f"no image files under {p}")
         return pd.DataFrame({'path': paths})
-    if p.suffix.lower() == '.csv' and p.is_file(): return _csv_images(p)
+    if p.suffix.lower() == '.csv' and p.is_file(): return _csv_images(p, encoding)
     raise ValueError(f"gallery must be a folder of images or a .csv file with a 'path' column, got {p}")
+
+# %% ../nbs/00a_images.ipynb #c1e39bf3
+def gallery_images(src, # a folder of images or a CSV file with a `path` column (`image_table`)
+                   skip_bad:bool=False, # skip the images that cannot be decoded (a warning lists them) instead of stopping
+                   encoding:str|None=None, # the CSV file's encoding (default: UTF-8)
+                  ) -> pd.DataFrame:
+    "The images of a search gallery, each decoded once first: a `BadImagesError` listing the bad ones, or (`skip_bad`) them skipped with a warning"
+    return check_images(image_table(src, encoding), 'drop' if skip_bad else 'raise', progress=False,
+                        hint="Fix or remove them, or skip them with skip_bad_images=True (command line: --skip-bad-images)")
+
+def skipped_note(res:dict, # an evaluation's summary, with `num_skipped` (queries without a true match)
+                ) -> str:
+    "'; N queries left out (no true match in the gallery)' when an evaluation left queries out, else ''"
+    n = res.get('num_skipped') or 0
+    return f"; {n} {'query' if n == 1 else 'queries'} left out (no true match in the gallery)" if n else ""

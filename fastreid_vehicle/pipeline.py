@@ -14,7 +14,7 @@ from fastai.basics import *
 from fastai.learner import load_learner
 from .config import *
 from .readers import load_dataset
-from .images import check_option, check_images as check_images_of, open_rgb, image_table
+from .images import check_option, check_images as check_images_of, open_rgb, image_table, gallery_images
 from .synthetic import synthesize_veri
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, split_settings
@@ -25,8 +25,8 @@ from .protocols import protocol_tables, protocol_union, dataset_key, PROTOCOL_SI
 from .metrics import model_eval_spec
 from .interpret import ReidInterpretation, evaluation_spec
 from .search import GalleryIndex
-from .files import atomic_path, atomic_write_json
-from .runs import prepare_run, update_run, read_run, EpochCheckpoint, HistoryLogger, RUN_FILE
+from .files import atomic_path, atomic_write_json, claim_folder
+from .runs import prepare_run, update_run, read_run, EpochCheckpoint, HistoryLogger, RUN_FILE, record_labels, load_run_learner, is_eval_folder
 from .distributed import init_distributed, local_main_first, one_process
 
 # %% auto #0
@@ -166,6 +166,7 @@ def train(recipe=None, # a paper's recipe (`RECIPES`), or None for the main job'
     ckpt = prepare_run(out, s.flat(), resume=r.resume, overwrite=r.overwrite)   # refuses another run's folder
     update_run(out, recipe=s.recipe, sources={k: s.sources.get(k, 'default') for k in s.flat()})   # where each value came from
     dls = _prepare_data(s, out)
+    record_labels(out, dls)   # what the heads are built for: eval / search rebuild the model without unpickling
     data_time = time.time() - t0
     dls.show_batch(max_n=16)
     _save_fig(plt.gcf(), out/'batch.png')
@@ -197,14 +198,9 @@ def train(recipe=None, # a paper's recipe (`RECIPES`), or None for the main job'
 MAIN_JOB = build_settings().flat()
 
 # %% ../nbs/24_pipeline.ipynb #fa7c8845
-def _load_saved_learner(path) -> Learner:
-    "The learner exported by `train`: `path` is `learner.pkl` or the folder holding it"
-    p = Path(path)
-    if p.is_dir(): p = p/'learner.pkl'
-    if not p.is_file(): raise FileNotFoundError(f"no saved learner at {p} (expected learner.pkl written by `train`)")
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='load_learner` uses')
-        return load_learner(p)
+def _load_saved_learner(path, trust_pickle:bool=False) -> Learner:
+    "The learner of a run written by `train` (`path`: its folder or a file in it): rebuilt from model.safetensors + run.json, or unpickled if `trust_pickle` (`runs.load_run_learner`)"
+    return load_run_learner(path, trust_pickle=trust_pickle)
 
 def recorded_eval(run_folder) -> EvalConfig:
     "The evaluation settings recorded in `run_folder/run.json` (the defaults where the run has none)"
@@ -223,9 +219,11 @@ def evaluate_run(learner, # the run folder written by `train`, or its `learner.p
                  reader_kwargs:dict|None=None, # extra arguments of the dataset reader
                  progress:bool=RunConfig.progress, # progress bars
                  n_figure_queries:int=5, # queries shown in each figure
+                 trust_pickle:bool=False, # load learner.pkl (unpickling runs code from the file) instead of model.safetensors + run.json
                  **eval_settings) -> dict: # single evaluation settings by name (`flip_tta=True`)
     "Metrics and figures of a saved run on `dataset`'s query/gallery rows, written to `out` (metrics.json last)"
-    learn = _load_saved_learner(learner)
+    out = claim_folder(out, 'evaluation', is_own=is_eval_folder)   # first: never a training run's folder, nor someone's files
+    learn = _load_saved_learner(learner, trust_pickle)
     folder = Path(learner) if Path(learner).is_dir() else Path(learner).parent
     e = replace(eval or recorded_eval(folder), **{k: coerce(k, v) for k, v in eval_settings.items()})
     data = DataConfig(dataset=dataset, root=None if root is None else str(root), preset=preset, reader_kwargs=reader_kwargs or {})
@@ -282,13 +280,15 @@ def search_images(learner, # the run folder written by `train`, or its `learner.
                   index=None, # an index folder: saved after building, loaded when there is no `gallery`
                   k:int=5, # matches per query
                   flip_tta:bool=EvalConfig.flip_tta, # flip test-time augmentation
-                  out=None): # a PNG figure of the matches
+                  out=None, # a PNG figure of the matches
+                  trust_pickle:bool=False, # load learner.pkl (unpickling runs code from the file) instead of model.safetensors + run.json
+                  skip_bad_images:bool=False): # skip undecodable gallery images (with a warning listing them) instead of stopping
     "Top-`k` gallery images for each query image: the index is built from `gallery` (saved to `index` if given) or loaded from `index`"
-    learn = _load_saved_learner(learner)
+    learn = _load_saved_learner(learner, trust_pickle)
     if index is not None and Path(index).exists() and gallery is None: gi = GalleryIndex.load(index)
     else:
         if gallery is None: raise ValueError("search_images: give a gallery (folder or CSV) or an existing index folder")
-        g = image_table(gallery)
+        g = gallery_images(gallery, skip_bad_images)   # every image decodes, or is skipped and listed
         emb = _embed_images(learn, g, flip_tta)
         gi = GalleryIndex(emb.shape[1], distance=evaluation_spec(learn)['distance']).add(emb, metadata=g)
         if index is not None: gi.save(index)

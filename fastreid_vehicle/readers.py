@@ -13,9 +13,9 @@ from .images import IMAGE_EXTS, check_images, check_option
 # %% auto #0
 __all__ = ['VERI_COLORS', 'VERI_TYPES', 'VERI_TYPE_ERRATA', 'VEHICLEID_TEST_SIZES', 'VERIWILD_TEST_SIZES', 'SPLITS', 'COLUMNS',
            'VERI776_LAYOUT', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VRIC_LAYOUT', 'CUSTOM_LAYOUT', 'READERS',
-           'DatasetFormatError', 'read_lines', 'DirIndex', 'summarize', 'parse_veri_name', 'read_veri_xml',
-           'read_name_table', 'load_veri776', 'vehicleid_gallery_mask', 'load_vehicleid', 'read_veriwild_info',
-           'load_veriwild', 'load_vric', 'load_custom', 'load_dataset']
+           'DatasetFormatError', 'read_lines', 'read_table', 'DirIndex', 'summarize', 'parse_veri_name',
+           'read_veri_xml', 'read_name_table', 'load_veri776', 'vehicleid_gallery_mask', 'load_vehicleid',
+           'read_veriwild_info', 'load_veriwild', 'load_vric', 'check_table_rows', 'load_custom', 'load_dataset']
 
 # %% ../nbs/00_readers.ipynb #1a3bcc7f
 VERI_COLORS = {1: 'yellow', 2: 'orange', 3: 'green', 4: 'gray', 5: 'red', 6: 'blue', 7: 'white', 8: 'golden',
@@ -69,8 +69,8 @@ def _err(fn, msg, line=None, layout=None):
     return DatasetFormatError(f"{loc}: {msg}", layout)
 
 # %% ../nbs/00_readers.ipynb #6fbd9e2a
-def _decode_text(fn, b:bytes, layout=None) -> str:
-    "`b` (the bytes of `fn`) as text: UTF-8, else GB18030; a `DatasetFormatError` naming `fn` for UTF-16/32 or binary bytes"
+def _decode_text(fn, b:bytes, layout=None, fallback:str|None=None) -> str:
+    "`b` (the bytes of `fn`) as text: UTF-8, else the `fallback` encoding if given; a `DatasetFormatError` naming `fn` otherwise"
     if b[:2] in (b'\xff\xfe', b'\xfe\xff') or b[:4] == b'\x00\x00\xfe\xff':
         raise _err(fn, "is UTF-16 or UTF-32 text (it starts with a byte-order mark); save it as UTF-8", layout=layout)
     if b'\x00' in b:
@@ -79,23 +79,41 @@ def _decode_text(fn, b:bytes, layout=None) -> str:
                    line, layout)
     try: return b.decode('utf-8-sig')
     except UnicodeDecodeError as e:
-        try: return b.decode('gb18030', errors='strict')
-        except UnicodeDecodeError:
-            raise _err(fn, f"is neither UTF-8 nor GB18030 text (bytes {b[e.start:e.start + 4]!r} at offset {e.start})",
-                       b[:e.start].count(b'\n') + 1, layout) from None
+        if fallback is not None:
+            try: return b.decode(fallback, errors='strict')
+            except UnicodeDecodeError: pass
+        raise _err(fn, f"is not UTF-8 text (bytes {b[e.start:e.start + 4]!r} at offset {e.start})"
+                   + (f" nor {fallback}" if fallback else '') + ": Latin-1, cp1252 and GB18030 all accept such bytes with "
+                   "different letters, so the encoding is not guessed; save it as UTF-8, or name its encoding "
+                   "(encoding='latin-1', 'cp1252', 'gb18030', ...)", b[:e.start].count(b'\n') + 1, layout) from None
 
-def _read_text(fn, layout=None, what='file'):
-    "Text of `fn` (UTF-8, else GB18030); a `DatasetFormatError` if it is missing or not such text"
+def _read_text(fn, layout=None, what='file', encoding:str|None=None, fallback:str|None=None):
+    "Text of `fn` in `encoding` (default: UTF-8, else `fallback`); a `DatasetFormatError` if it is missing or not such text"
     fn = Path(fn)
     if not fn.is_file(): raise _err(fn, f"missing {what}", layout=layout)
-    return _decode_text(fn, fn.read_bytes(), layout)
+    if encoding is None: return _decode_text(fn, fn.read_bytes(), layout, fallback)
+    try: return fn.read_bytes().decode(encoding)
+    except (UnicodeDecodeError, LookupError) as e: raise _err(fn, f"is not {encoding} text ({e})", layout=layout) from None
 
 def read_lines(fn, # the text file
                layout:str|None=None, # the expected layout, shown in the error
                what:str='list file', # what the file is, named when it is missing
+               fallback:str|None=None, # the encoding tried when the file is not UTF-8 (the Chinese releases: 'gb18030')
               ) -> list:
     "`(line number, stripped text)` of the non-blank lines of `fn`; a `DatasetFormatError` if `fn` is missing"
-    return [(i, l.strip()) for i, l in enumerate(_read_text(fn, layout, what).splitlines(), 1) if l.strip()]
+    return [(i, l.strip()) for i, l in enumerate(_read_text(fn, layout, what, fallback=fallback).splitlines(), 1) if l.strip()]
+
+def read_table(fn, # a CSV file (a user's table: a custom dataset, a gallery)
+               layout:str|None=None, # the expected layout, shown in errors
+               encoding:str|None=None, # the file's encoding (default: UTF-8; other bytes are refused, not guessed)
+               dtype=str, # column types: `str` keeps every value as written; None: pandas infers them
+               what:str='CSV file', # what the file is, named when it is missing
+              ) -> pd.DataFrame:
+    "The rows of the CSV file `fn`, decoded by the library's one text reader; a `DatasetFormatError` naming the file otherwise"
+    text = _read_text(fn, layout, what, encoding)
+    kw = dict(dtype=str, keep_default_na=False) if dtype is str else dict(dtype=dtype)
+    try: return pd.read_csv(io.StringIO(text), skipinitialspace=True, **kw)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e: raise _err(fn, f"not a readable CSV file ({e})", layout=layout) from None
 
 class DirIndex:
     "Existence checks for many files: each folder is listed once (`os.scandir`), not one `stat` per file"
@@ -214,7 +232,7 @@ def read_name_table(fn, # `list_color.txt` or `list_type.txt`
     fn = Path(fn)
     if not fn.is_file(): return None
     table = {}
-    for i, line in read_lines(fn):
+    for i, line in read_lines(fn, fallback='gb18030'):
         toks = re.split(r'[\s,:;=]+', line)
         nums = [t for t in toks if t.isdigit()]
         if len(nums) != 1 or len(toks) < 2:
@@ -378,7 +396,7 @@ def read_veriwild_info(fn, # `train_test_split/vehicle_info.txt`
                        layout:str|None=VERIWILD_LAYOUT, # the expected layout, shown in errors
                       ) -> pd.DataFrame:
     "VeRi-Wild's `vehicle_info.txt`: one row per image with vid, image (ints), camid, time, model, type, color (text)"
-    rows, lines = [], read_lines(fn, layout, 'vehicle_info.txt')
+    rows, lines = [], read_lines(fn, layout, 'vehicle_info.txt', fallback='gb18030')
     if lines and not _WILD_KEY.fullmatch(lines[0][1].split(';')[0].strip()): lines = lines[1:]   # the header
     for i, line in lines:
         f = [s.strip() for s in line.split(';')]
@@ -461,6 +479,44 @@ def load_vric(root, # the unpacked release (`VRIC/`)
     if check_files: _check_listed(df['path'], zip(df['file'], df['line']), DirIndex(), VRIC_LAYOUT)
     return _finish(df, 'vric')
 
+# %% ../nbs/00_readers.ipynb #0ae9bc5f
+def _lines(where, idx) -> str:
+    "Where the rows `idx` are (`where(i)` of each), for a message: the first few"
+    idx = list(idx)
+    return ', '.join(where(int(i)) for i in idx[:4]) + (f" (and {len(idx) - 4} more)" if len(idx) > 4 else '')
+
+def check_table_rows(df:pd.DataFrame, # the rows of a table: path, pid, camid, split (paths made absolute)
+                     where, # row number -> where it is, e.g. "data.csv, line 3"
+                     duplicates:str='raise', # a repeated row: 'raise', or 'drop' the repeats with a warning
+                    ) -> np.ndarray:
+    "Which rows to keep: a repeated row, one image with two identities, an image in training and evaluation splits are errors naming the lines"
+    if duplicates not in ('raise', 'drop'): raise ValueError(f"duplicates must be 'raise' or 'drop', got {duplicates!r}")
+    key = df[['path', 'pid', 'camid', 'split']].astype(str)
+    rep = key.duplicated(keep='first').to_numpy()
+    if rep.any():
+        first = key.duplicated(keep=False).to_numpy() & ~rep
+        msg = (f"{int(rep.sum())} row(s) repeat an earlier row (same path, pid, camid, split): {_lines(where, np.flatnonzero(rep))} "
+               f"repeat {_lines(where, np.flatnonzero(first))}")
+        if duplicates == 'raise':
+            raise DatasetFormatError(msg + "; a repeated gallery image counts twice in the metrics. Remove them, or "
+                                     "pass duplicates='drop'", CUSTOM_LAYOUT)
+        warnings.warn(msg + "; dropped (duplicates='drop')")
+    k = df[~rep]
+    for col, what in (('pid', 'identities'), ('camid', 'cameras')):
+        n = k.groupby('path')[col].nunique()
+        if (n > 1).any():
+            p = n.index[n > 1][0]
+            raise DatasetFormatError(f"image {p} has {n[p]} {what}: {_lines(where, k.index[k['path'] == p])}; an image "
+                                     "is one vehicle seen by one camera", CUSTOM_LAYOUT)
+    ev = k['split'] != 'train'
+    both = set(k.loc[ev, 'path']) & set(k.loc[~ev, 'path'])
+    if both:
+        p = sorted(both)[0]
+        raise DatasetFormatError(f"{len(both)} image(s) are in the training split and in query/gallery, e.g. {p}: "
+                                 f"{_lines(where, k.index[k['path'] == p])}; a test image seen in training inflates the "
+                                 "metrics", CUSTOM_LAYOUT)
+    return ~rep
+
 # %% ../nbs/00_readers.ipynb #62468b2d
 _SPLIT_DIRS = {'train': ('train', 'image_train'), 'query': ('query', 'image_query'), 'gallery': ('gallery', 'image_test')}
 
@@ -507,16 +563,15 @@ def load_custom(src, # a DataFrame, a CSV file or a folder of VeRi-named images 
                 color_names:dict|None=None, # colour code -> name
                 type_names:dict|None=None, # type code -> name
                 check_files:bool=True, # check that every image exists
+                encoding:str|None=None, # the CSV file's encoding (default: UTF-8; other bytes are refused, not guessed)
+                duplicates:str='raise', # a row repeated: 'raise' an error naming the lines, or 'drop' the repeats (with a warning)
                ) -> pd.DataFrame:
     "Your own data: a DataFrame, a CSV file with the schema's columns, or a folder of VeRi-named images"
     if not isinstance(src, pd.DataFrame):
         src = Path(src).expanduser().absolute()
         if src.is_dir(): return _load_folder(src, dataset, check_files)
         if not src.is_file(): raise _err(src, "no such CSV file or folder", layout=CUSTOM_LAYOUT)
-        text = _read_text(src, CUSTOM_LAYOUT, 'CSV file')
-        try: df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e: raise _err(src, f"not a readable CSV file ({e})",
-                                                                           layout=CUSTOM_LAYOUT) from None
+        df = read_table(src, CUSTOM_LAYOUT, encoding)
         base, where, attrs = Path(root) if root is not None else src.parent, lambda i: f"{src}, line {i + 2}", {}
     else:
         df, attrs = src.reset_index(drop=True), dict(src.attrs)
@@ -537,6 +592,7 @@ def load_custom(src, # a DataFrame, a CSV file or a folder of VeRi-named images 
         raise DatasetFormatError(f"{where(i)}: empty path", CUSTOM_LAYOUT)
     base = base.expanduser().absolute()
     out['path'] = [os.path.normpath(p if os.path.isabs(p) else os.path.join(base, p)) for p in paths]
+    keep = check_table_rows(out, where, duplicates)
     if check_files:
         idx = DirIndex()
         for i, p in enumerate(out['path']):
@@ -546,6 +602,7 @@ def load_custom(src, # a DataFrame, a CSV file or a folder of VeRi-named images 
         if c in df.columns: out[c] = _int_col(df, c, where, True)
     extra = [c for c in df.columns if c not in COLUMNS and c != 'model']
     for c in extra: out[c] = df[c].to_numpy()
+    out = out[keep]
     model_names = (attrs.get('model_names') or {}) if has_model else None
     return _finish(out, attrs.get('dataset', dataset), color_names or attrs.get('color_names'),
                    type_names or attrs.get('type_names'), model_names, extra=extra)

@@ -7,18 +7,19 @@ result as a run that was never interrupted."""
 
 # %% ../nbs/16_runs.ipynb #189be3f1
 from __future__ import annotations
-import json, platform, random, socket, sys, time
+import fcntl, json, os, pickle, platform, random, socket, sys, time, warnings
 from importlib.metadata import version as _pkg_version, PackageNotFoundError
 from pathlib import Path
 import numpy as np, torch
 from fastai.basics import *
 from fastai.callback.progress import CSVLogger
-from .files import atomic_path, atomic_write_json, remove_stale_temps
+from .files import atomic_path, atomic_write_json, remove_stale_temps, CorruptFileError, FolderNotOwnedError, describe_folder
 
 # %% auto #0
-__all__ = ['CHECKPOINT', 'RUN_FILE', 'RUN_OUTPUTS', 'TRAINED_OUTPUTS', 'get_rng_states', 'set_rng_states', 'save_checkpoint',
-           'read_checkpoint', 'load_checkpoint', 'EpochCheckpoint', 'HistoryLogger', 'library_versions', 'read_run',
-           'update_run', 'prepare_run']
+__all__ = ['CHECKPOINT', 'RUN_LOCK', 'FINAL_STATUSES', 'RUN_FILE', 'RUN_OUTPUTS', 'TRAINED_OUTPUTS', 'LEARNER', 'WEIGHTS',
+           'get_rng_states', 'set_rng_states', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
+           'EpochCheckpoint', 'HistoryLogger', 'RunInUseError', 'lock_run', 'unlock_run', 'library_versions',
+           'read_run', 'update_run', 'prepare_run', 'record_labels', 'write_run', 'is_eval_folder', 'load_run_learner']
 
 # %% ../nbs/16_runs.ipynb #8cf0c60b
 def _loader_rng(dl):
@@ -86,7 +87,7 @@ def read_checkpoint(path, # a file written by `save_checkpoint`
     if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         with torch.serialization.safe_globals(_safe_globals()): s = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e: raise CorruptFileError(path, 'checkpoint', f"{type(e).__name__}: {e}") from None
     if not isinstance(s, dict) or s.get('format') != _FORMAT: raise ValueError(f"{path}: not a fastreid_vehicle checkpoint")
     return s
 
@@ -158,6 +159,55 @@ class HistoryLogger(CSVLogger):
     def after_fit(self):
         if not getattr(self, 'skip', False): super().after_fit()
 
+# %% ../nbs/16_runs.ipynb #16da2ad3
+RUN_LOCK = '.run.lock'   # in the run folder: held (`fcntl.flock`) by the process that trains there
+FINAL_STATUSES = ('complete', 'failed')   # a run with one of these has ended: its lock is released
+_HELD = {}   # run folder -> the open lock file of this process
+
+class RunInUseError(FileExistsError):
+    "Another process is training in the run folder (it holds the folder's lock)"
+
+def _lock_info(fn:Path) -> str:
+    "Who holds the lock file `fn`, as it recorded itself"
+    try: d = json.loads(fn.read_text())
+    except (OSError, ValueError): return 'another process'
+    return f"process {d.get('pid')} on {d.get('host')}, since {d.get('since')}"
+
+def lock_run(out, # the run folder (created)
+            ) -> Path:
+    "Take the run folder's exclusive lock (non-blocking) for this process; `RunInUseError` if another process holds it"
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    key, fn = str(out.resolve()), out/RUN_LOCK
+    if key in _HELD: return fn   # this process holds it already (a run again in the same folder)
+    f = open(fn, 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise RunInUseError(f"{out} is in use: {_lock_info(fn)} is training there (lock {fn}); wait for it to end, "
+                            "or choose another folder") from None
+    f.seek(0); f.truncate()
+    f.write(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), since=_now()))); f.flush()
+    _HELD[key] = f   # released when this process ends, however it ends (the kernel closes the file), or by `unlock_run`
+    return fn
+
+def unlock_run(out, # the run folder
+              ):
+    "Release this process's lock of the run folder `out` (if it holds it)"
+    f = _HELD.pop(str(Path(out).resolve()), None)
+    if f is not None: f.close()
+
+def _interrupted(out:Path, rec:dict) -> str|None:
+    "What a record left 'running' by a process that is gone says: when the run was last seen working"
+    if rec.get('status') != 'running': return None
+    seen = [p for p in (out/CHECKPOINT, out/'history.csv', out/RUN_FILE) if p.exists()]
+    last = max(p.stat().st_mtime for p in seen)
+    at = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(last))
+    ep = None
+    if (out/CHECKPOINT).exists():
+        try: ep = int(read_checkpoint(out/CHECKPOINT)['epoch']) + 1
+        except (ValueError, KeyError, OSError): ep = None
+    return f"the previous run in {out} was interrupted at {at}" + (f", after epoch {ep}" if ep else ", before its first checkpoint")
+
 # %% ../nbs/16_runs.ipynb #03edf63e
 RUN_FILE = 'run.json'
 RUN_OUTPUTS = (RUN_FILE, CHECKPOINT, 'history.csv', 'model.safetensors', 'learner.pkl', 'metrics.json', 'batch.png',
@@ -188,11 +238,12 @@ def read_run(out, # a run folder
 def update_run(out, # a run folder
                **fields, # entries to add to its record
               ) -> dict:
-    "Add `fields` to the run record of `out` (atomically); rank 0 only"
+    "Add `fields` to the run record of `out` (atomically); rank 0 only. A final status ('complete', 'failed') releases the folder's lock"
     rec = read_run(out)
     if rank_distrib(): return rec
     rec.update(_jsonable(fields))
     atomic_write_json(rec, Path(out)/RUN_FILE)
+    if rec.get('status') in FINAL_STATUSES: unlock_run(out)
     return rec
 
 def _config_diff(old:dict, new:dict) -> list:
@@ -204,22 +255,28 @@ def prepare_run(out, # the run folder
                 overwrite:bool=False, # replace another run's outputs in `out`
                 outputs=RUN_OUTPUTS, # the file names a run writes
                ) -> dict|None:
-    "Check and claim the run folder `out` for a run of `config`; returns the checkpoint to resume from, or None"
+    "Lock, check and claim the run folder `out` for a run of `config`; returns the checkpoint to resume from, or None"
     out, cfg = Path(out), _jsonable(config)
     if resume and overwrite: raise ValueError("resume and overwrite exclude each other: continue the run, or replace it")
     if not rank_distrib():
-        out.mkdir(parents=True, exist_ok=True)
+        lock_run(out)   # before anything is written: one run per folder
         remove_stale_temps(out)
         found = [n for n in outputs if (out/n).exists()]
+        if found and not (out/RUN_FILE).exists():
+            raise FolderNotOwnedError(f"{out} holds {describe_folder(out)} but no {RUN_FILE}: not a run folder of this "
+                                      f"library; refusing to write or remove {', '.join(found)} there. Choose another folder")
         trained = [n for n in found if n in TRAINED_OUTPUTS]   # a run that stopped before training is no run to keep
+        gone = _interrupted(out, read_run(out)) if found else None
+        if gone: warnings.warn(gone + ('; resuming it' if resume else ''))
         if trained and resume:
             rec = read_run(out)
+            if gone: rec.setdefault('interrupted', []).append(dict(detected=_now(), message=gone))
             diff = _config_diff(rec.get('config', {}), cfg)
             if diff: raise ValueError(f"{out/RUN_FILE} records a run with another config, which cannot be resumed with this "
                                       f"one: {'; '.join(diff)}. Run with the recorded settings, or overwrite=True (--overwrite)")
             rec.setdefault('resumed', []).append(dict(at=_now(), host=socket.gethostname(), command=sys.argv))
         elif trained and not overwrite:
-            raise FileExistsError(f"{out} holds the outputs of a run ({', '.join(trained)}); pass resume=True (--resume) to "
+            raise FileExistsError(f"{out} holds the outputs of a run ({', '.join(trained)}){'; ' + gone if gone else ''}; pass resume=True (--resume) to "
                                   "continue it, overwrite=True (--overwrite) to replace it, or choose another folder")
         else:
             for n in found: (out/n).unlink()
@@ -228,4 +285,99 @@ def prepare_run(out, # the run folder
         rec['status'] = 'running'
         atomic_write_json(rec, out/RUN_FILE)
     distrib_barrier()
-    return read_checkpoint(out/CHECKPOINT) if resume and (out/CHECKPOINT).exists() else None
+    if not resume: return None
+    if (out/CHECKPOINT).exists(): return read_checkpoint(out/CHECKPOINT)
+    warnings.warn(f"resume: {out} holds no checkpoint ({CHECKPOINT}): no epoch was completed, so the run starts from epoch 0")
+    return None
+
+# %% ../nbs/16_runs.ipynb #aae19696
+LEARNER, WEIGHTS = 'learner.pkl', 'model.safetensors'
+_PICKLE_WHY = ("learner.pkl is a pickle: loading it runs whatever code the file names, so load it only from a source "
+               "you trust")
+
+def record_labels(out, # the run folder
+                  dls, # the run's `ReidDataLoaders`
+                 ) -> dict:
+    "Record in `out/run.json` what the model's heads are built for: the identity and attribute vocabularies of `dls`"
+    plain = lambda vs: [v.item() if hasattr(v, 'item') else v for v in vs]
+    return update_run(out, labels=dict(id_vocab=plain(dls.id_vocab), attr_vocabs={k: plain(v) for k, v in dls.attr_vocabs.items()}))
+
+def write_run(out, # the run folder (claimed with `prepare_run`)
+              learn:Learner, # a trained (or untrained) re-id learner on `ReidDataLoaders`
+              config:dict, # what the run is: `RunSettings.flat()` of the settings `learn` was made with
+             ) -> Path:
+    "Save a learner made outside `train` as a run folder `train` would leave: run.json (config, labels), model.safetensors, learner.pkl"
+    from .inference import save_weights
+    out = Path(out)
+    prepare_run(out, config)
+    record_labels(out, learn.dls)
+    save_weights(learn.model, out/WEIGHTS)
+    with atomic_path(out/LEARNER) as tmp: learn.export(tmp)
+    update_run(out, status='complete')
+    return out
+
+def is_eval_folder(folder, # a folder
+                  ) -> bool:
+    "Whether `folder` holds an evaluation written before folders were marked: its metrics.json names the learner evaluated, and it holds no run"
+    try: m = json.loads((Path(folder)/'metrics.json').read_text())
+    except (OSError, ValueError): return False
+    return isinstance(m, dict) and 'learner' in m and not (Path(folder)/RUN_FILE).exists()
+
+def _placeholder_rows(labels:dict, rows:int) -> pd.DataFrame:
+    "A re-id table with the recorded vocabularies and a blank in-memory image per row: it gives the loaders of the run"
+    ids, attrs = labels['id_vocab'], labels.get('attr_vocabs', {})
+    n = max(len(ids), rows, *(len(v) for v in attrs.values())) + 2
+    from PIL import Image
+    df = pd.DataFrame({'path': [Image.new('RGB', (8, 8))] * n, 'pid': [ids[i % len(ids)] for i in range(n)],
+                       'camid': 1, 'split': ['query', 'gallery'] + ['train'] * (n - 2)})
+    for a, codes in attrs.items(): df[a] = pd.array([codes[i] if i < len(codes) else None for i in range(n)], dtype='Int64')
+    return df
+
+def _check_run_file(p:Path, folder:Path):
+    if not p.is_file(): raise FileNotFoundError(f"no {p.name} in {folder}: expected a run folder written by `train`")
+
+def _load_pickled(p:Path) -> Learner:
+    "fastai's `load_learner` of `p` (its insecure-pickle warning shown); a truncated file is a `CorruptFileError`"
+    from fastai.learner import load_learner
+    warnings.warn(f"{p}: {_PICKLE_WHY} (trust_pickle=True / --trust-pickle)")
+    try: return load_learner(p)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as e:
+        raise CorruptFileError(p, 'saved learner', f"{type(e).__name__}: {e}") from None
+
+def _read_weights(p:Path) -> dict:
+    "The tensors of the safetensors file `p` (no code runs); a damaged file is a `CorruptFileError`"
+    from safetensors.torch import load_file
+    try: return load_file(str(p))
+    except Exception as e: raise CorruptFileError(p, 'safetensors weights file', f"{type(e).__name__}: {e}") from None
+
+def load_run_learner(run, # the run folder written by `train` (or a file in it, e.g. its learner.pkl)
+                     trust_pickle:bool=False, # unpickle learner.pkl (runs code from the file) instead of rebuilding the learner from model.safetensors + run.json
+                    ) -> Learner:
+    "The trained learner of a run: rebuilt from `run.json` (config, labels) and `model.safetensors` without unpickling, or `learner.pkl` when `trust_pickle`"
+    run = Path(run)
+    folder = run.parent if run.is_file() else run
+    if trust_pickle:
+        p = run if run.is_file() and run.suffix == '.pkl' else folder/LEARNER
+        _check_run_file(p, folder)
+        return _load_pickled(p)
+    from .config import build_settings, config_fields
+    from .data import ReidDataLoaders
+    from .learner import reid_learner
+    _check_run_file(folder/RUN_FILE, folder); _check_run_file(folder/WEIGHTS, folder)
+    rec = read_run(folder)
+    labels = rec.get('labels')
+    if not labels: raise ValueError(f"{folder/RUN_FILE} records no label vocabularies (a run trained before they were "
+                                    "recorded): load its learner.pkl with trust_pickle=True (--trust-pickle) if you trust it")
+    s = build_settings(**{k: v for k, v in rec.get('config', {}).items() if k in config_fields()})
+    d, m = s.data, s.model
+    dls = ReidDataLoaders.from_df(_placeholder_rows(labels, d.P * d.K), size=d.size, P=d.P, K=d.K, bs_valid=d.bs_valid,
+                                  pad=d.pad, flip_p=d.flip_p, erase_p=d.erase_p, erase_mode=d.erase_mode, erase_sl=d.erase_sl,
+                                  erase_sh=d.erase_sh, erase_min_aspect=d.erase_min_aspect, zoom_p=d.zoom_p,
+                                  max_zoom=d.max_zoom, attrs=tuple(d.attrs), sampler='random', path=folder)
+    learn = reid_learner(dls, m.method, backbone=m.backbone, pretrained=False, weights=None, amp=s.fit.amp,
+                         channels_last=s.fit.channels_last, path=folder, model_dir='.', neck_feat=m.neck_feat, **m.settings)
+    try: learn.model.load_state_dict(_read_weights(folder/WEIGHTS))
+    except RuntimeError as e: raise CorruptFileError(folder/WEIGHTS, f"weights file for {m.method}/{m.backbone} as {folder/RUN_FILE} records it",
+                                                     str(e).splitlines()[0]) from None
+    learn.model.eval()
+    return learn

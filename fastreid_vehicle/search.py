@@ -11,10 +11,10 @@ import numpy as np, pandas as pd
 import faiss
 from fastcore.basics import patch
 from safetensors.numpy import save_file, load_file
-from .files import atomic_folder, usual_mode
+from .files import atomic_folder, usual_mode, CorruptFileError
 
 # %% auto #0
-__all__ = ['SearchResult', 'GalleryIndex']
+__all__ = ['INDEX_KIND', 'SearchResult', 'GalleryIndex']
 
 # %% ../nbs/05_search.ipynb #d994d611
 _KINDS = ('exact', 'ivf', 'ivfpq', 'hnsw')
@@ -257,6 +257,13 @@ def _hits_frame(self:GalleryIndex, D, I) -> pd.DataFrame:
     return hits
 
 # %% ../nbs/05_search.ipynb #0ae4b944
+INDEX_KIND = 'gallery_index'   # the marker kind of a saved index folder (see `files.check_owned`)
+
+def _is_saved_index(folder:Path) -> bool:
+    "Whether `folder` is an index saved before markers existed: its `header.json` names the format"
+    try: return json.loads((folder/'header.json').read_text()).get('format') == _FORMAT
+    except (OSError, ValueError, AttributeError): return False
+
 def _parquet_ok() -> bool:
     try: import pyarrow  # noqa: F401
     except ImportError:
@@ -285,12 +292,15 @@ def _read_meta(path:Path, dtypes:dict, n:int) -> pd.DataFrame:
 # %% ../nbs/05_search.ipynb #7915258d
 @patch
 def save(self:GalleryIndex,
-         path, # the folder to write (replaced as a whole if it exists)
+         path, # the folder to write: new, empty, or an index saved before (replaced as a whole); any other folder is refused
          metadata_format:str='auto', # 'parquet', 'csv' or 'auto' (parquet where pyarrow or fastparquet is installed)
+         overwrite:bool=True, # replace an index saved before at `path` (False: refuse it too)
         ) -> Path:
-    "Write the index to the folder `path` atomically (temporary folder, then rename)"
+    "Write the index to the folder `path` atomically (temporary folder, then rename); only an index is ever replaced"
     path = Path(path)
-    with atomic_folder(path) as tmp:   # a killed save's leftover is removed by the next
+    if not overwrite and path.exists() and any(path.iterdir()):
+        raise FileExistsError(f"GalleryIndex.save: {path} already holds an index; pass overwrite=True to replace it")
+    with atomic_folder(path, kind=INDEX_KIND, is_own=_is_saved_index) as tmp:   # a killed save's leftover is removed by the next
         files = {}
         if self.params['store_embeddings']:
             save_file({'embeddings': np.ascontiguousarray(self._stored())}, str(tmp / 'embeddings.safetensors'))
@@ -304,6 +314,27 @@ def save(self:GalleryIndex,
         for f in tmp.iterdir(): usual_mode(f)   # safetensors writes 0600
     return path
 
+# %% ../nbs/05_search.ipynb #026550fd
+_HEADER_KEYS = ('format', 'version', 'dim', 'kind', 'ntotal', 'params', 'files', 'metadata_dtypes')
+
+def _read_header(hp:Path) -> dict:
+    "The header of a saved index, checked: format, version and every entry `load` needs (a `CorruptFileError` naming it otherwise)"
+    try: h = json.loads(hp.read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e: raise CorruptFileError(hp, 'gallery index header', f"{type(e).__name__}: {e}") from None
+    if not isinstance(h, dict): raise CorruptFileError(hp, 'gallery index header', f"expected a JSON object, got {type(h).__name__}")
+    if h.get('format') != _FORMAT or h.get('version') != _VERSION:
+        raise ValueError(f"GalleryIndex.load: {hp} has format {h.get('format')!r} version {h.get('version')!r}; expected {_FORMAT!r} version {_VERSION}")
+    miss = [k for k in _HEADER_KEYS if k not in h] + ([] if 'distance' in h or 'metric' in h else ['distance'])
+    if miss: raise CorruptFileError(hp, 'gallery index header', f"missing {', '.join(miss)}")
+    if 'metadata' not in h['files']: raise CorruptFileError(hp, 'gallery index header', "its 'files' name no metadata file")
+    return h
+
+def _read_part(p:Path, what:str, read):
+    "`read(p)` for a file of a saved index; a missing file or any reader's error as an error naming `p`"
+    if not p.is_file(): raise FileNotFoundError(f"GalleryIndex.load: {p} not found; the index folder is incomplete")
+    try: return read(p)
+    except Exception as e: raise CorruptFileError(p, what, f"{type(e).__name__}: {e}") from None
+
 # %% ../nbs/05_search.ipynb #3f620a49
 @patch(cls_method=True)
 def load(cls:GalleryIndex,
@@ -312,21 +343,19 @@ def load(cls:GalleryIndex,
     "Read an index written by `GalleryIndex.save`"
     path = Path(path); hp = path / 'header.json'
     if not hp.exists(): raise FileNotFoundError(f"GalleryIndex.load: {hp} not found; expected a folder written by GalleryIndex.save")
-    h = json.loads(hp.read_text())
-    if h.get('format') != _FORMAT or h.get('version') != _VERSION:
-        raise ValueError(f"GalleryIndex.load: {hp} has format {h.get('format')!r} version {h.get('version')!r}; expected {_FORMAT!r} version {_VERSION}")
+    h = _read_header(hp)
     distance = h.get('distance', h.get('metric'))   # indexes saved before the rename wrote `metric`
     gi = cls(h['dim'], distance=_OLD_DISTANCES.get(distance, distance), kind=h['kind'], **h['params'])
     n, files = h['ntotal'], h['files']
     if 'embeddings' in files:
-        emb = load_file(str(path / files['embeddings']))['embeddings']
+        emb = _read_part(path / files['embeddings'], 'gallery index embeddings file', lambda p: load_file(str(p))['embeddings'])
         if emb.shape != (n, gi.dim): raise ValueError(f"GalleryIndex.load: {path / files['embeddings']} holds {emb.shape}, header says ({n}, {gi.dim})")
         if not gi._refined: gi._emb = emb
     if 'index' in files:
-        gi._index = faiss.read_index(str(path / files['index']))
+        gi._index = _read_part(path / files['index'], 'faiss index file', lambda p: faiss.read_index(str(p)))
         if gi._index.ntotal != n: raise ValueError(f"GalleryIndex.load: {path / files['index']} holds {gi._index.ntotal} vectors, header says {n}")
         if gi._refined: gi._index = faiss.IndexRefineFlat(gi._index, faiss.swig_ptr(emb))   # the refine index holds them
-    meta = _read_meta(path / files['metadata'], h['metadata_dtypes'], n)
+    meta = _read_part(path / files['metadata'], 'gallery index metadata file', lambda p: _read_meta(p, h['metadata_dtypes'], n))
     if len(meta) != n: raise ValueError(f"GalleryIndex.load: {path / files['metadata']} has {len(meta)} rows, header says {n}")
     gi._meta, gi._meta_parts, gi._n = meta, [], n
     gi._columns = list(meta.columns) if n else None

@@ -159,7 +159,9 @@ def saved_learner(tiny_root, tmp_path_factory):
     dls = ReidDataLoaders.from_df(df, size=(64, 64), P=4, K=4, bs_valid=32, seed=0)
     out = tmp_path_factory.mktemp('saved')
     learn = reid_learner(dls, 'bot', backbone='resnet18', pretrained=False, path=out, model_dir='.')
-    learn.export('learner.pkl')
+    from fastreid_vehicle.config import build_settings   # a run folder as `train` leaves it: eval/search read no pickle
+    from fastreid_vehicle.runs import write_run
+    write_run(out, learn, build_settings(size=(64, 64), P=4, K=4, backbone='resnet18', pretrained=False).flat())
     return out, learn
 
 def test_eval_command_writes_metrics_and_figures(saved_learner, tiny_root, tmp_path, capsys):
@@ -175,8 +177,8 @@ def test_eval_command_writes_metrics_and_figures(saved_learner, tiny_root, tmp_p
     assert sum(r['queries'] for r in saved['breakdowns']['camid']) == saved['num_valid']
     assert 'mAP' in capsys.readouterr().out and not list((tmp_path/'ev').glob('.*tmp'))
     with pytest.raises(SystemExit): main(['eval', str(tmp_path/'nothing'), '--preset', 'tiny'])
-    assert 'learner.pkl' in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match='learner.pkl'): main(['--debug', 'eval', str(tmp_path/'nothing'), '--preset', 'tiny'])
+    assert 'run.json' in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match='run.json'): main(['--debug', 'eval', str(tmp_path/'nothing'), '--preset', 'tiny'])
 
 def test_search_command_folder_csv_and_saved_index(saved_learner, tiny_root, tmp_path, capsys):
     import pandas as pd

@@ -87,7 +87,7 @@ def test_save_load_round_trip(tmp_path):
     meta = meta_frame(500)
     gi = GalleryIndex(16).add(x, meta)
     p = gi.save(tmp_path / 'gallery')
-    assert sorted(os.listdir(p)) == ['embeddings.safetensors', 'header.json', 'metadata.csv']
+    assert sorted(os.listdir(p)) == ['.fastreid_vehicle.json', 'embeddings.safetensors', 'header.json', 'metadata.csv']
     h = json.loads((p / 'header.json').read_text())
     assert (h['dim'], h['ntotal'], h['kind'], h['distance']) == (16, 500, 'exact', 'cosine')
     back = GalleryIndex.load(p)
