@@ -50,7 +50,7 @@ class DataConfig:
     max_zoom:float = setting(1.125, "largest random zoom factor")
     bs_valid:int = setting(64, "batch size when computing features for evaluation")
     attrs:tuple = setting(('color', 'type'), "attribute columns (ANet's targets), e.g. 'color,type'")
-    check_images:str = setting('raise', "decode every image before training: stop on bad ones, drop them, or no check",
+    image_check:str = setting('raise', "decode every image before training: stop on bad ones, drop them, or no check",
                                choices=('raise', 'drop', 'off'))
     preload:bool|None = setting(None, "keep the decoded images in memory (default: when they take at most 2 GB)")
 

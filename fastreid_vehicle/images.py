@@ -80,7 +80,7 @@ class BadImagesError(ValueError):
                  report:pd.DataFrame, # the bad images: path, reason, detail
                  n_total:int, # how many images were checked
                  max_listed:int=20, # how many are listed in the message
-                 hint:str="Fix or remove them, or drop them with check='drop' (command line: --check-images drop)"): # what to do
+                 hint:str="Fix or remove them, or drop them with check='drop' (command line: --image-check drop)"): # what to do
         self.report = report
         lines = [f"  {r.path}: {r.reason}" + (f" ({r.detail})" if r.detail else '') for r in report.head(max_listed).itertuples()]
         more = len(report) - max_listed

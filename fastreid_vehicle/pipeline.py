@@ -14,7 +14,7 @@ from fastai.basics import *
 from fastai.learner import load_learner
 from .config import *
 from .readers import load_dataset
-from .images import check_option, check_images as check_images_of, open_rgb, image_table, gallery_images
+from .images import check_option, check_images, open_rgb, image_table, gallery_images
 from .synthetic import synthesize_veri
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, split_settings
@@ -67,9 +67,9 @@ def _prepare_data(s:RunSettings, out:Path) -> ReidDataLoaders:
     d = s.data
     with local_main_first():
         df = load_reid_data(d.dataset, d.root, d.preset, seed=s.fit.seed, synth=d.synth, **d.reader_kwargs)
-    on_bad = check_option(d.check_images)   # every image decoded once: bad ones stop the run (or are dropped), listed
+    on_bad = check_option(d.image_check)   # every image decoded once: bad ones stop the run (or are dropped), listed
     if on_bad:
-        df = check_images_of(df, on_bad, report=None if rank_distrib() else out/'image_check.csv', progress=s.run.progress)
+        df = check_images(df, on_bad, report=None if rank_distrib() else out/'image_check.csv', progress=s.run.progress)
     preload = bool(ifnone(d.preload, len(df) * 3 * np.prod(d.size) <= PRELOAD_MAX_BYTES))
     return ReidDataLoaders.from_df(df, size=d.size, P=d.P, K=d.K, pad=d.pad, erase_p=d.erase_p, seed=s.fit.seed,
                                    preload=preload, camera_aware=d.camera_aware, bs_valid=d.bs_valid, flip_p=d.flip_p,

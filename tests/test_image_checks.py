@@ -92,7 +92,7 @@ def test_train_stops_before_training_and_can_drop(df, tmp_path):
     kw = dict(dataset='veri776', root=root, out=out, size=32, P=4, K=4, epochs=1, progress=False, threads=1)
     with pytest.raises(BadImagesError, match=re.escape(f'{gal}: truncated')): train(**kw)
     assert pd.read_csv(out/'image_check.csv').path.tolist() == [gal] and not (out/'history.csv').exists()
-    with pytest.warns(UserWarning, match='dropped 1 rows'): res = train(**kw, check_images='drop')   # same folder: nothing was trained
+    with pytest.warns(UserWarning, match='dropped 1 rows'): res = train(**kw, image_check='drop')   # same folder: nothing was trained
     assert res['num_queries'] > 0 and (out/'model.safetensors').exists()
 
 def test_find_bad_images_screens_with_verify_image(tmp_path, monkeypatch):
