@@ -161,20 +161,22 @@ def hwm_kb(): return status_kb('VmHWM')
 
 
 def child_features(data, repeats):
-    "Run in a fresh process: evaluate_features from the saved features, report times and peak RSS"
-    import torch
-    from fastreid_vehicle.metrics import evaluate_features
+    "Run in a fresh process: the library's one evaluation (`evaluate_features`) from the saved features, times and peak RSS"
+    import torch, pandas as pd
+    from fastreid_vehicle.evaluation import evaluate_features
     warm_up()
     qf, gf = np.load(f'{data}/qf.npy'), np.load(f'{data}/gf.npy')
     qp, gp, qc, gc = (np.load(f'{data}/{n}.npy') for n in ('qp', 'gp', 'qc', 'gc'))
+    items = pd.DataFrame(dict(pid=np.r_[qp, gp], camid=np.r_[qc, gc], split=['query'] * len(qp) + ['gallery'] * len(gp)))
+    feats = torch.from_numpy(np.concatenate([qf, gf]))
     base = status_kb('VmRSS')
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        r = evaluate_features(qf, gf, qp, gp, qc, gc, metric='cosine', progress=False)
+        r = evaluate_features(items, feats, protocol='plain', distance='cosine')
         times.append(time.perf_counter() - t0)
     print(json.dumps({'times': times, 'base_kb': base, 'maxrss_kb': hwm_kb(),
-                      'result': r.as_dict(), 'threads': torch.get_num_threads()}))
+                      'result': r.result.as_dict(), 'threads': torch.get_num_threads()}))
 
 
 def warm_up():

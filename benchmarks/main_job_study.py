@@ -63,7 +63,7 @@ def run_one(label:str, overrides:dict, threads:int, seed:int=0) -> dict:
     torch.set_num_threads(threads)
     from fastai.basics import set_seed
     from fastreid_vehicle.all import (synthesize_veri, load_veri776, ReidDataLoaders, reid_learner, embed,
-                                      evaluate_embeddings, attribute_only_baseline, split_query_gallery)
+                                      evaluate_features, attribute_only_baseline, split_query_gallery)
     r = recipe(overrides)
     root = synthesize_veri(preset=r['preset'], seed=seed, n_workers=1, **r['synth'])
     df = load_veri776(root)
@@ -87,9 +87,9 @@ def run_one(label:str, overrides:dict, threads:int, seed:int=0) -> dict:
         learn.model.neck_feat = nf
         feats[nf] = embed(learn)
         for metric in ('cosine', 'euclidean'):
-            res = evaluate_embeddings(items, feats[nf], metric=metric)
+            res = evaluate_features(items, feats[nf], protocol='plain', distance=metric)
             out[f'{nf}_{metric}'] = dict(rank1=round(float(res.rank1), 4), mAP=round(float(res.mAP), 4))
-    res = evaluate_embeddings(items, feats[r['neck_feat']], center_cameras=True)   # what the main job reports
+    res = evaluate_features(items, feats[r['neck_feat']], protocol='plain', center_cameras=True)   # camera-centred, as the main job reported it then
     out['centred'] = dict(rank1=round(float(res.rank1), 4), mAP=round(float(res.mAP), 4), mINP=round(float(res.mINP), 4))
     # camera shortcut: where do the wrong first matches come from?
     q, g = split_query_gallery(items)

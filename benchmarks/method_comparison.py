@@ -103,7 +103,7 @@ def train_run(df, spec:dict, seed:int, a, stage2:int):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(r['epochs'], r['lr'], cbs=NoValidation())
     t_main = time.perf_counter() - t0
     def evaluate():
-        with learn.no_bar(): return evaluate_learner(learn, flip=False, center_cameras=r.get('center_cameras', False))
+        with learn.no_bar(): return evaluate_learner(learn, flip_tta=False, center_cameras=r.get('center_cameras', False), protocol='plain')
     yield spec, (evaluate(), t_main, None)
     if spec['method'] == 'anet' and stage2:
         t0 = time.perf_counter()
@@ -132,7 +132,7 @@ def run_all(a):
     out = Path(a.out)
     res = load_results(out)
     res['meta'] = dict(benchmark=f"synthetic VeRi {r['preset']!r} with {r['synth']} (the main job's data)",
-                       recipe=json.loads(json.dumps(r, default=list)), amp='fp32', flip_test=False, threads=a.threads,
+                       recipe=json.loads(json.dumps(r, default=list)), amp='fp32', flip_tta=False, threads=a.threads,
                        jobs=a.jobs, torch=torch.__version__, python=platform.python_version(),
                        machine=f'{platform.machine()}, {os.cpu_count()} cores',
                        stage2_epochs=max(2, r['epochs'] // 3), stage2_lr=r['lr'] / 10, groups=list(GROUPS))

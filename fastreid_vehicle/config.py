@@ -119,7 +119,8 @@ def config_fields() -> dict:
             out[f.name] = (key, f)
     return out
 
-def default_of(f:dataclasses.Field):
+def default_of(f:dataclasses.Field, # a field of one of the configs
+              ):
     "The default value of the config field `f`"
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
@@ -129,7 +130,8 @@ def _base(tp):
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     return args[0] if args else tp
 
-def parse_value(s:str):
+def parse_value(s:str, # one command-line word, e.g. '384,128', 'true', '3e-4'
+               ):
     "A command-line word as a Python value: an int, float, bool, None, a comma tuple, or the string itself"
     if ',' in s: return tuple(parse_value(p) for p in s.split(',') if p)
     low = s.lower()
@@ -140,7 +142,8 @@ def parse_value(s:str):
         except ValueError: pass
     return s
 
-def parse_size(v) -> tuple:
+def parse_size(v, # 256, '256', (384, 128), '384,128' or '384x128'
+              ) -> tuple:
     "An image size as (height, width): 256, '256', (384, 128), '384,128' or '384x128'"
     if isinstance(v, str): v = parse_value(v.replace('x', ','))
     if isinstance(v, (int, float)): v = (v, v)
@@ -149,7 +152,9 @@ def parse_size(v) -> tuple:
         raise ValueError(f"size must be one positive integer or two (height, width), got {v!r}")
     return v
 
-def coerce(name:str, v):
+def coerce(name:str, # a setting's name (a field of one of the configs)
+           v, # its value: of the field's type, or a command-line string
+          ):
     "`v` as the type of the setting `name`, checked against its choices; the error names the setting"
     _, f = config_fields()[name]
     tp = _base(f.type)
@@ -203,8 +208,11 @@ class RunSettings:
         return {k: v for key in keys for k, v in d[key].items()}
 
 def build_settings(recipe=None, # a recipe name or `Recipe` whose values replace the defaults
-                   data:DataConfig|None=None, model:ModelConfig|None=None, fit:FitConfig|None=None,
-                   eval:EvalConfig|None=None, run:RunConfig|None=None, # whole configs (their values count as given)
+                   data:DataConfig|None=None, # a whole data config (its values count as given)
+                   model:ModelConfig|None=None, # a whole model config
+                   fit:FitConfig|None=None, # a whole fit config
+                   eval:EvalConfig|None=None, # a whole evaluation config
+                   run:RunConfig|None=None, # a whole run config
                    **overrides) -> RunSettings: # single settings by name: `epochs=3`, `n_stripes=6` (the method's)
     "The configs of a run: `overrides` > the configs given > `recipe` > the defaults, with the source of each value"
     allf, given = config_fields(), dict(data=data, model=model, fit=fit, eval=eval, run=run)
@@ -231,7 +239,8 @@ def build_settings(recipe=None, # a recipe name or `Recipe` whose values replace
     return RunSettings(**cfgs, recipe=getattr(recipe, 'name', recipe), sources=sources)
 
 # %% ../nbs/23_config.ipynb #87bf001d
-def flag_name(name:str) -> str:
+def flag_name(name:str, # a setting's name
+             ) -> str:
     "The command-line flag of the setting `name`"
     return '--' + name.replace('_', '-')
 
@@ -255,14 +264,17 @@ def add_arguments(parser:argparse.ArgumentParser, # the (sub)command's parser
                 g.add_argument(flag_name(name), type=conv, **kw)
     return parser
 
-def settings_from_args(ns:argparse.Namespace, recipe=None, **extra) -> RunSettings:
+def settings_from_args(ns:argparse.Namespace, # parsed flags (only those typed are set: `add_arguments`)
+                       recipe=None, # a recipe name or `Recipe`, below the flags
+                       **extra) -> RunSettings: # more settings by name (a method's own, from `--set`)
     "The `RunSettings` of parsed command-line flags (only the flags typed), `recipe` and `extra` settings"
     allf = config_fields()
     given = {k: v for k, v in vars(ns).items() if k in allf}
     return build_settings(recipe, **given, **extra)
 
 # %% ../nbs/23_config.ipynb #3b467787
-def settings_table(keys=tuple(CONFIGS)) -> pd.DataFrame:
+def settings_table(keys=tuple(CONFIGS), # the configs to list ('data', 'model', 'fit', 'eval', 'run')
+                  ) -> pd.DataFrame:
     "One row per setting: config, name, flag, type, default, choices and help"
     rows = []
     for name, (k, f) in config_fields().items():
