@@ -172,10 +172,18 @@ def signature_text(name:str, obj) -> str:
     return one if len(one) <= 100 else f"{name}(\n" + ''.join(f'    {p},\n' for p in parts) + f"){ret}"
 
 def _docments(obj) -> dict:
+    "Per-parameter notes: the `# comments` read by `docments`; a dataclass's fields fall back to `metadata['help']`."
+    import dataclasses
     from fastcore.docments import docments
-    try: d = docments(obj.__init__ if inspect.isclass(obj) and '__init__' in vars(obj) else obj, full=True)
-    except Exception: return {}
-    return {k: v for k, v in d.items() if k not in ('self', 'cls')}
+    is_dc = inspect.isclass(obj) and dataclasses.is_dataclass(obj)
+    try: d = docments(obj if is_dc else obj.__init__ if inspect.isclass(obj) and '__init__' in vars(obj) else obj, full=True)
+    except Exception: d = {}
+    d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items() if k not in ('self', 'cls')}
+    if is_dc:
+        for f in dataclasses.fields(obj):
+            help_ = (f.metadata or {}).get('help')
+            if help_ and not (d.get(f.name) or {}).get('docment'): d[f.name] = {**(d.get(f.name) or {}), 'docment': help_}
+    return d
 
 def param_table(obj, links) -> str:
     "The fastai-docs parameter table: name, type, default, the parameter's `# comment`."

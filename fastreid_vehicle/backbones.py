@@ -38,7 +38,9 @@ class IBN(nn.Module):
         self.IN = nn.InstanceNorm2d(self.half, affine=True)
         self.BN = norm_layer(planes - self.half)
 
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
+    def forward(self,
+        x:torch.Tensor, # feature map (B, `planes`, H, W)
+    ) -> torch.Tensor:
         x_in, x_bn = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
         return torch.cat([self.IN(x_in), self.BN(x_bn)], dim=1)
 
@@ -54,8 +56,8 @@ class BottleneckIBN(nn.Module):
         downsample:nn.Module|None=None, # projection of the shortcut
         ibn:str|None=None, # 'a' puts `IBN` in place of `bn1`, None keeps batch norm
         ibn_ratio:float=0.5, # share of `bn1`'s channels with instance norm
-        act_layer:type[nn.Module]=nn.ReLU,
-        norm_layer:type[nn.Module]=nn.BatchNorm2d,
+        act_layer:type[nn.Module]=nn.ReLU, # activation class, built with `inplace=True`
+        norm_layer:type[nn.Module]=nn.BatchNorm2d, # norm layer class
     ):
         super().__init__()
         if ibn not in ('a', None): raise ValueError(f"ibn must be 'a' or None, got {ibn!r} (IBN-b is not implemented)")
@@ -71,7 +73,9 @@ class BottleneckIBN(nn.Module):
         self.act3 = act_layer(inplace=True)
         self.downsample = downsample
 
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
+    def forward(self,
+        x:torch.Tensor, # feature map (B, `inplanes`, H, W)
+    ) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         x = self.act1(self.bn1(self.conv1(x)))
         x = self.act2(self.bn2(self.conv2(x)))
@@ -100,11 +104,11 @@ class ResNetIBN(nn.Module):
         last_stride:int=2, # stride of stage 4: 2 as on ImageNet, 1 for re-id
         num_classes:int=1000, # 0 removes the classifier `fc`
         global_pool:str='avg', # timm pool type; '' keeps the feature map
-        in_chans:int=3,
+        in_chans:int=3, # input image channels
         ibn_ratio:float=0.5, # share of `bn1`'s channels with instance norm
         drop_rate:float=0., # dropout before `fc`
-        act_layer:type[nn.Module]=nn.ReLU,
-        norm_layer:type[nn.Module]=nn.BatchNorm2d,
+        act_layer:type[nn.Module]=nn.ReLU, # activation class, built with `inplace=True`
+        norm_layer:type[nn.Module]=nn.BatchNorm2d, # norm layer class
     ):
         super().__init__()
         if len(layers) != 4 or len(ibn_cfg) != 4:
@@ -134,22 +138,32 @@ class ResNetIBN(nn.Module):
 
     def get_classifier(self) -> nn.Module: return self.fc
 
-    def reset_classifier(self, num_classes:int, global_pool:str='avg'):
+    def reset_classifier(self,
+        num_classes:int, # classes of the new classifier; 0 removes it
+        global_pool:str='avg', # timm pool type; '' keeps the feature map
+    ):
         "Replace the head by a new pool and a `num_classes` classifier (0: none)"
         self.num_classes = num_classes
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
 
-    def forward_features(self, x:torch.Tensor) -> torch.Tensor:
+    def forward_features(self,
+        x:torch.Tensor, # images (B, `in_chans`, H, W)
+    ) -> torch.Tensor:
         "Last feature map, (B, `num_features`, H/16 or H/32, W/16 or W/32)"
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
-    def forward_head(self, x:torch.Tensor, pre_logits:bool=False) -> torch.Tensor:
+    def forward_head(self,
+        x:torch.Tensor, # feature map from `forward_features`
+        pre_logits:bool=False, # return the pooled features instead of the logits
+    ) -> torch.Tensor:
         x = self.global_pool(x)
         if self.drop_rate: x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
         return x if pre_logits else self.fc(x)
 
-    def forward(self, x:torch.Tensor) -> torch.Tensor: return self.forward_head(self.forward_features(x))
+    def forward(self,
+        x:torch.Tensor, # images (B, `in_chans`, H, W)
+    ) -> torch.Tensor: return self.forward_head(self.forward_features(x))
 
 # %% ../nbs/06_backbones.ipynb #ff756588
 IBN_A_URLS = {

@@ -125,7 +125,8 @@ def _run(a:argparse.Namespace):
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, KeyError,
                 StorageError)   # the library's file errors (`files`): full disk, corrupt file, a folder not its own
 
-def main(argv=None):
+def main(argv=None, # command-line arguments, without the program name (None: `sys.argv[1:]`)
+        ):
     "Entry point of the `fastreid-vehicle` command: errors are one line (`--debug` or FASTREID_VEHICLE_DEBUG=1: traceback)"
     a = _parser().parse_args(argv)
     try: _run(a)

@@ -180,13 +180,13 @@ def coerce(name:str, # a setting's name (a field of one of the configs)
 @dataclass
 class RunSettings:
     "The five configs of one run and, for each setting, where its value came from ('default', 'recipe' or 'argument')"
-    data:DataConfig
-    model:ModelConfig
-    fit:FitConfig
-    eval:EvalConfig
-    run:RunConfig
-    recipe:str|None = None
-    sources:dict = field(default_factory=dict)
+    data:DataConfig                       # dataset, image size, P x K batches, augmentation
+    model:ModelConfig                     # method, backbone, weights and the method's settings
+    fit:FitConfig                         # epochs, learning rate, optimiser, schedule, precision, seed
+    eval:EvalConfig                       # evaluation protocol, distance, test-time options
+    run:RunConfig                         # output folder, resume / overwrite, progress, threads
+    recipe:str|None = None                # the recipe's name the values came from (None: none)
+    sources:dict = field(default_factory=dict) # setting -> 'recipe' or 'argument' (absent: 'default')
 
     def __getattr__(self, k):
         "A setting by its name alone: `s.epochs` is `s.fit.epochs`"
@@ -194,7 +194,9 @@ class RunSettings:
         if f is None: raise AttributeError(k)
         return getattr(getattr(self, f[0]), k)
 
-    def as_dict(self, sources:bool=False) -> dict:
+    def as_dict(self,
+                sources:bool=False, # each setting as {'value', 'source'} instead of its value
+               ) -> dict:
         "{config: {setting: value}} (JSON types); with `sources`, {setting: {'value', 'source'}}"
         out = {}
         for key in CONFIGS:
@@ -202,7 +204,9 @@ class RunSettings:
             out[key] = {k: dict(value=v, source=self.sources.get(k, 'default')) for k, v in d.items()} if sources else d
         return out
 
-    def flat(self, keys=('data', 'model', 'fit', 'eval')) -> dict:
+    def flat(self,
+             keys=('data', 'model', 'fit', 'eval'), # the configs included: 'data', 'model', 'fit', 'eval', 'run'
+            ) -> dict:
         "{setting: value} of the configs `keys` (default: what defines the run, compared when it is resumed)"
         d = self.as_dict()
         return {k: v for key in keys for k, v in d[key].items()}

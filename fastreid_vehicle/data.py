@@ -146,7 +146,9 @@ def query_gallery_splitter(df:pd.DataFrame, # one row per image with a `split` c
 class ReidImage(PILImage):
     "A `PILImage` decoded by `open_rgb`: a broken file raises an error naming it, 16-bit pixels are scaled, not clipped"
     @classmethod
-    def create(cls, fn, **kwargs):
+    def create(cls,
+               fn, # an image file (str or Path), a PIL image, or what `PILImage.create` takes (array, bytes)
+               **kwargs):
         if isinstance(fn, (str, Path)): fn = open_rgb(fn)
         elif isinstance(fn, Image.Image): fn = to_rgb8(fn)
         return super().create(fn, **kwargs)
@@ -169,11 +171,17 @@ def reid_dblock(
 class PadRandomCrop(RandTransform):
     "Pad a PIL image by `pad` pixels of `fill` on each side, then crop a random window of its original size (training only)"
     split_idx, order = 0, 2
-    def __init__(self, pad:int=10, fill:int=0, **kwargs):
+    def __init__(self,
+                 pad:int=10, # pixels added on each side (0: no-op)
+                 fill:int=0, # value of the padded pixels
+                 **kwargs):
         super().__init__(**kwargs)
         store_attr('pad,fill')
 
-    def before_call(self, b, split_idx:int):
+    def before_call(self,
+                    b, # the item (an image, or a tuple holding one)
+                    split_idx:int, # 0: training, 1: validation (the transform runs on training only)
+                   ):
         super().before_call(b, split_idx)
         self.dx, self.dy = random.randint(0, 2 * self.pad), random.randint(0, 2 * self.pad)
 
@@ -201,7 +209,8 @@ class PerImageRandomErasing(DisplayedTransform):
         self.log_ratio = (math.log(min_aspect), math.log(1 / min_aspect))
 
     def masks(self, bs:int, # images
-              h:int, w:int, # image height and width
+              h:int, # image height, pixels
+              w:int, # image width, pixels
               device=None, # device of the masks
              ) -> Tensor:
         "Boolean erasing masks of shape (bs, 1, h, w), drawn independently per image"
@@ -400,7 +409,9 @@ class BatchFlipPadCrop(DisplayedTransform):
 # %% ../nbs/02_data.ipynb #c454bc0a
 class PreloadedBatchesMixin:
     "Batches sliced from `dataset.preloaded = (images, targets)` when it is set, else fastai's item pipeline"
-    def create_batches(self, samps):
+    def create_batches(self,
+                       samps, # item indices, in batch order
+                      ):
         pre = getattr(self.dataset, 'preloaded', None)
         if pre is None: yield from super().create_batches(samps); return
         images, targets = pre
@@ -435,8 +446,16 @@ class ReidShowMixin:
         if self.device is not None: b = to_device(b, self.device)
         return self.after_batch(b)
 
-    def show_batch(self, b=None, max_n:int=9, ctxs=None, show:bool=True, unique:bool=False,
-                   nrows:int=None, ncols:int=None, figsize:tuple=None, **kwargs):
+    def show_batch(self,
+                   b=None, # a batch to show (None: draw one from this loader)
+                   max_n:int=9, # images shown, at most
+                   ctxs=None, # matplotlib axes to draw on (None: a new grid)
+                   show:bool=True, # draw the images (False: only decode the batch)
+                   unique:bool=False, # show one image several times, with its augmentations
+                   nrows:int=None, # rows of the grid (None: from `max_n`)
+                   ncols:int=None, # columns of the grid (None: from `max_n`)
+                   figsize:tuple=None, # figure size in inches (None: from the grid)
+                   **kwargs):
         "Show `max_n` images of a batch, each titled with its id, camera and attributes"
         if b is not None or unique or not show or not self.indexed:
             return super().show_batch(b, max_n=max_n, ctxs=ctxs, show=show, unique=unique, nrows=nrows, ncols=ncols,
@@ -502,7 +521,10 @@ class PKDataLoader(PreloadedBatchesMixin, ReidShowMixin, TfmdDL):
         check_pk(self.ids, self.P, self.K, self.world_size, self.n)
         return pk_sample(self.ids, self.P, self.K, len(self), self.rng, cams=self.cams)
 
-    def new(self, dataset=None, cls=None, **kwargs):
+    def new(self,
+            dataset=None, # the new loader's dataset (None: this loader's)
+            cls=None, # the new loader's class (None: this class; a sequential pass: `ReidDL`)
+            **kwargs):
         if cls is None and kwargs.get('shuffle', True) is False:       # sequential pass (get_preds on train)
             return super().new(dataset, cls=ReidDL, **merge(dict(drop_last=False), kwargs))
         cls = ifnone(cls, type(self))
@@ -515,7 +537,9 @@ class PKDataLoader(PreloadedBatchesMixin, ReidShowMixin, TfmdDL):
     @classmethod
     def from_dl(cls,
         dl:DataLoader, # An existing loader (its dataset, transforms, device are kept)
-        P:int=16, K:int=4, seed:int=None,
+        P:int=16, # Identities per batch
+        K:int=4, # Images per identity
+        seed:int=None, # Seed of the sampler (None: random)
         ids:list=None, # Identity of every item; default: read from the dataset's id target
         label_idx:int=None, # Position of the id target in an item (default: first target)
         **kwargs
@@ -529,7 +553,12 @@ class PKDataLoader(PreloadedBatchesMixin, ReidShowMixin, TfmdDL):
 class PKSamplerCallback(Callback):
     "Replace `learn.dls.train` by a P x K version of it (the design card's P x K batch sampler callback)"
     order = -20
-    def __init__(self, P:int=16, K:int=4, seed:int=None, label_idx:int=None):
+    def __init__(self,
+                 P:int=16, # Identities per batch
+                 K:int=4, # Images per identity
+                 seed:int=None, # Seed of the sampler (None: random)
+                 label_idx:int=None, # Position of the id target in an item (default: first target)
+                ):
         super().__init__()
         _check_pk_args(P, K)
         store_attr('P,K,seed,label_idx')
@@ -545,7 +574,13 @@ class PKSamplerCallback(Callback):
 # %% ../nbs/02_data.ipynb #ff087a34
 class ReidDataLoaders(DataLoaders):
     "`DataLoaders` for re-id: P x K training loader, query + gallery validation loader, and the label vocabularies"
-    def __init__(self, *loaders, path:str|Path='.', device=None, id_vocab:list=None, attr_vocabs:dict=None):
+    def __init__(self,
+                 *loaders, # the training loader, then the validation loader (query then gallery)
+                 path:str|Path='.', # Path of the `DataLoaders` (default `Learner` path)
+                 device=None, # Device of the batches (None: `default_device()`)
+                 id_vocab:list=None, # the identities, in class-index order
+                 attr_vocabs:dict=None, # attribute name -> its values, in class-index order
+                ):
         super().__init__(*loaders, path=path, device=device)
         self.id_vocab, self.attr_vocabs = list(ifnone(id_vocab, [])), dict(ifnone(attr_vocabs, {}))
 

@@ -81,12 +81,20 @@ class ReidInterpretation:
 
 # %% ../nbs/19_interpret.ipynb #baab77ae
 @patch
-def top_k(self:ReidInterpretation, k:int=8):
+def top_k(self:ReidInterpretation,
+          k:int=8, # gallery images per query
+         ):
     "Gallery indices of each query's `k` nearest gallery images (junk removed), whether each matches, whether it exists"
     return ranked_lists(self.dist, self.q_items, self.g_items, k=k, remove_junk=self.remove_junk)
 
 @patch
-def plot_ranked_retrieval(self:ReidInterpretation, n_queries:int=4, k:int=8, query_idxs=None, seed:int=0, **kwargs):
+def plot_ranked_retrieval(self:ReidInterpretation,
+                          n_queries:int=4, # queries drawn at random (rows of the figure)
+                          k:int=8, # gallery images per query
+                          query_idxs=None, # row numbers of the queries to show (None: `n_queries` drawn with `seed`)
+                          seed:int=0, # seed of the random queries
+                          **kwargs, # passed to the function `plot_ranked_retrieval`
+                         ):
     "Figure of `n_queries` queries (random with `seed`, or `query_idxs`) and their top-`k` gallery images"
     return plot_ranked_retrieval(self.dist, self.q_items, self.g_items, n_queries=n_queries, k=k,
                                  remove_junk=self.remove_junk, query_idxs=query_idxs, seed=seed, **kwargs)
@@ -101,13 +109,19 @@ def plot_cmc(self:ReidInterpretation, name:str='model', # the legend of this res
 
 # %% ../nbs/19_interpret.ipynb #c2c970c8
 @patch
-def top_losses(self:ReidInterpretation, k:int|None=None) -> pd.DataFrame:
+def top_losses(self:ReidInterpretation,
+               k:int|None=None, # queries returned (None: all valid ones)
+              ) -> pd.DataFrame:
     "The `k` worst valid queries (default: all): latest first true match first, then lowest AP"
     df = self.queries[self.result.valid]
     return df.sort_values(['first_hit', 'AP'], ascending=[False, True], kind='stable').head(ifnone(k, len(df)))
 
 @patch
-def plot_top_losses(self:ReidInterpretation, k:int=4, n_matches:int=8, **kwargs):
+def plot_top_losses(self:ReidInterpretation,
+                    k:int=4, # worst queries shown (rows)
+                    n_matches:int=8, # gallery images per query
+                    **kwargs, # passed to `plot_ranked_retrieval`
+                   ):
     "The `k` worst queries with their top-`n_matches` gallery images, titled with the rank of the first true match"
     worst = self.top_losses(k)
     fig = self.plot_ranked_retrieval(query_idxs=worst.index.to_numpy(), k=n_matches, **kwargs)
@@ -118,7 +132,9 @@ def plot_top_losses(self:ReidInterpretation, k:int=4, n_matches:int=8, **kwargs)
 
 # %% ../nbs/19_interpret.ipynb #6364ed6b
 @patch
-def breakdown(self:ReidInterpretation, by:str='camid') -> pd.DataFrame:
+def breakdown(self:ReidInterpretation,
+              by:str='camid', # query column to group by: 'camid' or an attribute column
+             ) -> pd.DataFrame:
     "rank-1, mAP and mINP of the valid queries grouped by the query column `by` (a camera or an attribute)"
     df = self.queries
     if by not in self.q_items.columns:
@@ -129,7 +145,11 @@ def breakdown(self:ReidInterpretation, by:str='camid') -> pd.DataFrame:
     return out.sort_values('queries', ascending=False, kind='stable')
 
 @patch
-def plot_breakdown(self:ReidInterpretation, by:str='camid', metrics=('rank1', 'mAP'), ax=None):
+def plot_breakdown(self:ReidInterpretation,
+                   by:str='camid', # query column to group by: 'camid' or an attribute column
+                   metrics=('rank1', 'mAP'), # columns of `breakdown` drawn as bars: 'rank1', 'mAP', 'mINP'
+                   ax=None, # matplotlib axes to draw on (None: a new figure)
+                  ):
     "Bar chart of `breakdown(by)`, one group of bars per value of `by` (query count below); returns the axes"
     t = self.breakdown(by)
     ax = ax if ax is not None else plt.subplots(figsize=(max(4, 0.5 * len(t) + 2), 3.5))[1]
@@ -141,7 +161,9 @@ def plot_breakdown(self:ReidInterpretation, by:str='camid', metrics=('rank1', 'm
 
 # %% ../nbs/19_interpret.ipynb #6380cf2f
 @patch
-def most_confused(self:ReidInterpretation, min_count:int=1) -> pd.DataFrame:
+def most_confused(self:ReidInterpretation,
+                  min_count:int=1, # pairs seen fewer times are left out
+                 ) -> pd.DataFrame:
     "Pairs (query id `pid`, `mistaken_for`: the id of its wrong rank-1 gallery image) with their `count`, most first"
     idx, hit, ok = self.top_k(1)
     wrong = ok[:, 0] & ~hit[:, 0]
@@ -151,7 +173,10 @@ def most_confused(self:ReidInterpretation, min_count:int=1) -> pd.DataFrame:
     return out[out['count'] >= min_count].reset_index(drop=True)
 
 @patch
-def plot_confusion(self:ReidInterpretation, n:int=12, ax=None):
+def plot_confusion(self:ReidInterpretation,
+                   n:int=12, # identities shown (most often wrong at rank 1)
+                   ax=None, # matplotlib axes to draw on (None: a new figure)
+                  ):
     "Heat map of the `n` identities most often wrong at rank 1 (rows: query id, columns: the id ranked first)"
     mc = self.most_confused()
     ax = ax if ax is not None else plt.subplots(figsize=(5.5, 4.5))[1]
@@ -193,13 +218,21 @@ def activation_maps(model, # a re-id model with a `backbone` (and, for ANet, `th
     return {k: _unit(v.detach().float().pow(2).mean(1).cpu()) for k, v in out.items()}
 
 @patch
-def activation_maps(self:ReidInterpretation, rows:pd.DataFrame) -> tuple:
+def activation_maps(self:ReidInterpretation,
+                    rows:pd.DataFrame, # item rows (of `q_items` or `g_items`) with a `path` column
+                   ) -> tuple:
     "The input batch of the item `rows` (through the learner's test pipeline) and `activation_maps` of its model on it"
     x = self.learn.dls.test_dl(rows.reset_index(drop=True), bs=max(1, len(rows))).one_batch()[0]
     return x, activation_maps(self.learn.model, x)
 
 @patch
-def plot_activation_maps(self:ReidInterpretation, n:int=4, idxs=None, split:str='query', seed:int=0, alpha:float=0.5):
+def plot_activation_maps(self:ReidInterpretation,
+                         n:int=4, # images drawn at random (rows of the figure)
+                         idxs=None, # row numbers in `split`'s items (None: `n` drawn with `seed`)
+                         split:str='query', # 'query' or 'gallery'
+                         seed:int=0, # seed of the random images
+                         alpha:float=0.5, # opacity of the map over the image, 0 to 1
+                        ):
     "`n` images of `split` ('query' / 'gallery'; random with `seed`, or row numbers `idxs`) beside where the model looks"
     if split not in ('query', 'gallery'): raise ValueError(f"split must be 'query' or 'gallery', got {split!r}")
     df = self.q_items if split == 'query' else self.g_items

@@ -34,7 +34,10 @@ class LabelSmoothingCE(nn.CrossEntropyLoss):
         super().__init__(reduction=reduction, label_smoothing=eps)
         self.eps = eps
 
-    def forward(self, logits:Tensor, target:Tensor) -> Tensor:
+    def forward(self,
+                 logits:Tensor, # class scores (B, n_classes)
+                 target:Tensor, # class indices (B,), < 0 where the label is missing
+                ) -> Tensor:
         logits, target = _plain(logits), _plain(target).long()
         valid = target >= 0
         if self.reduction != 'none' and not bool(valid.any()): return _zero(logits)
@@ -92,7 +95,11 @@ class TripletLoss(Module):
                  soft_margin:bool=False, # softplus instead of the hinge
                  l2:bool=False, # L2-normalise the embeddings before the distances
                 ): store_attr()
-    def forward(self, feats, labels, valid=None):
+    def forward(self,
+                 feats:Tensor, # embeddings (B, D)
+                 labels:Tensor, # identity labels (B,)
+                 valid:Tensor|None=None, # bool (B,): the images that take part (None: all)
+                ):
         return batch_hard_triplet(feats, labels, self.margin, self.soft_margin, self.l2, valid)
 
 # %% ../nbs/07_losses.ipynb #203a12d0
@@ -105,7 +112,10 @@ def attribute_patterns(*y_attrs:Tensor, # one (B,) target per attribute, -1 wher
 
 class AttributeTripletLoss(TripletLoss):
     "Batch-hard triplet on the attribute pattern (all attributes combined); images with a missing attribute skipped."
-    def forward(self, g, *y_attrs):
+    def forward(self,
+                 g:Tensor, # attribute-guided embeddings (B, D)
+                 *y_attrs:Tensor, # one (B,) target per attribute, -1 where unknown
+                ):
         pattern, valid = attribute_patterns(*y_attrs)
         return super().forward(g, pattern, valid)
 
@@ -156,7 +166,11 @@ class AmeliorationIDLoss(Module):
                  eps:float=0.1, # label smoothing of both cross-entropies
                  detach_f:bool=True, # f as a fixed reference
                 ): store_attr()
-    def forward(self, logits_j, logits_f, target): return ac_id(logits_j, logits_f, target, self.eps, self.detach_f)
+    def forward(self,
+                 logits_j:Tensor, # the joint feature j's identity logits (B, n_ids)
+                 logits_f:Tensor, # the re-id feature f's identity logits (B, n_ids)
+                 target:Tensor, # identity labels (B,)
+                ): return ac_id(logits_j, logits_f, target, self.eps, self.detach_f)
 
 class AmeliorationTripletLoss(Module):
     "$AC_{tri}$ as a module: `AmeliorationTripletLoss(mining, detach_f, l2)(j, f, y_id)`."
@@ -165,7 +179,11 @@ class AmeliorationTripletLoss(Module):
                  detach_f:bool=True, # f as a fixed reference
                  l2:bool=False, # L2-normalise j and f before the distances
                 ): store_attr()
-    def forward(self, j, f, labels): return ac_triplet(j, f, labels, self.mining, self.detach_f, self.l2)
+    def forward(self,
+                 j:Tensor, # joint embeddings (B, D)
+                 f:Tensor, # re-id embeddings (B, D)
+                 labels:Tensor, # identity labels (B,)
+                ): return ac_triplet(j, f, labels, self.mining, self.detach_f, self.l2)
 
 # %% ../nbs/07_losses.ipynb #5de772d0
 class HeadTerm(Module):
@@ -176,7 +194,11 @@ class HeadTerm(Module):
                  target:str|int='id', # 'id', or the index of an attribute target after y_id
                  reduce:str='sum', # a list output's losses: 'sum' or 'mean'
                 ): store_attr()
-    def forward(self, pred, y_id, *y_attrs):
+    def forward(self,
+                 pred:dict, # the model's train-mode outputs, name -> tensor or list of tensors
+                 y_id:Tensor, # identity labels (B,)
+                 *y_attrs:Tensor, # attribute targets (B,) each, -1 where unknown
+                ):
         t = y_id if self.target == 'id' else y_attrs[self.target]
         x = pred[self.key]
         if not isinstance(x, (list, tuple)): return self.loss(x, t)
@@ -203,15 +225,25 @@ class MultiHeadLoss(Module):
         "Names of the terms this loss reports in `components` (known before the first call, for the Recorder)."
         return list(self.terms)
 
-    def weight(self, name:str) -> float:
+    def weight(self,
+                 name:str, # a term's name (a key of `terms`)
+                ) -> float:
         "Weight of term `name` in the total (1 unless set in `weights`)."
         return self.weights.get(name, 1.)
 
-    def compute(self, pred:dict, y_id:Tensor, *y_attrs) -> dict:
+    def compute(self,
+                 pred:dict, # the model's train-mode outputs, name -> tensor or list of tensors
+                 y_id:Tensor, # identity labels (B,)
+                 *y_attrs:Tensor, # attribute targets (B,) each, -1 where unknown
+                ) -> dict:
         "Every term's (unweighted) value, name -> scalar tensor."
         return {n: t(pred, y_id, *y_attrs) for n, t in self.terms.items()}
 
-    def forward(self, pred, y_id, *y_attrs):
+    def forward(self,
+                 pred:dict|Tensor, # train mode: the output dict; eval mode: the embeddings (B, D)
+                 y_id:Tensor, # identity labels (B,)
+                 *y_attrs:Tensor, # attribute targets (B,) each, -1 where unknown
+                ):
         y_id, y_attrs = _plain(y_id), tuple(_plain(y) for y in y_attrs)
         if isinstance(pred, Tensor): return self.eval_loss(pred, y_id)
         vals = self.compute(pred, y_id, *y_attrs)
@@ -281,7 +313,10 @@ class ANetLoss(MultiHeadLoss):
         self.ac_tri = AmeliorationTripletLoss(ac_mining, ac_detach_f, l2)
         self.ac_id = AmeliorationIDLoss(eps, ac_detach_f)
 
-    def weight(self, name:str) -> float:
+    def weight(self,
+                 name:str, # a term's name (one of `component_names`)
+                ) -> float:
+        "Weight of term `name`: 1 for j's terms, `lambda_G`, `lambda_`, `lambda_*lambda_A`, the AC weights (0 unless `ameliorate`)"
         if name in ('tri_j', 'id_j'): return 1.
         if name == 'tri_g': return self.lambda_G
         if name in ('tri_f', 'id_f'): return 0. if self.ameliorate else self.lambda_
@@ -305,7 +340,12 @@ class ANetLoss(MultiHeadLoss):
                              f"y_id, got {len(y_attrs)}")
         return {h: y_attrs[self.attr_names.index(h)] for h in heads}
 
-    def compute(self, pred, y_id, *y_attrs):
+    def compute(self,
+                 pred:dict, # ANet's train-mode outputs ('j', 'g', 'f', their logits, 'attr_logits')
+                 y_id:Tensor, # identity labels (B,)
+                 *y_attrs:Tensor, # attribute targets (B,) each in `attr_names` order, -1 where unknown
+                ):
+        "Every term's (unweighted) value, name -> scalar tensor"
         targs = self._attr_targets(pred, y_attrs)
         vals = {'tri_j': self.tri(pred['j'], y_id), 'id_j': self.ce(pred['j_logits'], y_id),
                 'tri_g': self.tri_g(pred['g'], *targs.values()),

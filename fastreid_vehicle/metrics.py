@@ -46,7 +46,9 @@ class ReidResult:
     def num_skipped(self)->int:
         "Number of queries skipped because no true match is left in the gallery"
         return int(len(self.valid) - self.valid.sum())
-    def rank(self, k:int)->float:
+    def rank(self,
+             k:int, # the rank, >= 1
+            )->float:
         "CMC at rank `k` (share of valid queries with a true match in the top `k`), for any `k >= 1`"
         if k < 1: raise ValueError(f"rank k must be >= 1, got {k}")
         return float((self.first_hit < k).mean())
@@ -57,7 +59,9 @@ class ReidResult:
     @property
     def rank10(self)->float: return self.rank(10)
 
-    def as_dict(self, ranks=(1, 5, 10))->dict:
+    def as_dict(self,
+                ranks=(1, 5, 10), # the CMC ranks reported as `rank{k}`
+               )->dict:
         "Summary as a flat dict: `rank{k}` for `k` in `ranks`, mAP, mINP, num_valid, num_skipped"
         return {**{f'rank{k}': self.rank(k) for k in ranks}, 'mAP': self.mAP, 'mINP': self.mINP,
                 'num_valid': self.num_valid, 'num_skipped': self.num_skipped}

@@ -62,7 +62,9 @@ class GeM(Module):
                 ):
         self.eps = eps
         self.p = nn.Parameter(torch.tensor([float(p)]), requires_grad=learn_p)
-    def forward(self, x):
+    def forward(self,
+                x:Tensor, # feature map (B, C, H, W)
+               ):
         return F.adaptive_avg_pool2d(x.clamp(min=self.eps).pow(self.p), 1).pow(1. / self.p).flatten(1)
 
 def make_pool(pool:str='avg', # 'avg', 'gem' or 'max'
@@ -80,7 +82,9 @@ class SEAttention(SEModule):
                  reduction:int=16, # the hidden layer has channels // reduction units
                 ):
         super().__init__(channels, rd_channels=max(channels // reduction, 1))
-    def channel_weights(self, x:Tensor) -> Tensor:
+    def channel_weights(self,
+                        x:Tensor, # feature map (B, C, H, W)
+                       ) -> Tensor:
         "The channel weights, `(B, C, 1, 1)` in (0, 1)."
         return self.gate(self.fc2(self.act(self.bn(self.fc1(x.mean((2, 3), keepdim=True))))))
 
@@ -89,7 +93,9 @@ class DANetCAM(Module):
     def __init__(self,
                  channels:int|None=None, # unused (the module has no per-channel weights), for `channel_attention`'s call
                 ): self.gamma = nn.Parameter(torch.zeros(1))
-    def forward(self, x):
+    def forward(self,
+                x:Tensor, # feature map (B, C, H, W)
+               ):
         b, c, h, w = x.shape
         with torch.autocast(device_type=x.device.type, enabled=False):  # XX^T overflows float16 on large maps
             q = x.float().reshape(b, c, -1)
@@ -133,7 +139,9 @@ class EmbeddingHead(Module):
         self.bnneck = BNNeck(self.dim) if bnneck else nn.Identity()
         self.classifier = nn.Linear(self.dim, n_classes, bias=cls_bias)
         self.fc.apply(init_kaiming); self.bnneck.apply(init_kaiming); self.classifier.apply(init_classifier)
-    def forward(self, x):
+    def forward(self,
+                x:Tensor, # feature map (B, `in_channels`, H, W)
+               ):
         feat = self.fc(self.pool(x))
         bn_feat = self.bnneck(feat)
         return feat, bn_feat, (self.classifier(bn_feat) if self.training else None)
@@ -285,7 +293,9 @@ class BoTNet(ReidModel):
     @property
     def eval_feature(self) -> str: return 'bn_feat' if self._neck(self.head) else 'feat'
 
-    def forward(self, x):
+    def forward(self,
+                x:Tensor, # images (B, 3, H, W)
+               ):
         feat, bn_feat, logits = self.head(self.backbone(x))
         if not self.training: return bn_feat if self.neck_feat == 'after' else feat
         return {'feat': feat, 'bn_feat': bn_feat, 'logits': logits}
@@ -340,7 +350,9 @@ class MFGNet(ReidModel):
             return [lmap[:, :, s:e] for s, e in bounds]
         return [cam(fmap[:, :, s:e]) for (s, e), cam in zip(bounds, self.local_cams)]
 
-    def forward(self, x):
+    def forward(self,
+                x:Tensor, # images (B, 3, H, W)
+               ):
         fmap = self.backbone(x)
         g = self.global_head(self.global_cam(self.global_pre(fmap)))
         locs = [head(s) for s, head in zip(self._stripes(fmap), self.local_heads)]
@@ -382,7 +394,9 @@ class ANet(ReidModel):
     @property
     def eval_feature(self) -> str: return f"l2norm({'j_bn' if self._neck(self.j_head) else 'j'})"
 
-    def forward(self, x):
+    def forward(self,
+                x:Tensor, # images (B, 3, H, W)
+               ):
         fmap = self.backbone(x)
         A = [att(fmap) for att in self.attr_att]
         s = sum(A)

@@ -202,7 +202,8 @@ def _load_saved_learner(path, trust_pickle:bool=False) -> Learner:
     "The learner of a run written by `train` (`path`: its folder or a file in it): rebuilt from model.safetensors + run.json, or unpickled if `trust_pickle` (`runs.load_run_learner`)"
     return load_run_learner(path, trust_pickle=trust_pickle)
 
-def recorded_eval(run_folder) -> EvalConfig:
+def recorded_eval(run_folder, # a run's output folder (holding `run.json`)
+                 ) -> EvalConfig:
     "The evaluation settings recorded in `run_folder/run.json` (the defaults where the run has none)"
     try: cfg = read_run(run_folder).get('config', {})
     except (FileNotFoundError, ValueError): cfg = {}

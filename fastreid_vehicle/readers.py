@@ -60,7 +60,10 @@ or a folder of images named like VeRi ({id}_c{camera}[_anything].jpg), with opti
 # %% ../nbs/00_readers.ipynb #78086508
 class DatasetFormatError(ValueError):
     "A dataset on disk (or a DataFrame) does not have the layout or line format its reader expects"
-    def __init__(self, msg:str, layout:str|None=None):
+    def __init__(self,
+                 msg:str, # what is wrong, naming the file (and line)
+                 layout:str|None=None, # the expected layout, appended to the message
+                ):
         super().__init__(msg if layout is None else f"{msg}\nExpected layout:\n{layout}")
 
 def _err(fn, msg, line=None, layout=None):
@@ -303,7 +306,10 @@ def load_veri776(root, # the unpacked release (`VeRi/`)
     return _finish(df, 'veri776', colors, types)
 
 # %% ../nbs/00_readers.ipynb #6ba101b8
-def vehicleid_gallery_mask(pids, trial:int=0, seed:int=0) -> np.ndarray:
+def vehicleid_gallery_mask(pids, # identity of each test image
+                           trial:int=0, # the draw's number, 0 to n_draws - 1 (the protocol averages the draws)
+                           seed:int=0, # base seed of the draws
+                          ) -> np.ndarray:
     "Boolean mask choosing one random gallery image per id in `pids` (the VehicleID protocol), seeded by `(seed, trial)`"
     pids = np.asarray(pids)
     keys = np.random.default_rng([int(seed), int(trial)]).random(len(pids))

@@ -16,15 +16,19 @@ __all__ = ['PAPERS', 'RECIPES', 'Setting', 'paper_value', 'code_choice', 'Recipe
 @dataclass(frozen=True)
 class Setting:
     "One value of a recipe: the paper's (`paper=True`, `source` cites the section) or the code's choice (`source` says why)"
-    value: object
-    source: str
-    paper: bool = True
+    value: object # the `train()` argument's value
+    source: str # the paper's section (and words), or the code's reason for the value
+    paper: bool = True # True: stated by the paper; False: the code's choice
 
-def paper_value(value, source:str) -> Setting:
+def paper_value(value, # the value the paper states
+                source:str, # the section (and the words) it is read from
+               ) -> Setting:
     "A value the paper states; `source` is the section (and the words) it is read from"
     return Setting(value, source, True)
 
-def code_choice(value, reason:str) -> Setting:
+def code_choice(value, # the value the code takes
+                reason:str, # why the code takes this one
+               ) -> Setting:
     "A value the paper does not give; `reason` says why the code takes this one"
     return Setting(value, reason, False)
 
@@ -37,10 +41,10 @@ PAPERS = {
 @dataclass(frozen=True)
 class Recipe:
     "A paper's training recipe on one dataset: `settings` maps `train()` argument names to `Setting`s"
-    name: str
-    method: str
-    dataset: str
-    settings: dict
+    name: str # the recipe's name, '{method}-{dataset}' (a key of `RECIPES`)
+    method: str # the re-id method: 'mfgnet' or 'anet'
+    dataset: str # the dataset the recipe is for ('veri776', 'vehicleid', 'vric', ...)
+    settings: dict # `train()` argument name -> `Setting`
 
     @property
     def paper(self) -> str: return PAPERS[self.method]
@@ -160,18 +164,21 @@ RECIPES = {r.name: r for r in (
     _anet('veri776'), _anet('vehicleid'), _anet('veriwild'))}
 
 # %% ../nbs/20_recipes.ipynb #1effe171
-def get_recipe(name:str) -> Recipe:
+def get_recipe(name:str, # a recipe's name (a key of `RECIPES`), or a `Recipe`
+              ) -> Recipe:
     "The recipe called `name` (one of `RECIPES`)"
     if isinstance(name, Recipe): return name
     if name not in RECIPES: raise ValueError(f"unknown recipe {name!r}; the recipes are: {', '.join(RECIPES)}")
     return RECIPES[name]
 
-def recipe_args(name:str) -> dict:
+def recipe_args(name:str, # a recipe's name (a key of `RECIPES`), or a `Recipe`
+               ) -> dict:
     "The `train()` keyword arguments of the recipe `name`"
     return dict(get_recipe(name).args)
 
 # %% ../nbs/20_recipes.ipynb #731187fa
-def recipe_table(method:str|None=None) -> pd.DataFrame:
+def recipe_table(method:str|None=None, # only this method's recipes: 'mfgnet' or 'anet' (None: all)
+                ) -> pd.DataFrame:
     "One row per (recipe, setting): value, `paper` (True: stated by the paper) and the source or reason"
     rows = [dict(recipe=r.name, method=r.method, dataset=r.dataset, setting=k, value=s.value, paper=s.paper, source=s.source)
             for r in RECIPES.values() if method in (None, r.method) for k, s in r.settings.items()]
@@ -181,7 +188,9 @@ def recipe_table(method:str|None=None) -> pd.DataFrame:
 def _cell(v) -> str: return '`' + repr(v).replace('|', '\\|') + '`'
 def _text(s:str) -> str: return s.replace('|', '\\|')
 
-def recipe_markdown(method:str, origin:str|None=None) -> str:
+def recipe_markdown(method:str, # the method: 'mfgnet' or 'anet'
+                    origin:str|None=None, # only the 'paper' or the 'code' settings (None: both)
+                   ) -> str:
     "Markdown table of `method`'s recipes: a row per setting (`origin`: 'paper' or 'code' ones only), a column per dataset"
     if origin not in (None, 'paper', 'code'): raise ValueError(f"origin must be 'paper', 'code' or None, got {origin!r}")
     t = recipe_table(method)

@@ -137,7 +137,10 @@ def _epoch_of(line:str) -> int|None:
 
 class HistoryLogger(CSVLogger):
     "`CSVLogger` to `learn.path/fname` that continues the history of a resumed run from `start_epoch`"
-    def __init__(self, fname:str|Path='history.csv', start_epoch:int=0):
+    def __init__(self,
+                 fname:str|Path='history.csv', # the CSV file, relative to `learn.path`
+                 start_epoch:int=0, # the first epoch of this fit: earlier rows are kept, later ones rewritten
+                ):
         super().__init__(fname, append=False)
         self.start_epoch = start_epoch
 

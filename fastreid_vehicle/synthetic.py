@@ -59,14 +59,26 @@ DETAIL_GROUPS = {'roof': ('roof',), 'sticker': ('sticker', 'sticker_color'), 'de
 @dataclass(frozen=True)
 class SynthIdentity:
     "One synthetic vehicle: attributes, paint shade, body proportions and identity details (codes index `SYNTH_DETAILS`)."
-    pid: int; type: int; color: int
+    pid: int                           # identity number
+    type: int                          # type code (a key of `VERI_TYPES`)
+    color: int                         # colour code (a key of `VERI_COLORS`)
     rgb: tuple = (128, 128, 128)          # this vehicle's paint shade
     dims: tuple = (1., 1., 1.)            # length, width, height scale
     cabin_shift: float = 0.               # cabin position along the body (metres)
-    roof: int = 0; sticker: int = 0; sticker_color: int = 0; decal: int = 0; decal_color: int = 0
-    plate: int = 0; plate_chars: tuple = (0,) * 7; wheel_style: int = 0; rim_color: int = 0; bumper: int = 0
+    roof: int = 0                      # roof code: index in `SYNTH_DETAILS['roof']` (none, rails, ...)
+    sticker: int = 0                   # windscreen sticker position: index in `SYNTH_DETAILS['sticker']`
+    sticker_color: int = 0             # index in `SYNTH_DETAILS['sticker_color']`
+    decal: int = 0                     # body decal: index in `SYNTH_DETAILS['decal']`
+    decal_color: int = 0               # index in `SYNTH_DETAILS['decal_color']`
+    plate: int = 0                     # plate colour: index in `SYNTH_DETAILS['plate']`
+    plate_chars: tuple = (0,) * 7      # the 7 plate characters, glyph indices
+    wheel_style: int = 0               # index in `SYNTH_DETAILS['wheel_style']`
+    rim_color: int = 0                 # index in `SYNTH_DETAILS['rim_color']`
+    bumper: int = 0                    # bumper finish: index in `SYNTH_DETAILS['bumper']`
 
-    def details(self, names=None) -> tuple:
+    def details(self,
+                names=None, # `SynthIdentity` detail field names (None: all of `DETAIL_GROUPS`' fields)
+               ) -> tuple:
         "The detail codes named in `names` (default: all detail fields, plate characters included)."
         names = names or [n for g in DETAIL_GROUPS.values() for n in g]
         return tuple(getattr(self, n) for n in names)
@@ -88,17 +100,25 @@ class SynthCamera:
     pitch: float = 20.                     # camera elevation (degrees)
     dist: float = 4.                       # camera distance in vehicle lengths (perspective strength)
     sun: tuple = (0.3, 0.5, 0.8)           # light direction
-    ambient: float = .55; diffuse: float = .5
+    ambient: float = .55                    # ambient light level (multiplies the paint colour)
+    diffuse: float = .5                     # directional (sun) light level
     tint: tuple = (1., 1., 1.)             # colour cast of the light (multiplies RGB)
-    gain: float = 1.; contrast: float = 1.
+    gain: float = 1.                        # brightness gain of the output
+    contrast: float = 1.                    # contrast factor around mid-grey
     blur: float = 0.                       # gaussian blur radius in output pixels
     res: float = 1.                        # effective resolution (fraction of the output size)
     noise: float = 2.                      # sensor noise std (0-255 scale)
-    jpeg_quality: int = 90
-    occ_prob: float = 0.; occ_kind: str = 'pole'; occ_pos: float = .5
-    road_rgb: tuple = (110, 110, 112); side_rgb: tuple = (150, 150, 145); lane_rgb: tuple = (220, 220, 215)
-    road_angle: float = 0.; side_frac: float = .2; sky_rgb: tuple = (170, 190, 210)
-    scene_seed: int = 0
+    jpeg_quality: int = 90                  # JPEG quality of the saved images, 1 to 95
+    occ_prob: float = 0.                    # probability that an image has an occluder
+    occ_kind: str = 'pole'                  # occluder: 'pole', 'car', 'foliage' or 'sign'
+    occ_pos: float = .5                     # horizontal position of the occluder (fraction of the width)
+    road_rgb: tuple = (110, 110, 112)       # road colour
+    side_rgb: tuple = (150, 150, 145)       # roadside colour (kerb, grass or wall)
+    lane_rgb: tuple = (220, 220, 215)       # lane marking colour
+    road_angle: float = 0.                  # road direction in the image (degrees)
+    side_frac: float = .2                   # share of the background taken by the roadside (< .05: none)
+    sky_rgb: tuple = (170, 190, 210)        # sky colour reflected by the paint
+    scene_seed: int = 0                     # seed of the background details
 
     @property
     def name(self) -> str: return f"c{self.cid:03d}"
@@ -133,7 +153,10 @@ def _draw_details(rng, typ):
     return d
 
 # %% ../nbs/01_synthetic.ipynb #c44fc272
-def make_identities(pids, seed:int=0, shade_jitter:float=1.) -> dict:
+def make_identities(pids, # identity numbers
+                    seed:int=0, # seed of the draws
+                    shade_jitter:float=1., # scale of the per-vehicle paint shade variation (0: the base colours)
+                   ) -> dict:
     "Dict pid -> `SynthIdentity` for `pids`, deterministic for `seed` (coarse details unique per type and colour)."
     pids = [int(p) for p in pids]
     rng = np.random.default_rng([seed, 11])
@@ -153,7 +176,11 @@ def make_identities(pids, seed:int=0, shade_jitter:float=1.) -> dict:
     return out
 
 # %% ../nbs/01_synthetic.ipynb #06fcc1e5
-def make_cameras(n_cams:int, seed:int=0, light_jitter:float=1., view_spread:float=1.) -> list:
+def make_cameras(n_cams:int, # cameras, numbered from 1
+                 seed:int=0, # seed of the draws
+                 light_jitter:float=1., # scale of the cameras' colour cast, gain and contrast variation
+                 view_spread:float=1., # scale of the views' turn from the road's axis (0: along the road)
+                ) -> list:
     "`n_cams` `SynthCamera`s, deterministic for `seed`; `light_jitter` scales how much their colour cast, gain and contrast vary, `view_spread` how far their views turn from the road's axis."
     rng = np.random.default_rng([seed, 21])
     modes = np.array([0., 180., 30., 150., 60., 120., 90., 330., 210.])
@@ -432,7 +459,9 @@ def _background(cam:SynthCamera, S:int) -> np.ndarray:
     return out.clip(0, 255).astype(np.uint8)
 
 # %% ../nbs/01_synthetic.ipynb #c0099f8e
-def sample_view(cam:SynthCamera, rng) -> dict:
+def sample_view(cam:SynthCamera, # the camera whose view distribution is drawn from
+                rng, # a numpy `Generator`
+               ) -> dict:
     "A random viewpoint of camera `cam`: yaw, pitch, roll (degrees)."
     yaw = cam.yaw + (180 if rng.random() < cam.p_opposite else 0) + rng.normal(0, cam.yaw_spread)
     return dict(yaw=float(yaw % 360), pitch=float(np.clip(cam.pitch + rng.normal(0, 4), 3, 60)), roll=float(rng.normal(0, 1.5)))
@@ -511,8 +540,15 @@ def _draw_occluder(d, cam, rng, S):
         d.rectangle([x - sw / 2, S * .3 - sh, x + sw / 2, S * .3], fill=(30, 70, 160), outline=(230, 230, 230), width=max(1, S // 64))
 
 # %% ../nbs/01_synthetic.ipynb #fc75c378
-def render_vehicle(ident:SynthIdentity, cam:SynthCamera, rng, size:int=128, view:dict|None=None, ss:int=2,
-                   occlude:bool|None=None, detail_scale:float=1.) -> Image.Image:
+def render_vehicle(ident:SynthIdentity, # the vehicle
+                   cam:SynthCamera, # the camera: scene, light, optics
+                   rng, # a numpy `Generator` or a seed
+                   size:int=128, # output side, pixels (square image)
+                   view:dict|None=None, # yaw, pitch (, roll) in degrees (None: drawn by `sample_view`)
+                   ss:int=2, # supersampling: polygons drawn at `ss` x `size`, then reduced
+                   occlude:bool|None=None, # draw an occluder (None: with the camera's `occ_prob`)
+                   detail_scale:float=1., # size factor of the identity details (plate, sticker, decals, roof items)
+                  ) -> Image.Image:
     "Render vehicle `ident` seen by camera `cam` as a `size` x `size` RGB image (viewpoint from `view` or drawn)."
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     view = view or sample_view(cam, rng)
@@ -579,12 +615,12 @@ def render_vehicle(ident:SynthIdentity, cam:SynthCamera, rng, size:int=128, view
 @dataclass(frozen=True)
 class SynthConfig:
     "Size and protocol of a synthetic VeRi dataset."
-    n_train_ids: int = 200
-    n_test_ids: int = 70
-    n_cams: int = 8
+    n_train_ids: int = 200              # training identities
+    n_test_ids: int = 70                # test identities (query + gallery)
+    n_cams: int = 8                     # cameras, 2 to 999
     size: int = 128                        # images are size x size
     imgs_per_id: float = 20.               # mean images per identity (Poisson, at least `min_imgs_per_id`)
-    min_imgs_per_id: int = 6
+    min_imgs_per_id: int = 6            # fewest images per identity
     cams_per_id: tuple = (2, 6)            # fewest and most cameras one vehicle passes
     max_queries_per_id: int|None = None    # None: one query per camera the test vehicle passes (VeRi's protocol)
     query_in_gallery: bool = True          # VeRi-776's image_test holds the query images too
@@ -605,7 +641,9 @@ SYNTH_PRESETS = {
 SYNTH_VERSION = 2   # bump when the renderer changes: cached trees of another version are regenerated
 
 # %% ../nbs/01_synthetic.ipynb #4a4edf88
-def synth_config(preset:str|SynthConfig='small', **overrides) -> SynthConfig:
+def synth_config(preset:str|SynthConfig='small', # a name in `SYNTH_PRESETS` ('tiny', 'small', 'veri_like') or a `SynthConfig`
+                 **overrides, # `SynthConfig` fields to change
+                ) -> SynthConfig:
     "The `SynthConfig` of `preset` (a name in `SYNTH_PRESETS` or a config) with `overrides` applied."
     if isinstance(preset, SynthConfig): cfg = preset
     elif preset in SYNTH_PRESETS: cfg = SYNTH_PRESETS[preset]
@@ -621,7 +659,9 @@ def synth_config(preset:str|SynthConfig='small', **overrides) -> SynthConfig:
     return cfg
 
 # %% ../nbs/01_synthetic.ipynb #2a416ed4
-def plan_veri(cfg:SynthConfig, seed:int=0) -> list:
+def plan_veri(cfg:SynthConfig, # size and protocol of the dataset
+              seed:int=0, # seed of the dataset
+             ) -> list:
     "One dict per image to write: name, pid, cam, j (index in its track), split ('train'/'query'/'gallery')."
     rng = np.random.default_rng([seed, 31])
     n = cfg.n_train_ids + cfg.n_test_ids
@@ -674,7 +714,12 @@ def synth_world(cfg:SynthConfig, seed:int=0) -> tuple:
     return (make_identities(range(1, cfg.n_train_ids + cfg.n_test_ids + 1), seed, cfg.shade_jitter),
             make_cameras(cfg.n_cams, seed, cfg.light_jitter, cfg.view_spread))
 
-def render_image(cfg:SynthConfig, seed:int, pid:int, cam:int, j:int) -> Image.Image:
+def render_image(cfg:SynthConfig, # size and protocol of the dataset
+                 seed:int, # seed of the dataset
+                 pid:int, # the vehicle's identity number
+                 cam:int, # the camera number, 1-based
+                 j:int, # index of the image in the vehicle's track in `cam`
+                ) -> Image.Image:
     "Image `j` of vehicle `pid`'s track in camera `cam` of the dataset (`cfg`, `seed`)."
     idents, cams = synth_world(cfg, seed); c = cams[cam - 1]
     return render_vehicle(idents[pid], c, np.random.default_rng([seed, 41, pid, cam, j]), size=cfg.size,
@@ -742,7 +787,10 @@ def _read_manifest(root):
 def _same_dataset(m, want):
     return m is not None and all(m.get(k) == want[k] for k in ('generator', 'version', 'seed', 'config'))
 
-def synthetic_veri_path(preset:str='small', seed:int=0, **overrides) -> Path:
+def synthetic_veri_path(preset:str='small', # the preset's name (in the folder name)
+                        seed:int=0, # seed of the dataset
+                        **overrides, # `SynthConfig` changes (hashed into the folder name)
+                       ) -> Path:
     "Default place of a synthetic dataset: `$FASTREID_VEHICLE_DATA` (or ~/.fastreid_vehicle/data)/synthetic_veri_<preset>_seed<seed>[_<hash>]."
     base = Path(os.environ.get('FASTREID_VEHICLE_DATA', Path.home() / '.fastreid_vehicle' / 'data')).expanduser()
     tag = '_' + hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8] if overrides else ''
@@ -768,8 +816,13 @@ def _run_jobs(root, cfg, seed, jobs, n_workers):
     ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
     with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: return sum(ex.map(fn, chunks))
 
-def synthesize_veri(dest=None, preset:str|SynthConfig='small', seed:int=0, n_workers:int|None=None, force:bool=False,
-                    **overrides) -> Path:
+def synthesize_veri(dest=None, # the dataset's root folder (None: `synthetic_veri_path`)
+                    preset:str|SynthConfig='small', # a name in `SYNTH_PRESETS` or a `SynthConfig`
+                    seed:int=0, # seed of the dataset
+                    n_workers:int|None=None, # rendering processes (None: 1, or up to 2 for 2,000 images or more)
+                    force:bool=False, # render again even when `dest` holds the same dataset
+                    **overrides, # `SynthConfig` fields to change
+                   ) -> Path:
     "Write (or reuse) a synthetic VeRi-776-format dataset at `dest` (default `synthetic_veri_path`); returns its root."
     cfg = synth_config(preset, **overrides)
     dest = Path(dest).expanduser() if dest is not None else synthetic_veri_path(preset if isinstance(preset, str) else 'custom', seed, **overrides)
@@ -801,8 +854,15 @@ def _scan(root):
         for p in sorted((Path(root) / d).glob('*.jpg')): rows.append((str(p),) + _parse_name(p.name))
     return rows
 
-def synthetic_sample_grid(src, n_ids:int=8, n_cams:int=8, size:int=96, pids=None, fname=None, seed:int=0,
-                          label:bool=True) -> Image.Image:
+def synthetic_sample_grid(src, # a dataset root (VeRi layout) or a re-id DataFrame with path, pid, camid
+                          n_ids:int=8, # vehicles (rows), drawn among those with most images
+                          n_cams:int=8, # cameras (columns), the most shared ones
+                          size:int=96, # side of each thumbnail, pixels
+                          pids=None, # the vehicles to show (None: `n_ids` drawn with `seed`)
+                          fname=None, # save the grid to this file (None: not saved)
+                          seed:int=0, # seed of the drawn vehicles
+                          label:bool=True, # write the camera and vehicle names beside the grid
+                         ) -> Image.Image:
     "A grid of sample images (rows: vehicles, columns: cameras) from a dataset root or DataFrame; saved to `fname` if given."
     if isinstance(src, (str, os.PathLike)):
         rows = _scan(src); root = Path(src)
