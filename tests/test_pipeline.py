@@ -45,3 +45,29 @@ def test_eval_uses_the_runs_recorded_settings(tmp_path):
     ev2 = evaluate_run(tmp_path/'run', dataset='vric', root=root, out=tmp_path/'ev2', progress=False,
                        n_figure_queries=2, center_cameras=False)
     assert 'camera_centred' not in ev2 and ev2['mAP'] == pytest.approx(res['mAP'])
+
+def test_four_routes_give_the_same_numbers(tmp_path):
+    "One saved run: the Recorder metric, `evaluate_learner`, `ReidInterpretation`, `train`'s table and `fastreid-vehicle eval` agree"
+    from fastreid_vehicle.cli import main
+    from fastreid_vehicle.data import ReidDataLoaders
+    from fastreid_vehicle.evaluation import evaluate_learner
+    from fastreid_vehicle.inference import load_weights
+    from fastreid_vehicle.interpret import ReidInterpretation
+    from fastreid_vehicle.learner import reid_learner
+    from fastreid_vehicle.pipeline import load_reid_data
+    root = tmp_path/'veri'
+    res = train(preset='tiny', root=root, out=tmp_path/'run', **{**TINY, 'P': 4, 'K': 4})
+    df = load_reid_data('synthetic', root, 'tiny')
+    dls = ReidDataLoaders.from_df(df, size=32, P=4, K=4, bs_valid=16, seed=0)
+    learn = reid_learner(dls, 'bot', backbone='resnet18', pretrained=False)
+    load_weights(learn.model, tmp_path/'run'/'model.safetensors')
+    with learn.no_bar():
+        vals = dict(zip(learn.recorder.metric_names[2:], learn.validate()[1:]))   # rank1, mAP, mINP columns
+        direct = evaluate_learner(learn)
+        interp = ReidInterpretation.from_learner(learn, flip_tta=False)
+    main(['eval', str(tmp_path/'run'), '--preset', 'tiny', '--root', str(root), '--out', str(tmp_path/'ev'), '--no-progress'])
+    ev = json.loads((tmp_path/'ev'/'metrics.json').read_text())
+    for k in ('rank1', 'mAP', 'mINP'):
+        want = getattr(direct, k)
+        got = dict(recorder=vals[k], interpretation=getattr(interp.result, k), train=res[k], eval=ev[k])
+        assert all(v == pytest.approx(want, abs=1e-6) for v in got.values()), (k, want, got)
