@@ -62,7 +62,8 @@ def test_four_routes_give_the_same_numbers(tmp_path):
     learn = reid_learner(dls, 'bot', backbone='resnet18', pretrained=False)
     load_weights(learn.model, tmp_path/'run'/'model.safetensors')
     with learn.no_bar():
-        vals = dict(zip(learn.recorder.metric_names[2:], learn.validate()[1:]))   # rank1, mAP, mINP columns
+        v = learn.validate()
+        vals = dict(zip(learn.recorder.metric_names[2:], v))   # valid_loss, rank1, mAP, mINP, ... columns
         direct = evaluate_learner(learn)
         interp = ReidInterpretation.from_learner(learn, flip_tta=False)
     main(['eval', str(tmp_path/'run'), '--preset', 'tiny', '--root', str(root), '--out', str(tmp_path/'ev'), '--no-progress'])
