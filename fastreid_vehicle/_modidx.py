@@ -177,6 +177,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'fastreid_vehicle.config.RunSettings.flat': ( 'config.html#runsettings.flat',
                                                                                        'fastreid_vehicle/config.py'),
                                          'fastreid_vehicle.config._base': ('config.html#_base', 'fastreid_vehicle/config.py'),
+                                         'fastreid_vehicle.config._flag_parser': ('config.html#_flag_parser', 'fastreid_vehicle/config.py'),
                                          'fastreid_vehicle.config._show': ('config.html#_show', 'fastreid_vehicle/config.py'),
                                          'fastreid_vehicle.config.add_arguments': ( 'config.html#add_arguments',
                                                                                     'fastreid_vehicle/config.py'),

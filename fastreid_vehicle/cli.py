@@ -109,7 +109,7 @@ def _run(a:argparse.Namespace):
         rest = {k: v for k, v in given.items() if k not in ev}
         res = pipeline.evaluate_run(a.learner, out=getattr(a, 'out', EVAL_OUT), trust_pickle=a.trust_pickle, **rest, **ev)
         print(', '.join(f'{k}: {res[k]:.4f}' for k in ('rank1', 'rank5', 'mAP', 'mINP')) +
-              ' (' + ', '.join(f'{k}={v}' for k, v in res['eval'].items()) + ')')
+              ' (' + ', '.join(f'{k}={v}' for k, v in res['evaluation'].items()) + ')')
         print(f"{res['num_valid']} queries scored{skipped_note(res)}")
         _print_table(res)
         for k, v in res['files'].items(): print(f'  {k:12s} {v}')

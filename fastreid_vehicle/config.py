@@ -250,6 +250,13 @@ def flag_name(name:str, # a setting's name
 
 def _show(v) -> str: return ','.join(map(str, v)) if isinstance(v, tuple) else str(v)
 
+def _flag_parser(name:str):
+    "The argparse `type` of the setting `name`: `coerce`, its error shown by argparse as it is"
+    def parse(s):
+        try: return coerce(name, s)
+        except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
 def add_arguments(parser:argparse.ArgumentParser, # the (sub)command's parser
                   keys=tuple(CONFIGS), # the configs whose settings get flags
                   names=None): # only these settings (default: all of the configs `keys`)
@@ -262,7 +269,7 @@ def add_arguments(parser:argparse.ArgumentParser, # the (sub)command's parser
             kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {_show(d)})", dest=name)
             if tp is bool: g.add_argument(flag_name(name), action=argparse.BooleanOptionalAction, **kw)
             else:
-                conv = (lambda n: lambda s: coerce(n, s))(name)
+                conv = _flag_parser(name)
                 conv.__name__ = getattr(tp, '__name__', 'value')   # argparse names the type in its errors
                 if ch: kw['metavar'] = '{' + ','.join(_show(c) for c in ch) + '}'
                 g.add_argument(flag_name(name), type=conv, **kw)
