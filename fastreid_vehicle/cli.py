@@ -5,7 +5,7 @@ setting of `fastreid_vehicle.config`, with its default and help from there."""
 
 # %% ../nbs/12_cli.ipynb #b2f0b618
 from __future__ import annotations
-import argparse, os, sys, traceback
+import argparse, os, sys
 from .config import *
 from .recipes import RECIPES
 from .files import StorageError

@@ -7,7 +7,7 @@ the recipes and the docs' command-line reference are all read from here."""
 # %% ../nbs/23_config.ipynb #2fa5fa2f
 from __future__ import annotations
 import argparse, dataclasses, json, os, typing
-from dataclasses import dataclass, field, fields, replace, asdict
+from dataclasses import dataclass, field, fields, asdict
 import pandas as pd
 
 # %% auto #0

@@ -5,16 +5,15 @@ gallery search with a saved run (`search_images`). The command line (`fastreid-v
 
 # %% ../nbs/24_pipeline.ipynb #86e3f81c
 from __future__ import annotations
-import contextlib, json, time, warnings
+import contextlib, json, time
 from dataclasses import replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from fastai.basics import *
-from fastai.learner import load_learner
 from .config import *
 from .readers import load_dataset
-from .images import check_option, check_images, open_rgb, image_table, gallery_images
+from .images import check_option, check_images, open_rgb, gallery_images
 from .synthetic import synthesize_veri
 from .data import ReidDataLoaders
 from .learner import reid_learner, amsgrad, split_settings
