@@ -12,8 +12,8 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['EVAL_OUT', 'CONFIGS', 'setting', 'DataConfig', 'ModelConfig', 'FitConfig', 'EvalConfig', 'RunConfig', 'config_fields',
-           'default_of', 'parse_value', 'parse_size', 'coerce', 'RunSettings', 'build_settings', 'flag_name',
-           'add_arguments', 'settings_from_args', 'settings_table']
+           'default_of', 'parse_value', 'parse_size', 'coerce', 'RunSettings', 'build_settings', 'split_batch',
+           'describe_batch', 'flag_name', 'add_arguments', 'settings_from_args', 'settings_table']
 
 # %% ../nbs/23_config.ipynb #72e27ae1
 def setting(default, # the value used when neither a flag nor a recipe gives one
@@ -36,7 +36,7 @@ class DataConfig:
     synth:dict = setting({}, "synthetic generator overrides, e.g. {'n_train_ids': 400}", flag=False)
     reader_kwargs:dict = setting({}, "extra arguments of the dataset reader, e.g. {'test_size': 1600}", flag=False)
     size:tuple = setting((64, 64), "image size (height, width): '256' or '384,128'")
-    P:int = setting(8, "identities per training batch")
+    P:int = setting(8, "identities per training step over all processes (global batch P x K; each of N processes takes P/N)")
     K:int = setting(4, "images per identity in a training batch")
     camera_aware:bool = setting(True, "draw each identity's K images from different cameras where it has them")
     pad:int = setting(4, "pixels of padding before the random crop")
@@ -75,6 +75,8 @@ class FitConfig:
     milestones:tuple = setting((), "epochs at which the step schedule divides the learning rate by 10, e.g. '40,70'")
     warmup_epochs:int = setting(0, "linear warm-up epochs of the step schedule")
     wd:float = setting(5e-4, "weight decay (not on BatchNorm and bias parameters: fastai's rule)")
+    opt_betas:tuple|None = setting(None, "adam / amsgrad: (beta1, beta2); sgd: (momentum,); default: the optimiser's own")
+    opt_eps:float|None = setting(None, "adam / amsgrad: the denominator's epsilon; default: the optimiser's own")
     stage2_epochs:int = setting(0, "epochs of ANet's second stage (AmeliorationStage), after `epochs`")
     amp:str = setting('auto', "precision: auto (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32) / bf16 / fp16 / fp32",
                       choices=('auto', 'bf16', 'fp16', 'fp32'))
@@ -241,6 +243,34 @@ def build_settings(recipe=None, # a recipe name or `Recipe` whose values replace
     values = {k: coerce(k, v) for k, v in values.items()}
     cfgs = {key: cls(**{f.name: values[f.name] for f in fields(cls)}) for key, cls in CONFIGS.items()}
     return RunSettings(**cfgs, recipe=getattr(recipe, 'name', recipe), sources=sources)
+
+# %% ../nbs/23_config.ipynb #6d0a2f33
+def _divisors(n:int) -> list: return [d for d in range(1, n + 1) if n % d == 0]
+
+def split_batch(P:int, # identities per step over all processes (the `P` setting)
+                K:int, # images per identity
+                world_size:int=1, # number of training processes
+               ) -> dict:
+    "The global P x K batch and each process's share: `P` must be a multiple of `world_size`"
+    if not isinstance(world_size, int) or world_size < 1: raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
+    if P % world_size:
+        lo, hi = P // world_size * world_size, -(-P // world_size) * world_size
+        ok = ' or '.join(f'P={v} ({v * K} images)' for v in dict.fromkeys((lo, hi)) if v > 0)
+        raise ValueError(f"P={P} identities per step (a global batch of {P * K} = {P} x {K} images) cannot be split "
+                         f"evenly over {world_size} processes: P must be a multiple of the number of processes. "
+                         f"With {world_size} processes use {ok}; P={P} splits over "
+                         f"{', '.join(map(str, _divisors(P)))} processes")
+    return dict(P=P, K=K, batch=P * K, world_size=world_size, P_per_process=P // world_size,
+                batch_per_process=P // world_size * K)
+
+def describe_batch(split:dict, # a `split_batch` result
+                  ) -> str:
+    "One line saying the global batch and each process's share"
+    s = split
+    line = f"batch: {s['batch']} images per step (P={s['P']} identities x K={s['K']})"
+    if s['world_size'] > 1:
+        line += f", {s['world_size']} processes x {s['batch_per_process']} ({s['P_per_process']} x {s['K']})"
+    return line
 
 # %% ../nbs/23_config.ipynb #87bf001d
 def flag_name(name:str, # a setting's name

@@ -5,7 +5,7 @@ gallery search with a saved run (`search_images`). The command line (`fastreid-v
 
 # %% ../nbs/24_pipeline.ipynb #86e3f81c
 from __future__ import annotations
-import contextlib, json, time
+import contextlib, inspect, json, time
 from dataclasses import replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -29,8 +29,8 @@ from .runs import prepare_run, update_run, read_run, EpochCheckpoint, HistoryLog
 from .distributed import init_distributed, local_main_first, one_process
 
 # %% auto #0
-__all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'test_sets', 'score_learner', 'train', 'recorded_eval',
-           'evaluate_run', 'search_images']
+__all__ = ['PRELOAD_MAX_BYTES', 'MAIN_JOB', 'load_reid_data', 'optimizer_constants', 'test_sets', 'score_learner', 'train',
+           'recorded_eval', 'evaluate_run', 'search_images']
 
 # %% ../nbs/24_pipeline.ipynb #e5123fa9
 def load_reid_data(dataset:str=DataConfig.dataset, # 'synthetic' or a reader's name
@@ -61,8 +61,8 @@ def _check_method_settings(s:RunSettings):
     "Refuse unknown method settings before any data is read (the error lists the method's settings)"
     split_settings(s.model.method, s.model.settings)
 
-def _prepare_data(s:RunSettings, out:Path) -> ReidDataLoaders:
-    "The data of the run: read (or generated), images checked, loaders with the run's batches and augmentation"
+def _prepare_data(s:RunSettings, out:Path, P:int) -> ReidDataLoaders:
+    "The data of the run: read (or generated), images checked, loaders with this process's `P` x K batches and the augmentation"
     d = s.data
     with local_main_first():
         df = load_reid_data(d.dataset, d.root, d.preset, seed=s.fit.seed, synth=d.synth, **d.reader_kwargs)
@@ -70,13 +70,34 @@ def _prepare_data(s:RunSettings, out:Path) -> ReidDataLoaders:
     if on_bad:
         df = check_images(df, on_bad, report=None if rank_distrib() else out/'image_check.csv', progress=s.run.progress)
     preload = bool(ifnone(d.preload, len(df) * 3 * np.prod(d.size) <= PRELOAD_MAX_BYTES))
-    return ReidDataLoaders.from_df(df, size=d.size, P=d.P, K=d.K, pad=d.pad, erase_p=d.erase_p, seed=s.fit.seed,
+    return ReidDataLoaders.from_df(df, size=d.size, P=P, K=d.K, pad=d.pad, erase_p=d.erase_p, seed=s.fit.seed,
                                    preload=preload, camera_aware=d.camera_aware, bs_valid=d.bs_valid, flip_p=d.flip_p,
                                    erase_mode=d.erase_mode, erase_sl=d.erase_sl, erase_sh=d.erase_sh,
                                    erase_min_aspect=d.erase_min_aspect, zoom_p=d.zoom_p, max_zoom=d.max_zoom,
                                    attrs=tuple(d.attrs))
 
 _OPTIMISERS = {'adam': Adam, 'amsgrad': amsgrad, 'sgd': SGD}
+
+def optimizer_constants(fit:FitConfig, # the run's fit settings (`opt`, `opt_betas`, `opt_eps`, `wd`)
+                       ) -> dict:
+    "The optimiser's constants as the run uses them: `opt_betas` / `opt_eps` where given, else the optimiser's own defaults"
+    fn = _OPTIMISERS[fit.opt]
+    params = inspect.signature(fn).parameters
+    c = {k: params[k].default for k in ('mom', 'sqr_mom', 'eps', 'decouple_wd') if k in params}
+    if fit.opt_betas is not None:
+        names = [k for k in ('mom', 'sqr_mom') if k in params]
+        if len(fit.opt_betas) != len(names):
+            raise ValueError(f"opt_betas: {fit.opt} takes {len(names)} value(s) ({', '.join(names)}), got {fit.opt_betas!r}")
+        c.update(zip(names, map(float, fit.opt_betas)))
+    if fit.opt_eps is not None:
+        if 'eps' not in params: raise ValueError(f"opt_eps: {fit.opt} has no epsilon, got opt_eps={fit.opt_eps!r}")
+        c['eps'] = float(fit.opt_eps)
+    return dict(name=fit.opt, **c, wd=fit.wd)
+
+def _opt_func(fit:FitConfig):
+    "The run's optimiser function, its constants bound (`optimizer_constants`)"
+    c = optimizer_constants(fit)
+    return partial(_OPTIMISERS[fit.opt], **{k: c[k] for k in ('mom', 'sqr_mom', 'eps') if k in c})
 
 def _fit(learn:Learner, s:RunSettings, cbs:list, start_epoch:int):
     "Fit `learn` with the run's schedule (and ANet's second stage after `epochs`), one process or several"
@@ -160,18 +181,21 @@ def train(recipe=None, # a paper's recipe (`RECIPES`), or None for the main job'
     set_seed(s.fit.seed, reproducible=True)
     init_distributed()   # under torchrun / accelerate launch: join the process group, on this process's GPU
     precision, why = resolve_precision(s.fit.amp, default_device())  # checks `amp` before any data is made
-    print(f'precision: {precision} ({why})')
+    split = split_batch(s.data.P, s.data.K, max(1, num_distrib()))   # the global P x K over the processes
+    opt_consts = optimizer_constants(s.fit)
+    print(f'precision: {precision} ({why})\n{describe_batch(split)}')
     out = Path(r.out)
     ckpt = prepare_run(out, s.flat(), resume=r.resume, overwrite=r.overwrite)   # refuses another run's folder
-    update_run(out, recipe=s.recipe, sources={k: s.sources.get(k, 'default') for k in s.flat()})   # where each value came from
-    dls = _prepare_data(s, out)
+    update_run(out, recipe=s.recipe, sources={k: s.sources.get(k, 'default') for k in s.flat()},   # where each value came from
+               batch=split, optimizer=opt_consts, precision=dict(amp=s.fit.amp, used=precision, why=why))
+    dls = _prepare_data(s, out, split['P_per_process'])
     record_labels(out, dls)   # what the heads are built for: eval / search rebuild the model without unpickling
     data_time = time.time() - t0
     dls.show_batch(max_n=16)
     _save_fig(plt.gcf(), out/'batch.png')
     m = s.model
     learn = reid_learner(dls, m.method, backbone=m.backbone, pretrained=m.pretrained and m.weights is None,
-                         weights=m.weights, opt_func=_OPTIMISERS[s.fit.opt], wd=s.fit.wd, amp=s.fit.amp,
+                         weights=m.weights, opt_func=_opt_func(s.fit), wd=s.fit.wd, amp=s.fit.amp,
                          channels_last=s.fit.channels_last, path=out, model_dir='.', neck_feat=m.neck_feat, **m.settings)
     ck = EpochCheckpoint(resume_from=ckpt)   # after every epoch; resumes from `ckpt` at epoch `ck.start_epoch`
     n = s.fit.epochs + s.fit.stage2_epochs
@@ -185,7 +209,7 @@ def train(recipe=None, # a paper's recipe (`RECIPES`), or None for the main job'
         update_run(out, status='trained', epochs_done=n)
         scores = _evaluate_trained(learn, dls, s, out)
     summary = dict(method=m.method, backbone=m.backbone, dataset=s.data.dataset, recipe=s.recipe,
-                   precision=learn.train_precision()[0], **scores,
+                   precision=learn.train_precision()[0], batch=split, optimizer=opt_consts, **scores,
                    data_seconds=round(data_time, 1), train_seconds=round(train_time - data_time, 1),
                    total_seconds=round(time.time() - t0, 1), settings=s.flat(),
                    files={k: str(out/v) for k, v in _FILES.items()})

@@ -9,28 +9,47 @@ from dataclasses import dataclass
 import pandas as pd
 
 # %% auto #0
-__all__ = ['PAPERS', 'RECIPES', 'Setting', 'paper_value', 'code_choice', 'Recipe', 'get_recipe', 'recipe_args', 'recipe_table',
-           'recipe_markdown']
+__all__ = ['ORIGINS', 'PAPERS', 'RECIPES', 'Setting', 'paper_value', 'common_practice', 'code_choice', 'Recipe', 'get_recipe',
+           'recipe_args', 'recipe_table', 'recipe_markdown']
 
 # %% ../nbs/20_recipes.ipynb #02669fd5
+ORIGINS = {
+    'paper': "stated by the paper: the source cites the section or table",
+    'practice': "the field's common practice where the paper is silent: the source names whose (Bag of Tricks, fast-reid, torchreid)",
+    'library': "this library's choice, or its reading of an unclear paper, where the paper is silent: the source says why",
+}
+
 @dataclass(frozen=True)
 class Setting:
-    "One value of a recipe: the paper's (`paper=True`, `source` cites the section) or the code's choice (`source` says why)"
+    "One value of a recipe and whose it is: `origin` is 'paper', 'practice' or 'library' (`ORIGINS`), `source` says where from or why"
     value: object # the `train()` argument's value
-    source: str # the paper's section (and words), or the code's reason for the value
-    paper: bool = True # True: stated by the paper; False: the code's choice
+    source: str # the paper's section (and words), whose practice it is, or the library's reason
+    origin: str = 'paper' # 'paper', 'practice' or 'library' (`ORIGINS`)
+
+    def __post_init__(self):
+        if self.origin not in ORIGINS: raise ValueError(f"origin must be one of {list(ORIGINS)}, got {self.origin!r}")
+        if not str(self.source).strip(): raise ValueError(f"a recipe value needs its source (value {self.value!r})")
+
+    @property
+    def paper(self) -> bool: return self.origin == 'paper'
 
 def paper_value(value, # the value the paper states
-                source:str, # the section (and the words) it is read from
+                source:str, # the section or table (and the words) it is read from
                ) -> Setting:
-    "A value the paper states; `source` is the section (and the words) it is read from"
-    return Setting(value, source, True)
+    "A value the paper states; `source` is the section or table (and the words) it is read from"
+    return Setting(value, source, 'paper')
 
-def code_choice(value, # the value the code takes
-                reason:str, # why the code takes this one
+def common_practice(value, # the value the field commonly takes
+                    source:str, # whose practice it is (Bag of Tricks, fast-reid, torchreid...) and what the paper leaves open
+                   ) -> Setting:
+    "A value the paper does not give, taken from the field's common practice; `source` says whose"
+    return Setting(value, source, 'practice')
+
+def code_choice(value, # the value the library takes
+                reason:str, # why: the library's choice, or how it reads an unclear paper
                ) -> Setting:
-    "A value the paper does not give; `reason` says why the code takes this one"
-    return Setting(value, reason, False)
+    "A value the paper does not give (or gives unclearly): the library's choice or inference; `reason` says why"
+    return Setting(value, reason, 'library')
 
 # %% ../nbs/20_recipes.ipynb #d004387c
 PAPERS = {
@@ -55,24 +74,28 @@ class Recipe:
         return {k: s.value for k, s in self.settings.items()}
 
 # %% ../nbs/20_recipes.ipynb #ec7d6a51
-_ERASE = 'Zhong et al.\'s random erasing, the defaults of the method the papers cite'
+_ERASE = 'Zhong et al.\'s random erasing, the defaults of the method the papers cite (and of Bag of Tricks / fast-reid)'
+_BOT = 'Bag of Tricks (Luo et al. 2019) and fast-reid'
 
 def _common_choices() -> dict:
-    "Settings both papers leave open, with the code's choice and the reason"
+    "Settings both papers leave open, with the field's practice or the library's choice, and the reason"
     return dict(
-        pretrained=code_choice(True, 'not stated; ImageNet initialisation, as every method the paper compares with'),
-        flip_p=code_choice(0.5, 'the paper flips (Sec. 4.2) but gives no probability; 0.5, the usual one'),
-        erase_p=code_choice(0.5, f'the paper erases (Sec. 4.2) but gives no probability; 0.5, {_ERASE}'),
-        erase_sl=code_choice(0.02, f'not given; {_ERASE} (area 2%-40%)'),
-        erase_sh=code_choice(0.4, f'not given; {_ERASE} (area 2%-40%)'),
-        erase_min_aspect=code_choice(0.3, f'not given; {_ERASE} (aspect 0.3-3.3)'),
-        erase_mode=code_choice('random', f'not given; random noise fill, {_ERASE}'),
-        warmup_epochs=code_choice(0, 'no warm-up is mentioned'),
-        wd=code_choice(5e-4, 'no weight decay is given; 5e-4 as Bag of Tricks (not on BN and bias: fastai\'s rule)'),
-        camera_aware=code_choice(False, 'camera-aware batches are this project\'s choice for its synthetic main job; the paper samples P x K batches by identity only'),
-        center_cameras=code_choice(False, 'no camera centering in the paper\'s evaluation (the standard protocol)'),
-        flip_tta=code_choice(False, 'no test-time augmentation is mentioned'),
-        last_stride=code_choice(1, 'not given; 1, the last-stride trick of Bag of Tricks and of every re-id toolbox'),
+        pretrained=common_practice(True, 'not stated; ImageNet initialisation, as every method the paper compares with'),
+        flip_p=common_practice(0.5, f'the paper flips (Sec. 4.2) but gives no probability; 0.5, as {_BOT}'),
+        erase_p=common_practice(0.5, f'the paper erases (Sec. 4.2) but gives no probability; 0.5, {_ERASE}'),
+        erase_sl=common_practice(0.02, f'not given; {_ERASE} (area 2%-40%)'),
+        erase_sh=common_practice(0.4, f'not given; {_ERASE} (area 2%-40%)'),
+        erase_min_aspect=common_practice(0.3, f'not given; {_ERASE} (aspect 0.3-3.3)'),
+        erase_mode=common_practice('random', 'not given; random values, the default of Zhong et al.\'s paper (Bag of Tricks and fast-reid fill with the ImageNet mean)'),
+        warmup_epochs=code_choice(0, 'no warm-up is mentioned, so the schedule runs as written (Bag of Tricks warms up for 10 epochs)'),
+        wd=common_practice(5e-4, f'no weight decay is given; 5e-4 as {_BOT} (not on BN and bias: fastai\'s rule)'),
+        opt_betas=common_practice((0.9, 0.999), 'not given; torch.optim.Adam(amsgrad=True)\'s defaults, as torchreid and fast-reid run AMSGrad'),
+        opt_eps=common_practice(1e-8, 'not given; torch.optim.Adam\'s default epsilon, as torchreid and fast-reid run AMSGrad'),
+        amp=code_choice('auto', 'precision is not stated; the library\'s rule: fp16 autocast on CUDA (as fast-reid\'s AMP), bf16 on CPUs with native bf16, else fp32'),
+        camera_aware=common_practice(False, 'P x K batches drawn by identity only, as the batch-hard triplet paper and every re-id toolbox (camera-aware batches are this library\'s choice for its synthetic main job)'),
+        center_cameras=common_practice(False, 'no camera centering: the standard evaluation protocol'),
+        flip_tta=common_practice(False, 'no test-time augmentation is mentioned; the standard protocol scores one view per image'),
+        last_stride=common_practice(1, f'not given; 1, the last-stride trick of {_BOT} and of every re-id toolbox'),
     )
 
 def _amsgrad_steps(lr:float, lr_source:str, opt_source:str, milestones:tuple, schedule_source:str, epochs:int,
@@ -88,10 +111,10 @@ def _mfgnet(dataset:str, sec:str, batch:int, test_batch:int, milestones:tuple, e
     s = dict(
         method=paper_value('mfgnet', 'Sec. 2.2, Fig. 1(b): global and local branches after conv5'),
         dataset=paper_value(dataset, 'Sec. 4.1, Table 2'),
-        backbone=paper_value('resnet50', 'Sec. 2.2: "we take ResNet50 as our backbone network"'),
+        backbone=common_practice('resnet50.tv_in1k', 'Sec. 2.2: "we take ResNet50 as our backbone network" (the architecture is the paper\'s; no weights are named): torchvision\'s ImageNet weights, which torchreid, Bag of Tricks and fast-reid start from, pinned by name (timm\'s plain resnet50 loads resnet50.a1_in1k, a very different training recipe)'),
         size=paper_value((384, 128), 'Sec. 4.2: "the vehicle image is resized to 384 x 128"'),
-        P=paper_value(batch // 4, f'{sec}: training batch size {batch} = P x K'),
-        K=code_choice(4, f'{sec} gives the batch size {batch} only; K = 4 images per identity, as the hard-mining triplet paper it cites [20]'),
+        P=code_choice(batch // 4, f'inferred: {sec} gives the training batch size {batch} only (no GPU count: the global batch); P = {batch} / K with K = 4'),
+        K=common_practice(4, f'{sec} gives the batch size {batch} only; K = 4 images per identity, as the batch-hard triplet paper it cites [20] and Bag of Tricks'),
         bs_valid=paper_value(test_batch, f'{sec}: testing batch size {test_batch}'),
         pad=paper_value(0, 'Sec. 4.2: "enhanced by random erasure and horizontal flipping" only: no pad-and-crop'),
         zoom_p=paper_value(0., 'Sec. 4.2: random erasure and horizontal flipping only: no zoom'),
@@ -104,15 +127,15 @@ def _mfgnet(dataset:str, sec:str, batch:int, test_batch:int, milestones:tuple, e
         n_stripes=paper_value(4, 'Sec. 2.2: "divided into four blocks according to its height" (Table 3 "3 (Ours)" counts division lines)'),
         global_conv=paper_value(True, 'Sec. 2.2: "the 1*1 convolution module is added before and after the global average pooling"'),
         local=paper_value(True, 'Sec. 2.2: the local branch'),
-        local_cam=paper_value('shared', 'Sec. 2.2: "we embed the channel attention module in the global branch and the local branch respectively": one for the local branch'),
-        bnneck=paper_value(False, 'Sec. 2.2-2.3: no BN-neck; the classifier is "the fully connected layer" (Table 1)'),
-        cls_bias=paper_value(True, 'Sec. 2.3, Table 1: a fully connected classification layer (with its bias)'),
-        neck_feat=paper_value('before', 'Sec. 2.2: "all branch information will be assembled into a comprehensive feature": the branch features themselves'),
+        local_cam=code_choice('shared', 'inferred from Sec. 2.2: "we embed the channel attention module in the global branch and the local branch respectively", read as one attention for the whole local branch'),
+        bnneck=code_choice(False, 'inferred: Sec. 2.2-2.3 mention no BN-neck; the classifier is "the fully connected layer" (Table 1)'),
+        cls_bias=code_choice(True, 'inferred from Table 1\'s "fully connected layer": a linear layer with its bias'),
+        neck_feat=code_choice('before', 'inferred from Sec. 2.2: "all branch information will be assembled into a comprehensive feature", read as the branch features themselves'),
         eval_distance=paper_value('euclidean', 'Sec. 2.1: "calculate the Euclidean distance between the target vehicle in Query set and ... Gallery set"'),
         cam=code_choice('se', 'the CAM of Fig. 1(a) is not described in the text; squeeze-and-excitation (reasons on the models page), DANet\'s is cam="danet"'),
-        local_reduce=code_choice('sum', 'Eq. (3) has one alpha for the softmax loss and does not say how the five classifiers combine; each at weight alpha (summed), as PCB / MGN'),
-        global_dim=code_choice(256, 'no feature sizes are given; 256 per branch as MGN, the stripe network of fast-reid'),
-        local_dim=code_choice(256, 'no feature sizes are given; 256 per branch as MGN, the stripe network of fast-reid'),
+        local_reduce=common_practice('sum', 'Eq. (3) has one alpha for the softmax loss and does not say how the five classifiers combine; each at weight alpha (summed), as PCB / MGN'),
+        global_dim=common_practice(256, 'no feature sizes are given; 256 per branch as MGN, the stripe network of fast-reid'),
+        local_dim=common_practice(256, 'no feature sizes are given; 256 per branch as MGN, the stripe network of fast-reid'),
         **_common_choices())
     return Recipe(f'mfgnet-{dataset}', 'mfgnet', dataset, s)
 
@@ -124,9 +147,9 @@ def _anet(dataset:str) -> Recipe:
     s = dict(
         method=paper_value('anet', 'Sec. 3, Figs. 1-2: VAN + Joint Module'),
         dataset=paper_value(dataset, 'Sec. 4.1'),
-        backbone=paper_value('resnet50_ibn_a', 'Sec. 4.2: "a modified version of ResNet-50 with Instance-Batch Normalization (IBN)" (IBN-a, the re-id variant)'),
+        backbone=common_practice('resnet50_ibn_a', 'Sec. 4.2: "a modified version of ResNet-50 with Instance-Batch Normalization (IBN)", "following other works": IBN-a with the official IBN-Net ImageNet weights, as fast-reid and Bag of Tricks use it'),
         size=paper_value((256, 256), 'Sec. 4.2: "resized to 256x256 pixels"'),
-        P=paper_value(128, 'Sec. 4.2: "batch size of 512 (4 images per ID)"'),
+        P=paper_value(128, 'Sec. 4.2: "batch size of 512 (4 images per ID)" on "8 V100 GPUs": 128 identities per step over all processes (16 per GPU)'),
         K=paper_value(4, 'Sec. 4.2: "batch size of 512 (4 images per ID)"'),
         pad=paper_value(0, 'Sec. 4.2: flipping, zooming and erasing only: no pad-and-crop'),
         **_amsgrad_steps(6e-4, 'Sec. 4.2: "an initial learning rate is set to 0.0006"', sched, (60, 120, 150), sched,
@@ -143,12 +166,12 @@ def _anet(dataset:str) -> Recipe:
         se_reduction=paper_value(16, 'Sec. 4.2: "based on SE with the reduction ratio of 16"'),
         neck_feat=paper_value('before', 'Sec. 3.2, Eq. (8): j, "the final ReID feature for matching" (not its BN-neck output)'),
         eval_distance=paper_value('cosine', 'Sec. 4.2: "the feature vectors are L2-normalized for matching" (cosine ranks as Euclidean on L2-normalised features)'),
-        zoom_p=code_choice(0.5, 'the paper zooms at random (Sec. 4.2) without a probability or range; those of torchreid\'s random crop (p 0.5, up to x1.125), whose augmentations it cites [35]'),
-        max_zoom=code_choice(1.125, 'the paper zooms at random (Sec. 4.2) without a range; x1.125, torchreid\'s random-crop enlargement'),
-        eps=code_choice(0.1, f'Sec. 4.2 uses label smoothing {boT} without a value; 0.1, Bag of Tricks\' epsilon'),
-        margin=code_choice(0.3, f'Sec. 4.2 uses the hard-mining triplet {boT} without a margin; 0.3, Bag of Tricks\' margin'),
-        bnneck=code_choice(True, f'not mentioned; a BN-neck before each classifier, {boT} (Sec. 4.2), whose head it is'),
-        cls_bias=code_choice(False, f'not mentioned; the bias-free classifier of Bag of Tricks, which it follows'),
+        zoom_p=common_practice(0.5, 'the paper zooms at random (Sec. 4.2) without a probability or range; those of torchreid\'s random crop (p 0.5, up to x1.125), whose augmentations it cites [35]'),
+        max_zoom=common_practice(1.125, 'the paper zooms at random (Sec. 4.2) without a range; x1.125, torchreid\'s random-crop enlargement'),
+        eps=common_practice(0.1, f'Sec. 4.2 uses label smoothing {boT} without a value; 0.1, Bag of Tricks\' epsilon'),
+        margin=common_practice(0.3, f'Sec. 4.2 uses the hard-mining triplet {boT} without a margin; 0.3, Bag of Tricks\' margin'),
+        bnneck=common_practice(True, f'not mentioned; a BN-neck before each classifier, {boT} (Sec. 4.2), whose head it is'),
+        cls_bias=common_practice(False, f'not mentioned; the bias-free classifier of Bag of Tricks, which it follows'),
         ac_mining=code_choice('j', 'Eq. (12) does not say in which space I+ and I- are mined; the hardest positive and negative in j'),
         bs_valid=code_choice(128, 'no test batch size is given; it does not change the results'),
         **({'attrs': code_choice(('color', 'model'), 'Sec. 4.2 uses n = 2 attributes, colour and type; VehicleID labels colour and model (no type), so the second branch is the model')}
@@ -179,8 +202,9 @@ def recipe_args(name:str, # a recipe's name (a key of `RECIPES`), or a `Recipe`
 # %% ../nbs/20_recipes.ipynb #731187fa
 def recipe_table(method:str|None=None, # only this method's recipes: 'mfgnet' or 'anet' (None: all)
                 ) -> pd.DataFrame:
-    "One row per (recipe, setting): value, `paper` (True: stated by the paper) and the source or reason"
-    rows = [dict(recipe=r.name, method=r.method, dataset=r.dataset, setting=k, value=s.value, paper=s.paper, source=s.source)
+    "One row per (recipe, setting): value, `origin` ('paper', 'practice' or 'library'), `paper` (True: stated by the paper) and the source"
+    rows = [dict(recipe=r.name, method=r.method, dataset=r.dataset, setting=k, value=s.value, origin=s.origin,
+                 paper=s.paper, source=s.source)
             for r in RECIPES.values() if method in (None, r.method) for k, s in r.settings.items()]
     if not rows: raise ValueError(f"no recipe for method {method!r}; methods with recipes: {sorted({r.method for r in RECIPES.values()})}")
     return pd.DataFrame(rows)
@@ -189,19 +213,20 @@ def _cell(v) -> str: return '`' + repr(v).replace('|', '\\|') + '`'
 def _text(s:str) -> str: return s.replace('|', '\\|')
 
 def recipe_markdown(method:str, # the method: 'mfgnet' or 'anet'
-                    origin:str|None=None, # only the 'paper' or the 'code' settings (None: both)
+                    origin:str|None=None, # only the settings of this origin: 'paper', 'practice', 'library', or 'code' (both of the latter); None: all
                    ) -> str:
-    "Markdown table of `method`'s recipes: a row per setting (`origin`: 'paper' or 'code' ones only), a column per dataset"
-    if origin not in (None, 'paper', 'code'): raise ValueError(f"origin must be 'paper', 'code' or None, got {origin!r}")
+    "Markdown table of `method`'s recipes: a row per setting (of `origin` only), a column per dataset, and whose value it is"
+    kinds = {None: tuple(ORIGINS), 'code': ('practice', 'library'), **{k: (k,) for k in ORIGINS}}
+    if origin not in kinds: raise ValueError(f"origin must be one of {[k for k in kinds if k]} or None, got {origin!r}")
     t = recipe_table(method)
-    if origin is not None: t = t[t['paper'] == (origin == 'paper')]
+    t = t[t['origin'].isin(kinds[origin])]
     names = list(dict.fromkeys(t['recipe']))
-    head = ['setting'] + [n.split('-', 1)[1] for n in names] + ['from', 'source (paper) or reason (code)']
+    head = ['setting'] + [n.split('-', 1)[1] for n in names] + ['from', 'source (paper), whose practice, or the library\'s reason']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for k, g in t.groupby('setting', sort=False):
         by = g.set_index('recipe')
         vals = [_cell(by.loc[n, 'value']) if n in by.index else '' for n in names]
-        origin = ' / '.join(dict.fromkeys('paper' if p else 'code' for p in g['paper']))
+        whose = ' / '.join(dict.fromkeys(g['origin']))
         src = '; '.join(dict.fromkeys(g['source']))
-        lines.append('| ' + ' | '.join([f'`{k}`'] + vals + [origin, _text(src)]) + ' |')
+        lines.append('| ' + ' | '.join([f'`{k}`'] + vals + [whose, _text(src)]) + ' |')
     return '\n'.join(lines)

@@ -59,3 +59,25 @@ def test_a_default_changed_in_one_place_reaches_help_train_and_run_json(tmp_path
     rec = json.loads((tmp_path/'run'/'run.json').read_text())
     assert rec['config']['epochs'] == 1 and rec['config']['K'] == 3
     assert rec['sources']['epochs'] == 'default' and rec['sources']['P'] == 'argument'
+
+def test_P_is_the_global_batch_split_over_processes():
+    "`P` x `K` is the batch of one optimiser step over all processes; each process takes P / world_size identities"
+    from fastreid_vehicle.config import split_batch, describe_batch
+    s = split_batch(128, 4, 8)   # ANet: 512 images per step on 8 GPUs
+    assert s == dict(P=128, K=4, batch=512, world_size=8, P_per_process=16, batch_per_process=64)
+    assert split_batch(12, 4)['batch_per_process'] == 48
+    assert '8 processes x 64 (16 x 4)' in describe_batch(s)
+    with pytest.raises(ValueError) as e: split_batch(12, 4, 8)   # MFG-Net's 48 on 8 processes
+    msg = str(e.value)
+    assert 'P=12' in msg and '48 = 12 x 4' in msg and '8 processes' in msg   # what was asked
+    assert 'P=8 (32 images) or P=16 (64 images)' in msg and '1, 2, 3, 4, 6, 12 processes' in msg   # what would work
+    with pytest.raises(ValueError, match='world_size'): split_batch(8, 4, 0)
+
+def test_optimizer_constants_resolved_and_checked():
+    from fastreid_vehicle.pipeline import optimizer_constants
+    assert optimizer_constants(FitConfig(opt='adam')) == dict(name='adam', mom=0.9, sqr_mom=0.99, eps=1e-5, decouple_wd=True, wd=5e-4)
+    c = optimizer_constants(build_settings('anet-veri776').fit)
+    assert (c['name'], c['mom'], c['sqr_mom'], c['eps']) == ('amsgrad', 0.9, 0.999, 1e-8)
+    assert optimizer_constants(FitConfig(opt='sgd', opt_betas=(0.9,)))['mom'] == 0.9
+    with pytest.raises(ValueError, match='sgd takes 1 value'): optimizer_constants(FitConfig(opt='sgd', opt_betas=(0.9, 0.99)))
+    assert coerce('opt_betas', '0.9,0.999') == (0.9, 0.999) and coerce('opt_eps', 'none') is None

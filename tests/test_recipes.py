@@ -10,7 +10,7 @@ from fastreid_vehicle.recipes import RECIPES, get_recipe, recipe_args, recipe_ta
 from fastreid_vehicle.config import build_settings
 
 _MFG = {   # MFG-Net, what every dataset shares (section of the paper)
-    'method': ('mfgnet', 'Sec. 2.2'), 'backbone': ('resnet50', 'Sec. 2.2: ResNet50 backbone'),
+    'method': ('mfgnet', 'Sec. 2.2'),
     'size': ((384, 128), 'Sec. 4.2: resized to 384 x 128'),
     'pad': (0, 'Sec. 4.2: random erasure and horizontal flipping only'), 'zoom_p': (0., 'Sec. 4.2: no zoom'),
     'opt': ('amsgrad', 'Sec. 4.2: Amsgrad'), 'lr': (3e-4, 'Sec. 4.2: initial learning rate 0.0003'),
@@ -18,9 +18,7 @@ _MFG = {   # MFG-Net, what every dataset shares (section of the paper)
     'eps': (0., 'Sec. 2.3 Eq. 1: plain softmax cross-entropy'),
     'alpha': (1., 'Sec. 4.2'), 'beta': (0.1, 'Sec. 4.2'), 'margin': (0.3, 'Sec. 4.2: delta = 0.3'),
     'n_stripes': (4, 'Sec. 2.2: four blocks'), 'global_conv': (True, 'Sec. 2.2: 1x1 conv before and after GAP'),
-    'local': (True, 'Sec. 2.2: local branch'), 'local_cam': ('shared', 'Sec. 2.2: a CAM in each branch'),
-    'bnneck': (False, 'Sec. 2.2-2.3: no BN-neck'), 'cls_bias': (True, 'Table 1: fully connected layer'),
-    'neck_feat': ('before', 'Sec. 2.2: all branch features assembled'),
+    'local': (True, 'Sec. 2.2: local branch'),
     'eval_distance': ('euclidean', 'Sec. 2.1: Euclidean distance'),
 }
 _MFG_DATA = {   # recipe -> (dataset, train batch, test batch, lr milestones, epochs), Sec. 4.4 / 4.5 / 4.6
@@ -29,7 +27,7 @@ _MFG_DATA = {   # recipe -> (dataset, train batch, test batch, lr milestones, ep
     'mfgnet-vric': ('vric', 32, 32, (15, 30), 40),
 }
 _ANET = {   # AttributeNet, one recipe for every dataset (Sec. 4.2, Sec. 4.3.4, Eq. 8 and 13)
-    'method': ('anet', 'Sec. 3'), 'backbone': ('resnet50_ibn_a', 'Sec. 4.2: ResNet-50 with IBN'),
+    'method': ('anet', 'Sec. 3'),
     'size': ((256, 256), 'Sec. 4.2: 256x256'), 'P': (128, 'Sec. 4.2: batch 512, 4 images per ID'),
     'K': (4, 'Sec. 4.2: 4 images per ID'), 'pad': (0, 'Sec. 4.2: flip, zoom, erasing only'),
     'opt': ('amsgrad', 'Sec. 4.2'), 'lr': (6e-4, 'Sec. 4.2: 0.0006'), 'schedule': ('step', 'Sec. 4.2'),
@@ -46,11 +44,14 @@ def paper_table(name:str) -> dict:
     if name.startswith('mfgnet-'):
         ds, bs, bs_test, ms, ep = _MFG_DATA[name]
         sec = {'veri776': 'Sec. 4.4', 'vehicleid': 'Sec. 4.5', 'vric': 'Sec. 4.6'}[ds]
-        return {**_MFG, 'dataset': (ds, 'Sec. 4.1'), 'P': (bs // 4, f'{sec}: batch {bs}'),
+        return {**_MFG, 'dataset': (ds, 'Sec. 4.1'),
                 'bs_valid': (bs_test, f'{sec}: test batch {bs_test}'), 'milestones': (ms, sec), 'epochs': (ep, sec)}
     ds = name.split('-', 1)[1]
     extra = {} if ds == 'vehicleid' else {'attrs': (('color', 'type'), 'Sec. 4.2: n = 2, colour and type')}
     return {**_ANET, 'dataset': (ds, 'Sec. 4.1'), **extra}
+
+# what the MFG-Net recipes take that the paper does not say: the library's reading of it, tagged 'library'
+_MFG_INFERRED = {'local_cam': 'shared', 'bnneck': False, 'cls_bias': True, 'neck_feat': 'before'}
 
 NAMES = ['mfgnet-veri776', 'mfgnet-vehicleid', 'mfgnet-vric', 'anet-veri776', 'anet-vehicleid', 'anet-veriwild']
 
@@ -71,6 +72,36 @@ def test_recipe_holds_the_papers_values(name):
     assert args['flip_p'] > 0 and args['erase_p'] > 0
     if name.startswith('anet'): assert args['zoom_p'] > 0 and args['max_zoom'] > 1
     assert all(s.source.strip() for s in r.settings.values())
+
+@pytest.mark.parametrize('name', NAMES)
+def test_every_value_is_tagged(name):
+    "Every value says whose it is: the paper's, the field's practice or the library's, with a source"
+    from fastreid_vehicle.recipes import ORIGINS, Setting
+    assert set(ORIGINS) == {'paper', 'practice', 'library'}
+    r = get_recipe(name)
+    for k, s in r.settings.items():
+        assert isinstance(s, Setting) and s.origin in ORIGINS and s.source.strip(), f'{name}: {k} is not tagged'
+    # the optimiser's constants and the precision are in every recipe, not left to defaults
+    assert {'opt_betas', 'opt_eps', 'amp', 'wd'} <= set(r.settings)
+    assert r.args['opt_betas'] == (0.9, 0.999) and r.args['opt_eps'] == 1e-8
+    if name.startswith('mfgnet'):
+        for k, v in _MFG_INFERRED.items():
+            assert r.args[k] == v and r.settings[k].origin == 'library', f'{name}: {k} is an inference, tagged {r.settings[k].origin}'
+        assert r.settings['P'].origin == 'library' and r.args['P'] * r.args['K'] == _MFG_DATA[name][1]
+    else:
+        assert r.args['P'] * r.args['K'] == 512 and r.settings['P'].paper
+
+@pytest.mark.parametrize('name', NAMES)
+def test_pinned_weights_are_timm_names(name):
+    "The backbone names the ImageNet weights: a timm pretrained tag, or a model the library registers with its weights' URL"
+    import timm
+    from fastreid_vehicle.backbones import IBN_A_URLS
+    b = get_recipe(name).args['backbone']
+    assert timm.is_model(b), b
+    if '.' in b: assert b in timm.list_pretrained(b.split('.')[0] + '.*'), f'{b} is not a timm pretrained tag'
+    else: assert b in IBN_A_URLS, f'{b}: no tag, so timm would pick its default weights'
+    assert b != 'resnet50', "plain 'resnet50' loads timm's resnet50.a1_in1k"
+    if name.startswith('mfgnet'): assert b == 'resnet50.tv_in1k'
 
 def test_recipe_table_and_overrides():
     t = recipe_table()
@@ -102,6 +133,10 @@ def test_tiny_run_of_every_recipe(name, tiny_root, tmp_path):
     assert res['eval_feature'] == ('l2norm(j)' if anet else 'cat(feat, 4 local)')
     assert res['num_queries'] > 0 and 0 <= res['mAP'] <= 1
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
+    run = json.loads((tmp_path/'run'/'run.json').read_text())
+    assert run['batch'] == dict(P=4, K=4, batch=16, world_size=1, P_per_process=4, batch_per_process=16)
+    assert (run['optimizer']['name'], run['optimizer']['sqr_mom'], run['optimizer']['eps']) == ('amsgrad', 0.999, 1e-8)
+    assert run['precision']['amp'] == 'auto' and run['precision']['used'] in ('fp32', 'bf16', 'fp16')
     assert saved['recipe'] == name and saved['settings']['camera_aware'] is False and saved['settings']['center_cameras'] is False
 
 
