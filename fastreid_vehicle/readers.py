@@ -12,10 +12,11 @@ from .images import IMAGE_EXTS, check_images, check_option
 
 # %% auto #0
 __all__ = ['VERI_COLORS', 'VERI_TYPES', 'VERI_TYPE_ERRATA', 'VEHICLEID_TEST_SIZES', 'VERIWILD_TEST_SIZES', 'SPLITS', 'COLUMNS',
-           'VERI776_LAYOUT', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VRIC_LAYOUT', 'CUSTOM_LAYOUT', 'READERS',
-           'DatasetFormatError', 'read_lines', 'read_table', 'DirIndex', 'summarize', 'parse_veri_name',
+           'VERI776_LAYOUT', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VRIC_LAYOUT', 'FOLDER_LAYOUT', 'CUSTOM_LAYOUT',
+           'READERS', 'DatasetFormatError', 'read_lines', 'read_table', 'DirIndex', 'summarize', 'parse_veri_name',
            'read_veri_xml', 'read_name_table', 'load_veri776', 'vehicleid_gallery_mask', 'load_vehicleid',
-           'read_veriwild_info', 'load_veriwild', 'load_vric', 'check_table_rows', 'load_custom', 'load_dataset']
+           'read_veriwild_info', 'load_veriwild', 'load_vric', 'check_table_rows', 'load_folder', 'load_custom',
+           'load_dataset']
 
 # %% ../nbs/00_readers.ipynb #1a3bcc7f
 VERI_COLORS = {1: 'yellow', 2: 'orange', 3: 'green', 4: 'gray', 5: 'red', 6: 'blue', 7: 'white', 8: 'golden',
@@ -51,11 +52,19 @@ VRIC_LAYOUT = """VRIC/
   train_images/ probe_images/ gallery_images/
   vric_train.txt vric_probe.txt vric_gallery.txt   "<image name> <vehicle id> <camera id>" per line"""
 
+FOLDER_LAYOUT = """root/
+  train/ query/ gallery/   one folder per split (or VeRi's image_train/ image_query/ image_test/); without any of
+                           them every image under root is a training image. In each split folder, either
+    <vehicle id>/<any name>.jpg       one folder per vehicle: its name is the identity ('0042' -> 42, 'car_3'), or
+    {id}_c{camera}[_anything].jpg     images named like VeRi: identity and camera from the name
+  camera: from a VeRi name, or from `cams` (a regular expression whose first group is the camera number, or a
+  function path -> int); else 0 for training and query images, 1 for gallery images (the same-camera rule never fires)"""
+
 CUSTOM_LAYOUT = """either a DataFrame / CSV file with columns path, pid, camid, split (train/query/gallery)
-  and optionally color, type, model (integers, empty when unknown); relative paths are taken from `root`
-  (default: the CSV's folder);
-or a folder of images named like VeRi ({id}_c{camera}[_anything].jpg), with optional split subfolders
-  train/ query/ gallery/ (or image_train/ image_query/ image_test/); without them every image is "train\""""
+  and optionally color, type, model (integers, empty when unknown); pid is any label: 12, '0012', 'car_3'
+  (integers when every one is an integer, else text); relative paths are taken from `root` (default: the CSV's folder);
+or a folder of images:
+""" + FOLDER_LAYOUT
 
 # %% ../nbs/00_readers.ipynb #78086508
 class DatasetFormatError(ValueError):
@@ -152,11 +161,19 @@ def _check_listed(paths, where, idx, layout):
     for p, (fn, line) in zip(paths, where):
         if p not in idx: raise _err(fn, f"listed image {p} does not exist", line, layout)
 
+def _ids(s:pd.Series) -> pd.Series:
+    "Identities `s` as int64 when every one is an integer (12, 12.0, '0012'), else as stripped text ('car_3')"
+    s = pd.Series(s)
+    if pd.api.types.is_numeric_dtype(s) and s.notna().all() and (s == s.round()).all(): return s.astype('int64')
+    txt = s.astype(str).str.strip()
+    if len(txt) and txt.str.fullmatch(r'[+-]?\d+').all(): return txt.astype('int64')
+    return txt.astype(object)
+
 def _finish(df, dataset, color_names=None, type_names=None, model_names=None, extra=()):
     "`df` in the schema's column order and dtypes, with the name tables in `df.attrs`"
     df, n = df.reset_index(drop=True), len(df)
     nullable = lambda c: pd.array(df[c], dtype='Int64') if c in df else pd.array([pd.NA] * n, dtype='Int64')
-    out = pd.DataFrame({'path': df['path'].astype(object).astype(str), 'pid': df['pid'].astype('int64'),
+    out = pd.DataFrame({'path': df['path'].astype(object).astype(str), 'pid': _ids(df['pid']),
                         'camid': df['camid'].astype('int64'), 'split': df['split'].astype(object).astype(str),
                         'color': nullable('color'), 'type': nullable('type')})
     if model_names is not None: out['model'] = nullable('model')
@@ -526,29 +543,66 @@ def check_table_rows(df:pd.DataFrame, # the rows of a table: path, pid, camid, s
 # %% ../nbs/00_readers.ipynb #62468b2d
 _SPLIT_DIRS = {'train': ('train', 'image_train'), 'query': ('query', 'image_query'), 'gallery': ('gallery', 'image_test')}
 
-def _load_folder(root, dataset, check_files):
-    "Images named like VeRi under `root`, split by subfolder"
-    found = {s: [root/d for d in ds if (root/d).is_dir()] for s, ds in _SPLIT_DIRS.items()}
-    for s, ds in found.items():
-        if len(ds) > 1: raise _err(root, f"both {ds[0].name}/ and {ds[1].name}/ hold {s} images", layout=CUSTOM_LAYOUT)
-    def images(folder, recurse=True):
-        for dp, dns, fns in os.walk(folder):
-            dns.sort()
-            if not recurse: dns.clear()
-            yield from (os.path.join(dp, f) for f in sorted(fns) if f.lower().endswith(IMAGE_EXTS))
-    split_dirs = {s: ds[0] for s, ds in found.items() if ds}
-    if split_dirs:
-        stray = next(images(root, recurse=False), None)
-        if stray: raise _err(stray, "image outside the split folders " + ', '.join(f'{d.name}/' for d in split_dirs.values()),
-                             layout=CUSTOM_LAYOUT)
-    else: split_dirs = {'train': root}
+def _image_files(folder, recurse=True):
+    "Image files under `folder` (sorted; only its own files unless `recurse`)"
+    for dp, dns, fns in os.walk(folder):
+        dns.sort()
+        if not recurse: dns.clear()
+        yield from (os.path.join(dp, f) for f in sorted(fns) if f.lower().endswith(IMAGE_EXTS))
+
+def _split_folders(root, names):
+    "split -> its folder under `root`: `names[split]` when given, else whichever of `_SPLIT_DIRS` exists"
+    out = {}
+    for s, alts in _SPLIT_DIRS.items():
+        found = [root/d for d in ([names[s]] if names.get(s) else alts) if (root/d).is_dir()]
+        if len(found) > 1: raise _err(root, f"both {found[0].name}/ and {found[1].name}/ hold {s} images", layout=FOLDER_LAYOUT)
+        if found: out[s] = found[0]
+    return out
+
+def _camera(cams, p):
+    "Camera number of image `p` by `cams` (a regex on the file name, or a function of the path); an error naming the file"
+    if callable(cams): c, what = cams(p), 'the cams function'
+    else:
+        m = re.search(cams, os.path.basename(p))
+        if m is None: raise _err(p, f"file name does not match the camera pattern cams={cams!r}", layout=FOLDER_LAYOUT)
+        c, what = (m[1] if m.groups() else m[0]), f'the pattern {cams!r}'
+    if isinstance(c, (int, np.integer)) and not isinstance(c, bool): return int(c)
+    if isinstance(c, str) and c.strip().lstrip('+-').isdigit(): return int(c)
+    raise _err(p, f"camera {c!r} (from {what}) is not an integer", layout=FOLDER_LAYOUT)
+
+def load_folder(root, # the folder (see `FOLDER_LAYOUT`)
+                cams=None, # camera of an image: a regex on its file name (first group: the number), a function path -> int, or None
+                train:str|None=None, # the training folder's name (None: train/ or image_train/)
+                query:str|None=None, # the query folder's name (None: query/ or image_query/)
+                gallery:str|None=None, # the gallery folder's name (None: gallery/ or image_test/)
+                dataset:str='custom', # the name stored in `df.attrs['dataset']`
+                strict:bool=False, # require the three split folders, each with images
+               ) -> pd.DataFrame:
+    "A folder of images with a folder per split, each with a folder per vehicle or VeRi-named images (`FOLDER_LAYOUT`)"
+    root = _root(root, FOLDER_LAYOUT, 'image folder')
+    names = dict(train=train, query=query, gallery=gallery)
+    dirs = _split_folders(root, names)
+    if strict:
+        for s in _SPLIT_DIRS:
+            if s not in dirs: raise _err(root/(names[s] or _SPLIT_DIRS[s][0]), f"missing {s} folder", layout=FOLDER_LAYOUT)
+    if dirs:
+        stray = next(_image_files(root, recurse=False), None)
+        if stray: raise _err(stray, "image outside the split folders " + ', '.join(f'{d.name}/' for d in dirs.values()),
+                             layout=FOLDER_LAYOUT)
+    else: dirs = {'train': root}
     rows = []
-    for s, d in split_dirs.items():
-        for p in images(d):
-            ids = parse_veri_name(p)
-            if ids is None: raise _err(p, "image name is not like VeRi's {id}_c{camera}[_anything].jpg", layout=CUSTOM_LAYOUT)
-            rows.append((p, *ids, s))
-    if not rows: raise _err(root, "no images found", layout=CUSTOM_LAYOUT)
+    for s, d in dirs.items():
+        n0 = len(rows)
+        for p in _image_files(d):
+            ids, parts = parse_veri_name(p), Path(p).relative_to(d).parts
+            if ids is not None: pid, cam = ids
+            elif len(parts) > 1: pid, cam = parts[0], None
+            else: raise _err(p, f"image name is not like VeRi's {{id}}_c{{camera}}[_anything].jpg, and it is not in a "
+                                f"vehicle folder ({d.name}/<vehicle id>/{parts[0]})", layout=FOLDER_LAYOUT)
+            if cams is not None: cam = _camera(cams, p)
+            rows.append((p, pid, int(s == 'gallery') if cam is None else cam, s))
+        if strict and len(rows) == n0: raise _err(d, f"no images found (the {s} folder)", layout=FOLDER_LAYOUT)
+    if not rows: raise _err(root, "no images found", layout=FOLDER_LAYOUT)
     return _finish(pd.DataFrame(rows, columns=['path', 'pid', 'camid', 'split']), dataset)
 
 def _int_col(df, c, where, nullable):
@@ -563,7 +617,16 @@ def _int_col(df, c, where, nullable):
                                  + ("" if nullable else " (required)"), CUSTOM_LAYOUT)
     return pd.array(num, dtype='Float64').astype('Int64')
 
-def load_custom(src, # a DataFrame, a CSV file or a folder of VeRi-named images (see `CUSTOM_LAYOUT`)
+def _id_col(df, c, where):
+    "Column `c` of `df` as identities (`_ids`); raise naming the first row where it is empty"
+    s = df[c]
+    blank = (s.isna() | (s.astype(str).str.strip() == '')).to_numpy()
+    if blank.any():
+        raise DatasetFormatError(f"{where(int(np.flatnonzero(blank)[0]))}: column {c!r} is empty, expected an identity "
+                                 "(an integer or a text label; required)", CUSTOM_LAYOUT)
+    return _ids(s).to_numpy()
+
+def load_custom(src, # a DataFrame, a CSV file or a folder of images (see `CUSTOM_LAYOUT`)
                 root=None, # base of relative paths (default: the CSV's folder, or the working folder for a DataFrame)
                 dataset:str='custom', # the name stored in `df.attrs['dataset']`
                 color_names:dict|None=None, # colour code -> name
@@ -571,11 +634,12 @@ def load_custom(src, # a DataFrame, a CSV file or a folder of VeRi-named images 
                 check_files:bool=True, # check that every image exists
                 encoding:str|None=None, # the CSV file's encoding (default: UTF-8; other bytes are refused, not guessed)
                 duplicates:str='raise', # a row repeated: 'raise' an error naming the lines, or 'drop' the repeats (with a warning)
+                cams=None, # a folder's cameras (see `load_folder`)
                ) -> pd.DataFrame:
-    "Your own data: a DataFrame, a CSV file with the schema's columns, or a folder of VeRi-named images"
+    "Your own data: a DataFrame, a CSV file with the schema's columns, or a folder of images (`load_folder`)"
     if not isinstance(src, pd.DataFrame):
         src = Path(src).expanduser().absolute()
-        if src.is_dir(): return _load_folder(src, dataset, check_files)
+        if src.is_dir(): return load_folder(src, cams, dataset=dataset)
         if not src.is_file(): raise _err(src, "no such CSV file or folder", layout=CUSTOM_LAYOUT)
         df = read_table(src, CUSTOM_LAYOUT, encoding)
         base, where, attrs = Path(root) if root is not None else src.parent, lambda i: f"{src}, line {i + 2}", {}
@@ -585,7 +649,7 @@ def load_custom(src, # a DataFrame, a CSV file or a folder of VeRi-named images 
     what = src if isinstance(src, Path) else 'DataFrame'
     miss = [c for c in COLUMNS[:4] if c not in df.columns]
     if miss: raise DatasetFormatError(f"{what}: missing column(s) {', '.join(miss)}; has {list(df.columns)}", CUSTOM_LAYOUT)
-    out = pd.DataFrame({'pid': _int_col(df, 'pid', where, False), 'camid': _int_col(df, 'camid', where, False)})
+    out = pd.DataFrame({'pid': _id_col(df, 'pid', where), 'camid': _int_col(df, 'camid', where, False)})
     split = df['split'].astype(str).str.strip()
     bad = ~split.isin(SPLITS)
     if bad.any():

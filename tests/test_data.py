@@ -244,7 +244,7 @@ def test_valid_order_and_items(df, dls):
     assert not dls.valid.shuffle and not dls.valid.drop_last
     ys = [yb for _, yb, *_ in dls.valid]
     assert len(ys) == len(dls.valid) == math.ceil(len(v) / 8)
-    assert torch.cat(ys).tolist() == v.pid.tolist()                    # raw pids, loader order = items order
+    assert [dls.all_ids[i] for i in torch.cat(ys).tolist()] == v.pid.tolist()   # identity codes, loader order = items order
 
 def test_valid_resize_only(df):
     dls = ReidDataLoaders.from_df(df, size=(24, 16), P=4, K=2, bs_valid=4)
@@ -314,7 +314,7 @@ def test_new_keeps_pk(dls):
 # ---------------------------------------------------------------- Learner compatibility
 
 def reid_loss(pred, y_id, y_color, y_type):
-    "A loss in the project's signature; validation ids are raw pids, clamped (this only drives the loop)"
+    "A loss in the project's signature; validation ids (codes in `all_ids`) are clamped (this only drives the loop)"
     return F.cross_entropy(pred, y_id.clamp(0, pred.shape[1] - 1))
 
 def tiny_model(n):

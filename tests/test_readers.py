@@ -348,7 +348,7 @@ def test_custom_dataframe_roundtrip(tmp_path):
 
 @pytest.mark.parametrize('csv,msg', [
     ('path,pid,split\nimgs/0.jpg,1,train\n', 'missing column(s) camid'),
-    ('path,pid,camid,split\nimgs/0.jpg,1,1,train\nimgs/1.jpg,x,1,train\n', "line 3: column 'pid' has 'x'"),
+    ('path,pid,camid,split\nimgs/0.jpg,1,1,train\nimgs/1.jpg,,1,train\n', "line 3: column 'pid' is empty"),
     ('path,pid,camid,split\nimgs/0.jpg,1,1.5,train\n', "line 2: column 'camid' has '1.5'"),
     ('path,pid,camid,split\nimgs/0.jpg,1,,train\n', "line 2: column 'camid' has ''"),
     ('path,pid,camid,split\nimgs/0.jpg,1,1,train\nimgs/1.jpg,1,1,test\n', "line 3: split 'test' is not one of"),
