@@ -682,7 +682,7 @@ IFRAME_WORKER = """// Search from file://. Material's search runs in a Web Worke
 (function () {
   if (location.protocol !== "file:") return;
   function IFrameWorker(url) {
-    var self = this, queue = [];
+    var self = this, queue = [], base = new URL(url, location.href).href;
     this.onmessage = null; this.onerror = null; this._listeners = {message: [], error: []};
     var iframe = document.createElement("iframe");
     iframe.setAttribute("aria-hidden", "true"); iframe.tabIndex = -1;
@@ -697,11 +697,11 @@ IFRAME_WORKER = """// Search from file://. Material's search runs in a Web Worke
     };
     function load(u) {
       return new Promise(function (res, rej) {
-        var s = d.createElement("script"); s.src = new URL(u, url).href; s.onload = res;
+        var s = d.createElement("script"); s.src = new URL(u, base).href; s.onload = res;
         s.onerror = function (e) { self._emit("error", e); rej(e); }; d.head.appendChild(s);
       });
     }
-    load(url).then(function () { self._ready = true; queue.splice(0).forEach(function (m) { self.postMessage(m); }); });
+    load(base).then(function () { self._ready = true; queue.splice(0).forEach(function (m) { self.postMessage(m); }); });
     this._queue = queue;
   }
   IFrameWorker.prototype.postMessage = function (data) {

@@ -209,8 +209,9 @@ SEARCH_TERMS = ('evaluate_reid', 'ReidInterpretation', 'AmeliorationStage')
 
 def search(page, term) -> list:
     "Type `term` in the site's search box; the titles of the results (empty: none within 20 s)."
-    page.click('label.md-header__button[for="__search"]')
-    box = page.locator('input.md-search__input'); box.fill(''); box.type(term, delay=20)
+    box = page.locator('input.md-search__input')
+    if not box.is_visible(): page.click('label.md-header__button[for="__search"]')   # a narrow window: the search icon
+    box.click(); box.fill(''); box.type(term, delay=20)
     try: page.wait_for_selector('.md-search-result__item', timeout=20_000)
     except Exception: return []
     return page.eval_on_selector_all('.md-search-result__item', 'els => els.map(e => e.textContent)')
