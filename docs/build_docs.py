@@ -15,7 +15,7 @@ MathJax, copied into the site from the `jupyter-server-mathjax` package (no CDN)
 reader would notice: missing pages, broken links or images, raw LaTeX, temporary or machine paths.
 Quarto is not needed; nbdev's own configuration (`nbs/_quarto.yml`, `nbs/nbdev.yml`) is kept for `nbdev-docs`.
 """
-import argparse, ast, html, importlib, inspect, json, os, re, shutil, subprocess, sys, tempfile, textwrap
+import argparse, ast, html, importlib, importlib.util, inspect, json, os, re, shutil, subprocess, sys, tempfile, textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -726,6 +726,15 @@ IFRAME_WORKER = """// Search from file://. Material's search runs in a Web Worke
 
 # ---------------------------------------------------------------- staging and building
 
+COST_TABLE = re.compile(r'<!-- recipe cost table:.*?-->')
+
+def fill_tables(md:str) -> str:
+    "A page's generated tables: the recipes' estimated cost (`docs/recipe_cost_estimate.py`, from its measurement file)."
+    if not COST_TABLE.search(md): return md
+    spec = importlib.util.spec_from_file_location('recipe_cost_estimate', ROOT/'docs'/'recipe_cost_estimate.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return COST_TABLE.sub(lambda m: mod.table(ROOT/'docs'/'recipe_cost_cpu.json'), md)
+
 DEVELOPMENT = {'14_main_job_study', '15_files', '18_reliability', '99_all'}   # notebooks for developers, not users
 BENCH_LOG = 'benchmark_log'   # BENCHMARKS.md as is (the lab log), in the Development section
 
@@ -743,7 +752,7 @@ def stage(dest: Path) -> Path:
         if nb.name == 'index.ipynb': continue
         (tuts if nb.parent.name == TUTORIALS else dev if nb.stem in DEVELOPMENT else guide).append({nb_title(nb): page})
     if (NBS/'images').exists(): shutil.copytree(NBS/'images', dest/'images')
-    for p in sorted(PAGES.glob('*.md')): (dest/p.name).write_text(names.linker(p.name)(p.read_text()))
+    for p in sorted(PAGES.glob('*.md')): (dest/p.name).write_text(names.linker(p.name)(fill_tables(p.read_text())))
     (dest/'cli_reference.md').write_text(cli_page(names.linker('cli_reference.md')))
     counts = usage_counts()
     nav_api = []
@@ -892,11 +901,29 @@ def build(out: Path = ROOT/'_docs'/'site', quiet: bool = True, check: bool = Tru
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, 'NO_MKDOCS_2_WARNING': '1'})
     if res.returncode: raise RuntimeError(f'mkdocs build failed:\n{res.stdout}\n{res.stderr}')
     if not quiet: print(res.stdout + res.stderr)
+    plain_search_maths(out/'search')
     (out/'.mkdocs-warnings').write_text('\n'.join(l for l in (res.stdout + res.stderr).splitlines() if l.startswith('WARNING')))
     if check:
         problems = site_problems(out)
         if problems: raise SiteProblems(f'{len(problems)} problems in the docs site:\n' + '\n'.join(problems))
     return out/'index.html'
+
+def plain_math(tex:str) -> str:
+    "Maths as plain text for search previews, which MathJax does not typeset (`AC_{ID}` -> `AC_ID`, `\\lambda` -> `lambda`)."
+    tex = re.sub(r'\\(?:mathrm|text|mathbf|operatorname|mathcal|left|right|,|;|!|quad)\b', '', tex)
+    return re.sub(r'\s+', ' ', re.sub(r'[{}]|\\(?=[a-zA-Z])', '', tex)).strip()
+
+def plain_search_maths(search:Path):
+    "The search index (and its offline copy) with `\\(...\\)` / `\\[...\\]` maths as plain text."
+    f = search/'search_index.json'
+    if not f.exists(): return
+    idx = json.loads(f.read_text())
+    for d in idx.get('docs', []):
+        for k in ('text', 'title'):
+            if d.get(k): d[k] = re.sub(r'\\\((.+?)\\\)|\\\[(.+?)\\\]', lambda m: plain_math(m.group(1) or m.group(2)), d[k], flags=re.S)
+    data = json.dumps(idx, separators=(',', ':'))
+    f.write_text(data)
+    if (search/'search_index.js').exists(): (search/'search_index.js').write_text(f'var __index = {data}')
 
 def site_problems(out: Path) -> list:
     "MkDocs' warnings of the build of `out` and the problems `check_site` finds in it."
