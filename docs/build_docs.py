@@ -529,9 +529,10 @@ CLI_EXAMPLES = {   # checked at build time: each must parse with the command's o
                'AttributeNet on the IBN-a ResNet-50 from a local ImageNet weights file'),
               ('fastreid-vehicle train --dataset custom --root my_cameras --method bot --epochs 20 --size 256,256',
                'the Bag-of-Tricks baseline on your own cameras (see the first tutorial)'),
-              ('fastreid-vehicle train --recipe mfgnet-veri776 --set n_stripes=6 --epochs 40',
-               "a recipe with one of the method's settings and the schedule changed"),
-              ('fastreid-vehicle train --out runs/mfgnet --resume', 'continue an interrupted run from its last complete epoch')],
+              ('fastreid-vehicle train --recipe mfgnet-veri776 --root data/VeRi --set n_stripes=6 --epochs 40 --out runs/mfgnet6',
+               "a recipe with one of the method's settings and the schedule changed (flags beside --recipe override it)"),
+              ('fastreid-vehicle train --dataset veri776 --root data/VeRi --recipe mfgnet-veri776 --out runs/mfgnet --resume',
+               'continue that first run, interrupted, from its last complete epoch (the same command with --resume)')],
     'demo': [('fastreid-vehicle demo', "the main job on the synthetic 'small' benchmark (about five minutes on a 2-core CPU)"),
              ('fastreid-vehicle demo --out runs/demo --no-progress', 'the same, written to runs/demo, with plain-text logs')],
     'eval': [('fastreid-vehicle eval runs/mfgnet --dataset veri776 --root data/VeRi',
@@ -553,7 +554,8 @@ def _cli_default(a, field=None) -> str:
     hlp = field.metadata['help'] if field is not None else (a.help or '')
     if re.search(r'\(default:', hlp) or 'default:' in hlp: return ''
     v = default_of(field) if field is not None else a.default
-    if v in (None, argparse.SUPPRESS) or v == () or v == '': return ''
+    if v is None: return 'none'
+    if v is argparse.SUPPRESS or v == () or v == '': return ''
     if isinstance(v, bool): return 'on' if v else 'off'
     if isinstance(v, (tuple, list)): return ','.join(map(str, v))
     return short_paths(str(v.value) if hasattr(v, 'value') and not isinstance(v, (int, float, str)) else str(v))
