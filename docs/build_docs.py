@@ -251,10 +251,11 @@ def _callback_events() -> set:
 
 def public_methods(cls) -> dict:
     """Public methods and properties a class defines itself (not inherited): constructors (class methods) first, then
-    the others in source order; `forward`, fastai callback events and undocumented properties left out."""
+    the others in source order; `forward`, undocumented fastai callback events and undocumented properties left out."""
     ctors, rest = {}, {}
     for k, v in vars(cls).items():
-        if k.startswith('_') or k == 'forward' or k in _callback_events(): continue
+        if k.startswith('_') or k == 'forward': continue
+        if k in _callback_events() and not (getattr(v, '__doc__', None) or '').strip(): continue   # an event shows when documented
         if isinstance(v, (classmethod, staticmethod)): (ctors if isinstance(v, classmethod) else rest)[k] = getattr(cls, k)
         elif inspect.isfunction(v) or (isinstance(v, property) and v.__doc__): rest[k] = v
     return {**ctors, **rest}
