@@ -931,7 +931,10 @@ def plain_search_maths(search:Path):
 def site_problems(out: Path) -> list:
     "MkDocs' warnings of the build of `out` and the problems `check_site` finds in it."
     w = out/'.mkdocs-warnings'
-    return [l for l in (w.read_text().splitlines() if w.exists() else []) if l] + check_site(out, expected_pages(), development_pages())
+    idx = out/'search'/'search_index.json'
+    tex = [f'search preview with raw TeX: {d["location"]}' for d in (json.loads(idx.read_text())['docs'] if idx.exists() else [])
+           if re.search(r'\\[()\[\]]', d.get('text', ''))][:10]
+    return [l for l in (w.read_text().splitlines() if w.exists() else []) if l] + tex + check_site(out, expected_pages(), development_pages())
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
