@@ -10,9 +10,17 @@ show the signature, docstring and parameter table of each public name they defin
 shows the source too), `#| hide` / `#| exporti` cells and test cells (assertions, `test_eq`...) are left out, outputs
 keep their tables and figures, and temporary paths are shortened. Each module gets an API page generated from the
 objects (entry points first, constructor signatures, the per-parameter `# comments` read by fastcore's `docments`);
-names in backticks link to their API entries; the CLI reference comes from the argparse parser; maths is typeset by
-MathJax, copied into the site from the `jupyter-server-mathjax` package (no CDN). The build then fails on what a
-reader would notice: missing pages, broken links or images, raw LaTeX, temporary or machine paths.
+names in backticks link to their API entries; the CLI reference comes from the argparse parser behind `--help` (with
+examples that must parse, and the recipe list of its epilog); maths is typeset by MathJax, copied into the site from
+the `jupyter-server-mathjax` package (no CDN). Internal notebooks (`DEVELOPMENT`) and BENCHMARKS.md as it stands go to
+a Development section of the navigation; the user guide has hand-written pages from `docs/pages/`.
+
+The site works opened from disk and served: pages are `page.html` (`use_directory_urls: false`), and Material's
+offline plugin writes the search index as a script, searched from file:// through a local Web Worker shim
+(`IFRAME_WORKER`). The build then fails (`check_site`, after writing the site) on what a reader would notice: missing
+pages, links or images that do not open (missing, or a folder), raw TeX, object reprs as defaults, temporary or machine
+paths, test code, private names and developer notes on user pages, private names or undocumented callback events on
+API pages, and sentences announcing something that does not follow.
 Quarto is not needed; nbdev's own configuration (`nbs/_quarto.yml`, `nbs/nbdev.yml`) is kept for `nbdev-docs`.
 """
 import argparse, ast, html, importlib, importlib.util, inspect, json, os, re, shutil, subprocess, sys, tempfile, textwrap
