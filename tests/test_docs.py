@@ -295,3 +295,11 @@ def test_design_page_maps_every_module():
     listed = re.findall(r'^\| `(\w+)` \|', page, re.M)
     mods = sorted(p.stem for p in (ROOT/'fastreid_vehicle').glob('*.py') if not p.stem.startswith('_') and p.stem != 'all')
     assert sorted(listed) == mods
+
+def test_expect_page_cost_table():
+    "'What to expect' gets one estimated-cost row per recipe from the measurement file, labelled as an estimate."
+    from fastreid_vehicle.recipes import RECIPES
+    md = build_docs.fill_tables((ROOT/'docs'/'pages'/'expect.md').read_text())
+    assert 'recipe cost table' not in md and 'estimate' in md.lower()
+    for name in RECIPES: assert re.search(rf'^\| `{name}` \|', md, re.M), name
+    for t in ('Table 5', 'Table 6', 'Table 7', 'Table 8', 'Table 9'): assert t in md
