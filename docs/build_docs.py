@@ -205,6 +205,10 @@ def _docments(obj) -> dict:
             if help_ and not (d.get(f.name) or {}).get('docment'): d[f.name] = {**(d.get(f.name) or {}), 'docment': help_}
     return d
 
+def code_cell(s:str) -> str:
+    "Code in a Markdown table cell: HTML, since a `\\|` inside backticks would show its backslash (`int \\| None`)."
+    return f"<code>{html.escape(s).replace('|', '&#124;')}</code>" if s else ''
+
 def param_table(obj, links) -> str:
     "The fastai-docs parameter table: name, type, default, the parameter's `# comment`."
     d, sig = _docments(obj), _signature(obj)
@@ -214,7 +218,7 @@ def param_table(obj, links) -> str:
         doc = (d.get(n) or {}).get('docment') or ''
         pre = '\\*' if p.kind == p.VAR_POSITIONAL else '\\*\\*' if p.kind == p.VAR_KEYWORD else ''
         anno, dflt = _fmt_anno(p.annotation), _fmt_default(p.default)
-        cell = lambda s: f"`{s}`".replace('|', '\\|') if s else ''
+        cell = code_cell
         rows.append(f"| {pre}`{n}` | {cell(anno)} | {cell(dflt)} | {links(doc).replace('|', '&#124;')} |")
     r = d.get('return') or {}
     if r.get('docment'): rows.append(f"| **Returns** | {'`'+_fmt_anno(r.get('anno'))+'`' if _fmt_anno(r.get('anno')) else ''} | | {links(r['docment'])} |")
@@ -515,7 +519,7 @@ def api_page(m:str, names:Names, counts:dict) -> str:
         for n in consts:
             r = short_paths(readable(objs[n]))
             r = r if len(r) <= 80 else r[:77] + '...'
-            rows.append(f"| `{n}` {{#{anchor(m + '.' + n)}}} | `{r.replace('|', chr(92) + '|').replace('`', '')}` |")
+            rows.append(f"| `{n}` {{#{anchor(m + '.' + n)}}} | {code_cell(r)} |")
         out += ['## Constants', '| Name | Value |\n|---|---|\n' + '\n'.join(rows).replace(' {#', ' <a id="').replace('} |', '"></a> |')]
     return '\n\n'.join(p for p in out if p) + '\n'
 
@@ -854,6 +858,7 @@ def check_page(rel:str, h:str, user:bool=True, api:bool=False) -> list:
     for m in TEX_COMMANDS.finditer(prose): problems.append(f'{rel}: raw TeX command {prose[max(0, m.start()-20):m.end()+20]!r}')
     for m in MACHINE_PATHS.finditer(_strip_tags(re.sub(r'<[^>]+>', ' ', body))):
         problems.append(f'{rel}: machine path {m.group(0)[:60]!r}')
+    for m in re.finditer(r'\S*\\\|\S*', alltext): problems.append(f'{rel}: a table pipe shown with its backslash {m.group(0)[:40]!r}')
     for m in OBJECT_REPRS.finditer(alltext): problems.append(f'{rel}: an object repr instead of a readable value {m.group(0)!r}')
     for m in TEST_HELPERS.finditer(alltext): problems.append(f'{rel}: test helper {alltext[max(0, m.start()-30):m.end()+30]!r}')
     for m in DEV_NOTES.finditer(prose) if user else ():

@@ -110,6 +110,7 @@ def test_site_checks_catch_reader_visible_defects(tmp_path):
                     '<p>saved to /tmp/tmpab12/model.pth</p><a href="../nowhere.html">x</a><a href="folder/">f</a>'
                     '<p>Default <code>&lt;AMPMode.FP16: \'fp16\'&gt;</code></p><pre><code>test_eq(a, b)\ndef _helper(): pass</code></pre>'
                     '<p>Call <code>GalleryIndex._exact</code> for that.</p><p>This works once it exists.</p>'
+                    '<table><tr><td><code>int \\| None</code></td></tr></table>'
                     '<p>Clear errors for the usual mistakes:</p><h2>Next</h2><p>Here it is:</p><div class="highlight"><pre>ok</pre></div>'
                     '</article>')
     (tmp_path/'api'/'m.html').write_text('<article><h3 id="fastreid_vehicle.search.GalleryIndex._exact">x</h3><p>doc</p>'
@@ -118,7 +119,7 @@ def test_site_checks_catch_reader_visible_defects(tmp_path):
     for what in ('missing page missing.html', 'broken link or image gone.png', "raw TeX '$\\\\alpha_i$'", "raw TeX '$[1, $'",
                  'raw TeX command', 'machine path', 'broken link or image ../nowhere.html', 'link to a folder folder/',
                  "object repr instead of a readable value \"<AMPMode.FP16: 'fp16'>\"", 'test helper', "private name 'GalleryIndex._exact'",
-                 'developer note', "announcement with nothing after it 'Clear errors for the usual mistakes:'",
+                 'developer note', 'table pipe shown with its backslash', "announcement with nothing after it 'Clear errors for the usual mistakes:'",
                  'API entry of a private name search.GalleryIndex._exact', 'callback event callbacks.Cb.before_fit without a docstring'):
         assert what in probs, (what, probs)
     assert 'Here it is' not in probs
