@@ -686,6 +686,7 @@ EXTRA_CSS = """
 .md-typeset h3 small, .md-typeset h4 small { font-weight: normal; color: var(--md-default-fg-color--light); font-size: .65em; margin-left: .4em; }
 .md-typeset table:not([class]) { font-size: .7rem; }
 .md-typeset .arithmatex { overflow-x: auto; }
+.md-typeset td:first-child code { white-space: nowrap; }
 """
 
 # ---------------------------------------------------------------- offline search

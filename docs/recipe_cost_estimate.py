@@ -61,15 +61,15 @@ def table(path) -> str:
     "The estimate table of the 'What to expect' page, from the measurement file `path`."
     from fastreid_vehicle.models import create_reid_model, method_settings
     m = json.loads(Path(path).read_text())
-    rows = ['| recipe | image size | batch (P x K) | epochs | images trained | GFLOP per image (fwd + bwd) | CPU time, this machine | GPU time (estimate) | activations per batch, fp32 | GPU memory, fp16 autocast (estimate) |',
-            '|---|---|---|---|---|---|---|---|---|---|']
+    rows = ['| recipe | image size, batch (P x K) | epochs | GPU time (est.) | GPU memory, fp16 (est.) | images trained | GFLOP / image | activations / batch (fp32) | CPU time here |',
+            '|' + '---|' * 9]
     for name, r in RECIPES.items():
         a = r.args
         c = m.get(name) or next((v for k, v in m.items() if k.split('-')[0] == r.method), None)   # same network, other classifiers
         B, E = a['P'] * a['K'], a['epochs'] + (a.get('stage2_epochs') or 0)
         n = TRAIN_IMAGES[r.dataset] * E
         if c is None:
-            rows.append(f"| `{name}` | {a['size'][0]}x{a['size'][1]} | {B} ({a['P']} x {a['K']}) | {E} | {n/1e6:.1f} M | not measured |  |  |  |  |")
+            rows.append(f"| `{name}` | {a['size'][0]}x{a['size'][1]}, {B} ({a['P']} x {a['K']}) | {E} | not measured |  | {n/1e6:.1f} M |  |  |  |")
             continue
         ms = method_settings(a['method'])
         attrs = {k: ATTRS.get(r.dataset, {'color': 10, 'type': 9})[k] for k in a.get('attrs', ())} or None
@@ -79,8 +79,8 @@ def table(path) -> str:
         cpu_days = n * c['s_per_img'] / 86400
         act = c['act_mb_per_img'] * B / 1024
         mem = act / 2 + params * 4 * 5 / 2**30 + CONTEXT_GB   # fp16 activations; fp32 weights, grads, 3 AMSGrad states
-        rows.append(f"| `{name}` | {a['size'][0]}x{a['size'][1]} | {B} ({a['P']} x {a['K']}) | {a['epochs']}{' + ' + str(a['stage2_epochs']) if a.get('stage2_epochs') else ''} | "
-                    f"{n/1e6:.1f} M | {c['gflops_per_img']:.0f} | {cpu_days:,.0f} days | {gpu_h:.1f} h | {act:.1f} GB | {mem:.0f} GB |")
+        rows.append(f"| `{name}` | {a['size'][0]}x{a['size'][1]}, {B} ({a['P']} x {a['K']}) | {a['epochs']}{' + ' + str(a['stage2_epochs']) if a.get('stage2_epochs') else ''} | "
+                    f"{gpu_h:.1f} h | {mem:.0f} GB | {n/1e6:.1f} M | {c['gflops_per_img']:.0f} | {act:.1f} GB | {cpu_days:,.0f} days |")
     return '\n'.join(rows)
 
 if __name__ == '__main__':
