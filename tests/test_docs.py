@@ -225,7 +225,8 @@ def browse(page, base:str, pages, problems:list, shots=None, root:Path|None=None
     `shots`: a folder for a screenshot of each page. Returns the number of typeset formulas."""
     mode, total_math = base.split(':')[0], 0
     failed = []
-    page.on('requestfailed', lambda r: failed.append(f'{r.url} ({r.failure})') if r.url.startswith(mode) else None)   # not about:blank
+    page.on('requestfailed', lambda r: failed.append(f'{r.url} ({r.failure})')   # not MathJax's about:blank frame, nor a request
+            if r.url.startswith(mode) and 'ERR_ABORTED' not in (r.failure or '') else None)   # cut short by going to the next page
     page.on('response', lambda r: failed.append(f'{r.status} {r.url}') if r.status >= 400 else None)
     page.goto(base + 'index.html', wait_until='load')
     nav = sorted(set(page.evaluate(NAV_LINKS)))
