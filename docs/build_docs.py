@@ -10,12 +10,20 @@ show the signature, docstring and parameter table of each public name they defin
 shows the source too), `#| hide` / `#| exporti` cells and test cells (assertions, `test_eq`...) are left out, outputs
 keep their tables and figures, and temporary paths are shortened. Each module gets an API page generated from the
 objects (entry points first, constructor signatures, the per-parameter `# comments` read by fastcore's `docments`);
-names in backticks link to their API entries; the CLI reference comes from the argparse parser; maths is typeset by
-MathJax, copied into the site from the `jupyter-server-mathjax` package (no CDN). The build then fails on what a
-reader would notice: missing pages, broken links or images, raw LaTeX, temporary or machine paths.
+names in backticks link to their API entries; the CLI reference comes from the argparse parser behind `--help` (with
+examples that must parse, and the recipe list of its epilog); maths is typeset by MathJax, copied into the site from
+the `jupyter-server-mathjax` package (no CDN). Internal notebooks (`DEVELOPMENT`) and BENCHMARKS.md as it stands go to
+a Development section of the navigation; the user guide has hand-written pages from `docs/pages/`.
+
+The site works opened from disk and served: pages are `page.html` (`use_directory_urls: false`), and Material's
+offline plugin writes the search index as a script, searched from file:// through a local Web Worker shim
+(`IFRAME_WORKER`). The build then fails (`check_site`, after writing the site) on what a reader would notice: missing
+pages, links or images that do not open (missing, or a folder), raw TeX, object reprs as defaults, temporary or machine
+paths, test code, private names and developer notes on user pages, private names or undocumented callback events on
+API pages, and sentences announcing something that does not follow.
 Quarto is not needed; nbdev's own configuration (`nbs/_quarto.yml`, `nbs/nbdev.yml`) is kept for `nbdev-docs`.
 """
-import argparse, ast, html, importlib, inspect, json, os, re, shutil, subprocess, sys, tempfile, textwrap
+import argparse, ast, html, importlib, importlib.util, inspect, json, os, re, shutil, subprocess, sys, tempfile, textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,9 +152,21 @@ def _fmt_default(d) -> str:
                 v = getattr(mod, n, None)
                 if n.isupper() and isinstance(v, (str, dict, tuple, list)) and len(repr(v)) > 40: _CONSTS[id(v)] = n
     if id(d) in _CONSTS: return _CONSTS[id(d)]
-    r = short_paths(repr(d))
+    r = short_paths(readable(d))
     return r if len(r) <= 60 else r[:57] + '...'
 
+
+def readable(v) -> str:
+    """`repr` as the reader would type the value: an enum member as `AMPMode.FP16` (not `<AMPMode.FP16: 'fp16'>`),
+    inside containers too; functions and classes by name."""
+    import enum
+    if isinstance(v, enum.Enum): return f'{type(v).__name__}.{v.name}'
+    if inspect.isfunction(v) or inspect.isclass(v) or inspect.isbuiltin(v): return v.__name__
+    if type(v) in (list, tuple, set):
+        inner = ', '.join(readable(x) for x in v)
+        return f'[{inner}]' if isinstance(v, list) else f'{{{inner}}}' if isinstance(v, set) else f'({inner}{"," if len(v) == 1 else ""})'
+    if type(v) is dict: return '{' + ', '.join(f'{readable(k)}: {readable(x)}' for k, x in v.items()) + '}'
+    return repr(v)
 
 def _signature(obj):
     try: sig = inspect.signature(obj)
@@ -185,6 +205,10 @@ def _docments(obj) -> dict:
             if help_ and not (d.get(f.name) or {}).get('docment'): d[f.name] = {**(d.get(f.name) or {}), 'docment': help_}
     return d
 
+def code_cell(s:str) -> str:
+    "Code in a Markdown table cell: HTML, since a `\\|` inside backticks would show its backslash (`int \\| None`)."
+    return f"<code>{html.escape(s).replace('|', '&#124;')}</code>" if s else ''
+
 def param_table(obj, links) -> str:
     "The fastai-docs parameter table: name, type, default, the parameter's `# comment`."
     d, sig = _docments(obj), _signature(obj)
@@ -194,7 +218,7 @@ def param_table(obj, links) -> str:
         doc = (d.get(n) or {}).get('docment') or ''
         pre = '\\*' if p.kind == p.VAR_POSITIONAL else '\\*\\*' if p.kind == p.VAR_KEYWORD else ''
         anno, dflt = _fmt_anno(p.annotation), _fmt_default(p.default)
-        cell = lambda s: f"`{s}`".replace('|', '\\|') if s else ''
+        cell = code_cell
         rows.append(f"| {pre}`{n}` | {cell(anno)} | {cell(dflt)} | {links(doc).replace('|', '&#124;')} |")
     r = d.get('return') or {}
     if r.get('docment'): rows.append(f"| **Returns** | {'`'+_fmt_anno(r.get('anno'))+'`' if _fmt_anno(r.get('anno')) else ''} | | {links(r['docment'])} |")
@@ -225,7 +249,8 @@ def patched(module) -> dict:
     src = Path(module.__file__).read_text()
     out = {}
     for node in ast.parse(src).body:
-        if isinstance(node, ast.FunctionDef) and any(getattr(d, 'id', None) == 'patch' for d in node.decorator_list):
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith('_') \
+                and any(getattr(d, 'id', None) == 'patch' for d in node.decorator_list):
             a = node.args.args[0].annotation if node.args.args else None
             cls = getattr(module, getattr(a, 'id', ''), None)
             if cls is not None and hasattr(cls, node.name): out[f'{cls.__name__}.{node.name}'] = getattr(cls, node.name)
@@ -238,10 +263,11 @@ def _callback_events() -> set:
 
 def public_methods(cls) -> dict:
     """Public methods and properties a class defines itself (not inherited): constructors (class methods) first, then
-    the others in source order; `forward`, fastai callback events and undocumented properties left out."""
+    the others in source order; `forward`, undocumented fastai callback events and undocumented properties left out."""
     ctors, rest = {}, {}
     for k, v in vars(cls).items():
-        if k.startswith('_') or k == 'forward' or k in _callback_events(): continue
+        if k.startswith('_') or k == 'forward': continue
+        if k in _callback_events() and not (getattr(v, '__doc__', None) or '').strip(): continue   # an event shows when documented
         if isinstance(v, (classmethod, staticmethod)): (ctors if isinstance(v, classmethod) else rest)[k] = getattr(cls, k)
         elif inspect.isfunction(v) or (isinstance(v, property) and v.__doc__): rest[k] = v
     return {**ctors, **rest}
@@ -302,6 +328,17 @@ def _is_test(node) -> bool:
     if isinstance(node, (ast.For, ast.With, ast.If, ast.While)):
         body = node.body + getattr(node, 'orelse', [])
         return bool(body) and all(_is_test(n) for n in body)
+    return False
+
+def checks_anywhere(src:str) -> bool:
+    "Whether the code calls a check (`test_eq`, `assert`...) anywhere, also inside loops, functions and `with` blocks."
+    try: tree = ast.parse(src)
+    except SyntaxError: return False
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assert): return True
+        if isinstance(n, ast.Call):
+            f = n.func
+            if TEST_CALLS.match(f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ''): return True
     return False
 
 def strip_tests(src:str) -> tuple[str, bool]:
@@ -426,7 +463,7 @@ def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
                                    level=min(max(level + 1, 3), 4), ident=False)); continue
         shown, had_tests = strip_tests(body)
         outs = [m for m in (output_markdown(o, figs) for o in c.get('outputs', [])) if m]
-        if had_tests and not outs: continue   # a test cell: it runs in the tests, not on the page
+        if (had_tests or checks_anywhere(body)) and not outs: continue   # a test cell: it runs in the tests, not on the page
         if shown.strip() and d.get('echo') != 'false': parts.append(_code_block(shown, 'python'))
         if d.get('output') != 'false': parts.extend(outs)
     return '\n\n'.join(p for p in parts if p.strip()) + '\n'
@@ -480,9 +517,9 @@ def api_page(m:str, names:Names, counts:dict) -> str:
     if consts:
         rows = []
         for n in consts:
-            r = short_paths(repr(objs[n]))
+            r = short_paths(readable(objs[n]))
             r = r if len(r) <= 80 else r[:77] + '...'
-            rows.append(f"| `{n}` {{#{anchor(m + '.' + n)}}} | `{r.replace('|', chr(92) + '|').replace('`', '')}` |")
+            rows.append(f"| `{n}` {{#{anchor(m + '.' + n)}}} | {code_cell(r)} |")
         out += ['## Constants', '| Name | Value |\n|---|---|\n' + '\n'.join(rows).replace(' {#', ' <a id="').replace('} |', '"></a> |')]
     return '\n\n'.join(p for p in out if p) + '\n'
 
@@ -498,36 +535,107 @@ def guide_page_of(m:str) -> str|None:
 
 # ---------------------------------------------------------------- CLI reference, BENCHMARKS
 
+CLI_EXAMPLES = {   # checked at build time: each must parse with the command's own parser
+    'train': [('fastreid-vehicle train --dataset veri776 --root data/VeRi --recipe mfgnet-veri776 --out runs/mfgnet',
+               "MFG-Net with the paper's VeRi-776 recipe; the run folder gets the model, metrics.json and figures"),
+              ('fastreid-vehicle train --dataset veri776 --root data/VeRi --recipe anet-veri776 --weights weights/resnet50_ibn_a-d9d0bb7b.pth',
+               'AttributeNet on the IBN-a ResNet-50 from a local ImageNet weights file'),
+              ('fastreid-vehicle train --dataset custom --root my_cameras --method bot --epochs 20 --size 256,256',
+               'the Bag-of-Tricks baseline on your own cameras (see the first tutorial)'),
+              ('fastreid-vehicle train --recipe mfgnet-veri776 --root data/VeRi --set n_stripes=6 --epochs 40 --out runs/mfgnet6',
+               "a recipe with one of the method's settings and the schedule changed (flags beside --recipe override it)"),
+              ('fastreid-vehicle train --dataset veri776 --root data/VeRi --recipe mfgnet-veri776 --out runs/mfgnet --resume',
+               'continue that first run, interrupted, from its last complete epoch (the same command with --resume)')],
+    'demo': [('fastreid-vehicle demo', "the main job on the synthetic 'small' benchmark (about five minutes on a 2-core CPU)"),
+             ('fastreid-vehicle demo --out runs/demo --no-progress', 'the same, written to runs/demo, with plain-text logs')],
+    'eval': [('fastreid-vehicle eval runs/mfgnet --dataset veri776 --root data/VeRi',
+              "a saved run on VeRi-776's standard protocol: metrics.json and figures in runs/eval"),
+             ('fastreid-vehicle eval runs/anet --dataset veriwild --root data/VERI-Wild --rerank --out runs/anet-rerank',
+              'the three VeRi-Wild test sizes, with k-reciprocal re-ranking')],
+    'search': [('fastreid-vehicle search runs/mfgnet query1.jpg query2.jpg --gallery gallery/ -k 10 --out matches.png',
+                'the 10 closest gallery images of each query, and a figure of them'),
+               ('fastreid-vehicle search runs/mfgnet query.jpg --gallery gallery.csv --index gallery_index',
+                'build the gallery index once and save it...'),
+               ('fastreid-vehicle search runs/mfgnet query.jpg --index gallery_index', '...then search it without re-computing features')],
+    'synth': [('fastreid-vehicle synth data/synthetic_small', "write the synthetic 'small' benchmark in VeRi-776's format"),
+              ('fastreid-vehicle synth data/synthetic_tiny --preset tiny --seed 1', 'a smaller one, with another seed')],
+}
+
+def _cli_default(a, field=None) -> str:
+    "An option's default as it would be typed (`64,64`, `on` / `off`), or '' where the help text states it."
+    from fastreid_vehicle.config import default_of
+    hlp = field.metadata['help'] if field is not None else (a.help or '')
+    if re.search(r'\(default:', hlp) or 'default:' in hlp: return ''
+    v = default_of(field) if field is not None else a.default
+    if v is None: return 'none'
+    if v is argparse.SUPPRESS or v == () or v == '': return ''
+    if isinstance(v, bool): return 'on' if v else 'off'
+    if isinstance(v, (tuple, list)): return ','.join(map(str, v))
+    return short_paths(str(v.value) if hasattr(v, 'value') and not isinstance(v, (int, float, str)) else str(v))
+
+def check_cli_examples(parser) -> list:
+    "Each example of `CLI_EXAMPLES` parses with the command-line parser (they cannot go stale silently)."
+    import contextlib, io, shlex
+    bad = []
+    for cmd, exs in CLI_EXAMPLES.items():
+        for ex, _ in exs:
+            try:
+                with contextlib.redirect_stderr(io.StringIO()) as err: a = parser.parse_args(shlex.split(ex)[1:])
+                if a.cmd != cmd: bad.append(f'CLI example under {cmd} runs {a.cmd}: {ex}')
+            except SystemExit: bad.append(f'CLI example does not parse: {ex} ({err.getvalue().strip().splitlines()[-1:]})')
+    return bad
+
 def cli_page(links) -> str:
-    "The command-line reference, generated from `fastreid_vehicle.cli._parser()`."
+    """The command-line reference, generated from the parser `fastreid-vehicle --help` prints
+    (`fastreid_vehicle.cli._parser()`): each option's meaning, default and choices (a setting's from
+    `fastreid_vehicle.config`), grouped as `--help` groups them, examples per command, and the recipe list of the epilog."""
     from fastreid_vehicle.cli import _parser
-    from fastreid_vehicle.config import config_fields, default_of
+    from fastreid_vehicle.config import config_fields
+    from fastreid_vehicle.recipes import RECIPES
     p, cf = _parser(), config_fields()
+    bad = check_cli_examples(p)
+    if bad: raise SiteProblems('\n'.join(bad))
     out = ['# Command-line reference',
-           'Generated from the argparse parser of `fastreid-vehicle` (`fastreid_vehicle.cli`); every option of `train` '
-           'is a setting of `fastreid_vehicle.config` (default, type and help are read from there) and a keyword of the Python '
-           'function `train`. `python -m fastreid_vehicle.cli` runs the same commands.',
+           'Generated from the parser behind `fastreid-vehicle --help`: the same options, meanings and defaults. '
+           'Every setting of `train` is also a keyword of the Python function `train` and a field of '
+           '`fastreid_vehicle.config`; `python -m fastreid_vehicle.cli` runs the same commands.',
            _code_block(p.format_usage().strip(), 'text'), p.description or '']
-    subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
-    for sp in subs:
-        helps = {ca.dest: ca.help for ca in sp._choices_actions}
-        for name, q in sp.choices.items():
-            out += [f'## `fastreid-vehicle {name}`', helps.get(name) or '', _code_block(q.format_usage().strip(), 'text')]
-            rows = []
-            for a in q._actions:
-                if isinstance(a, argparse._HelpAction): continue
-                flags = ', '.join(f'`{s}`' for s in a.option_strings) or f'`{a.dest}`'
-                dflt = '' if a.default in (None, argparse.SUPPRESS) or a.option_strings == [] and a.default is None else f'`{short_paths(repr(a.default))}`'
-                if isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction)): dflt = f'`{a.default}`'
-                choices = ', '.join(f'`{c}`' for c in a.choices) if a.choices else ''
-                hlp = (a.help or '').replace('%(default)s', str(a.default)).replace('|', '&#124;').replace('\n', ' ')
-                if a.dest in cf and a.option_strings:   # a setting of `fastreid_vehicle.config`: its default and choices from there
-                    f = cf[a.dest][1]
-                    dflt, hlp = f'`{short_paths(repr(default_of(f)))}`', f.metadata['help'].replace('|', '&#124;')
-                    choices = ', '.join(f'`{c}`' for c in f.metadata['choices'] or ())
-                rows.append(f'| {flags} | {dflt} | {choices} | {links(hlp)} |')
-            out.append('| Option | Default | Choices | Meaning |\n|---|---|---|---|\n' + '\n'.join(rows))
-            if q.epilog: out.append(_code_block(q.epilog, 'text'))
+    top = [a for a in p._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
+    out.append('Options before the command: ' + '; '.join(f"`{', '.join(a.option_strings)}`: {a.help or 'print the version and exit'}" for a in top) + '.')
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {ca.dest: ca.help for ca in sub._choices_actions}
+    out.append('| Command | What it does |\n|---|---|\n' + '\n'.join(
+        f'| [`{n}`](#fastreid-vehicle-{n}) | {helps.get(n) or ""} |' for n in sub.choices))
+    def row(a):
+        flags = ', '.join(f'`{s}`' for s in a.option_strings) or f'`{a.dest}`' + (' (one or more)' if a.nargs == '+' else '')
+        hlp, choices, dflt = a.help or '', ', '.join(f'`{c}`' for c in a.choices or () if c is not None), _cli_default(a)
+        if a.dest in cf and a.option_strings:   # a setting of `fastreid_vehicle.config`: its own help, default and choices
+            f = cf[a.dest][1]
+            hlp, dflt = f.metadata['help'], _cli_default(a, f)
+            choices = ', '.join(f'`{c}`' for c in f.metadata.get('choices') or () if c is not None)
+        if isinstance(a, argparse._StoreTrueAction): dflt = 'off'
+        hlp = hlp.replace('%(default)s', str(a.default)).replace('|', '&#124;').replace('\n', ' ')
+        return f'| {flags} | {dflt} | {choices} | {links(hlp)} |'
+    for name, q in sub.choices.items():
+        out += [f'## `fastreid-vehicle {name}` {{#fastreid-vehicle-{name}}}', helps.get(name) or '',
+                _code_block(q.format_usage().strip(), 'text'), '**Examples**']
+        out.append('\n'.join(f'- {why}:\n\n    ```bash\n    {ex}\n    ```\n' for ex, why in CLI_EXAMPLES.get(name, [])))
+        for g in q._action_groups:
+            acts = [a for a in g._group_actions if not isinstance(a, argparse._HelpAction)]
+            if not acts: continue
+            title = {'positional arguments': 'Arguments', 'options': 'Options'}.get(g.title, g.title[:1].upper() + g.title[1:])
+            out += [f'**{title}**' + (f': {g.description}' if g.description else ''),
+                    '| Option | Default | Choices | Meaning |\n|---|---|---|---|\n' + '\n'.join(map(row, acts))]
+        if q.epilog:
+            out += ['**Recipes** (as `--help` lists them)', _code_block(q.epilog, 'text'),
+                    '| Recipe | Paper | Dataset | Backbone | Image size | Batch (P x K) | Epochs |\n|---|---|---|---|---|---|---|\n' +
+                    '\n'.join(f"| `{n}` | {r.paper.rsplit('(', 1)[-1].rstrip(')')} | {r.dataset} | `{r.args['backbone']}` | "
+                              f"{'x'.join(map(str, r.args['size']))} | {r.args['P']} x {r.args['K']} | "
+                              f"{r.args['epochs']}{' + ' + str(r.args['stage2_epochs']) if r.args.get('stage2_epochs') else ''} |"
+                              for n, r in RECIPES.items()),
+                    'Every value of a recipe, with the section of the paper it comes from, is on the '
+                    '[recipes page](recipes.md); the time and memory they need and the papers\' results are in '
+                    '[What to expect](expect.md).']
     return '\n\n'.join(o for o in out if o) + '\n'
 
 def benchmarks_page(text:str) -> str:
@@ -578,9 +686,73 @@ EXTRA_CSS = """
 .md-typeset h3 small, .md-typeset h4 small { font-weight: normal; color: var(--md-default-fg-color--light); font-size: .65em; margin-left: .4em; }
 .md-typeset table:not([class]) { font-size: .7rem; }
 .md-typeset .arithmatex { overflow-x: auto; }
+.md-typeset td:first-child code { white-space: nowrap; }
+"""
+
+# ---------------------------------------------------------------- offline search
+
+IFRAME_WORKER = """// Search from file://. Material's search runs in a Web Worker, which a page opened from disk may not start
+// (Chromium: "cannot be accessed from origin 'null'"). Material's offline plugin inlines the index into
+// search/search_index.js and expects a Worker shim (it would load iframe-worker from unpkg.com, a CDN); this is the
+// shim, offline: the worker script runs in a hidden same-origin iframe and messages are passed as events.
+(function () {
+  if (location.protocol !== "file:") return;
+  function IFrameWorker(url) {
+    var self = this, queue = [], base = new URL(url, location.href).href;
+    this.onmessage = null; this.onerror = null; this._listeners = {message: [], error: []};
+    var iframe = document.createElement("iframe");
+    iframe.setAttribute("aria-hidden", "true"); iframe.tabIndex = -1;
+    iframe.style.cssText = "position:absolute;width:0;height:0;border:0;visibility:hidden";
+    (document.body || document.documentElement).appendChild(iframe);
+    var w = iframe.contentWindow, d = iframe.contentDocument;
+    this._window = w; this._ready = false;
+    w.postMessage = function (data) { setTimeout(function () { self._emit("message", data); }); };
+    w.importScripts = function () {   // the worker awaits it (only needed for languages other than English)
+      var urls = Array.prototype.slice.call(arguments);
+      return urls.reduce(function (p, u) { return p.then(function () { return load(u); }); }, Promise.resolve());
+    };
+    function load(u) {
+      return new Promise(function (res, rej) {
+        var s = d.createElement("script"); s.src = new URL(u, base).href; s.onload = res;
+        s.onerror = function (e) { self._emit("error", e); rej(e); }; d.head.appendChild(s);
+      });
+    }
+    load(base).then(function () { self._ready = true; queue.splice(0).forEach(function (m) { self.postMessage(m); }); });
+    this._queue = queue;
+  }
+  IFrameWorker.prototype.postMessage = function (data) {
+    if (!this._ready) return void this._queue.push(data);
+    var w = this._window;
+    setTimeout(function () { w.dispatchEvent(new w.MessageEvent("message", {data: data})); });
+  };
+  IFrameWorker.prototype._emit = function (type, data) {
+    var ev = type === "message" ? new MessageEvent("message", {data: data}) : data;
+    if (typeof this["on" + type] === "function") this["on" + type](ev);
+    this._listeners[type].forEach(function (f) { f(ev); });
+  };
+  IFrameWorker.prototype.addEventListener = function (t, f) { (this._listeners[t] = this._listeners[t] || []).push(f); };
+  IFrameWorker.prototype.removeEventListener = function (t, f) {
+    this._listeners[t] = (this._listeners[t] || []).filter(function (g) { return g !== f; });
+  };
+  IFrameWorker.prototype.terminate = function () { this._ready = false; };
+  window.IFrameWorker = IFrameWorker;
+  window.Worker = IFrameWorker;
+})();
 """
 
 # ---------------------------------------------------------------- staging and building
+
+COST_TABLE = re.compile(r'<!-- recipe cost table:.*?-->')
+
+def fill_tables(md:str) -> str:
+    "A page's generated tables: the recipes' estimated cost (`docs/recipe_cost_estimate.py`, from its measurement file)."
+    if not COST_TABLE.search(md): return md
+    spec = importlib.util.spec_from_file_location('recipe_cost_estimate', ROOT/'docs'/'recipe_cost_estimate.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return COST_TABLE.sub(lambda m: mod.table(ROOT/'docs'/'recipe_cost_cpu.json'), md)
+
+DEVELOPMENT = {'14_main_job_study', '15_files', '18_reliability', '99_all'}   # notebooks for developers, not users
+BENCH_LOG = 'benchmark_log'   # BENCHMARKS.md as is (the lab log), in the Development section
 
 def stage(dest: Path) -> Path:
     "Lay out the MkDocs source tree (pages, API pages, assets, config) in `dest`; return the config path."
@@ -588,35 +760,40 @@ def stage(dest: Path) -> Path:
     dest.mkdir(parents=True); (dest/'api').mkdir()
     sys.path.insert(0, str(ROOT))
     names = Names()
-    guide, tuts = [], []
+    guide, tuts, dev = [], [], []
     for nb in notebooks():
         page = page_path(nb)
         (dest/page).parent.mkdir(parents=True, exist_ok=True)
         (dest/page).write_text(nb_markdown(nb, dest, page, names.linker(page)))
         if nb.name == 'index.ipynb': continue
-        (tuts if nb.parent.name == TUTORIALS else guide).append({nb_title(nb): page})
+        (tuts if nb.parent.name == TUTORIALS else dev if nb.stem in DEVELOPMENT else guide).append({nb_title(nb): page})
     if (NBS/'images').exists(): shutil.copytree(NBS/'images', dest/'images')
-    for p in sorted(PAGES.glob('*.md')): (dest/p.name).write_text(names.linker(p.name)(p.read_text()))
+    for p in sorted(PAGES.glob('*.md')): (dest/p.name).write_text(names.linker(p.name)(fill_tables(p.read_text())))
     (dest/'cli_reference.md').write_text(cli_page(names.linker('cli_reference.md')))
     counts = usage_counts()
     nav_api = []
     for m in modules():
         (dest/'api'/f'{m}.md').write_text(api_page(m, names, counts))
         nav_api.append({m: f'api/{m}.md'})
-    nav = [{'Home': 'index.md'}]
-    if (dest/'install.md').exists(): nav.append({'Installation': 'install.md'})
-    if (dest/'design.md').exists(): nav.append({'How it fits together': 'design.md'})
-    nav += [{'Tutorials': tuts}, {'Guide': guide}, {'Reference': [{'Command line': 'cli_reference.md'}] + nav_api}]
     if (ROOT/'BENCHMARKS.md').exists():
-        (dest/'benchmarks.md').write_text(benchmarks_page((ROOT/'BENCHMARKS.md').read_text()))
-        nav.append({'Benchmarks': 'benchmarks.md'})
-    if (dest/'papers.md').exists(): nav.append({'Papers and citations': 'papers.md'})
+        (dest/f'{BENCH_LOG}.md').write_text(benchmarks_page((ROOT/'BENCHMARKS.md').read_text()))
+        dev.append({'Benchmark log (BENCHMARKS.md)': f'{BENCH_LOG}.md'})
+    pages = lambda *ps: [{t: f'{n}.md'} for t, n in ps if (dest/f'{n}.md').exists()]
+    nav = [{'Home': 'index.md'},
+           {'Getting started': pages(('Installation', 'install'), ('Get the data and weights', 'data_and_weights'),
+                                     ('What to expect', 'expect'), ('How it fits together', 'design'))},
+           {'Tutorials': tuts}, {'Guide': guide}, {'Reference': [{'Command line': 'cli_reference.md'}] + nav_api},
+           *pages(('Benchmarks', 'benchmarks'), ('Papers and citations', 'papers')),
+           {'Development': dev}]
     copy_mathjax(dest/'assets'/'mathjax')
     (dest/'assets'/'mathjax-config.js').write_text(MATHJAX_CONFIG)
     (dest/'assets'/'extra.css').write_text(EXTRA_CSS)
+    (dest/'assets'/'iframe-worker.js').write_text(IFRAME_WORKER)
     cfg = dict(
         site_name='fastreid_vehicle', site_description='Vehicle re-identification for fastai',
-        docs_dir=str(dest), nav=nav,   # no repo_url: the theme would query GitHub's API from every page
+        docs_dir=str(dest), nav=nav,
+        use_directory_urls=False,   # `page.html`, not `page/`: from disk a folder link opens a directory listing
+        extra={'polyfills': ['assets/iframe-worker.js']},   # search from file:// (below); the offline plugin sees it is there   # no repo_url: the theme would query GitHub's API from every page
         theme=dict(name='material', font=False, features=['navigation.sections', 'navigation.top', 'content.code.copy']),
         extra_css=['assets/extra.css'],
         extra_javascript=['assets/mathjax-config.js', MATHJAX_URL],
@@ -625,15 +802,90 @@ def stage(dest: Path) -> Path:
                              {'pymdownx.arithmatex': {'generic': True}}],
         validation={'links': {'not_found': 'warn', 'anchors': 'warn', 'absolute_links': 'warn', 'unrecognized_links': 'warn'},
                     'nav': {'omitted_files': 'info', 'not_found': 'warn'}},
-        plugins=['search'])
+        plugins=['search', 'offline'])   # offline: the search index also as a script (search/search_index.js)
     path = dest.parent/'mkdocs.yml'
     path.write_text(json.dumps(cfg, indent=1))  # JSON is valid YAML
     return path
 
 class SiteProblems(RuntimeError): pass
 
-def check_site(site:Path, expected_pages) -> list:
-    "What a reader would notice: missing pages, broken local links / images, raw LaTeX, temporary or machine paths."
+TEX_COMMANDS = re.compile(r'\\(?:frac|dfrac|sqrt|sum|prod|int|mathrm|mathbf|mathcal|mathbb|text|textbf|operatorname|left|right|'
+                          r'cdot|times|alpha|beta|gamma|delta|epsilon|varepsilon|lambda|mu|sigma|tau|theta|omega|phi|'
+                          r'log|exp|max|min|arg|leq?|geq?|neq|in|hat|bar|tilde|top|infty|partial|nabla|lVert|rVert|vert)\b')
+TEST_HELPERS = re.compile(r'\b(?:test_eq|test_ne|test_close|test_fail|test_is|test_eq_type|test_shuffled|test_stdout|'
+                          r'test_warns|test_fig_exists)\b|\bdef _\w*|Parameter containing:')
+PRIVATE_NAME = re.compile(r'(?<![\w/\\\-\'">])(?:\w+\.)*_[a-z][a-z0-9]*(?:_[a-z0-9]+)*\b(?!\.\w*(?:png|jpg|csv|txt|json|pth|md)\b)(?![/\\])')
+DEV_NOTES = re.compile(r'once (?:it|this|that|they) exists?|branches? in flight|\bin flight\b|\bTODO\b|\bFIXME\b|\bXXX\b|'
+                       r'\b[Ss]ince issue \d+|\bissue \d+\b|\b(?:the )?lead (?:asked|wants)|\bnot (?:yet )?merged\b|'
+                       r'\bwork in progress\b|\bWIP\b')
+OBJECT_REPRS = re.compile(r'<[A-Z]\w*\.[A-Z][A-Z0-9_]*: [^>]{1,40}>|<(?:function|class|bound method|built-in function) [^>]{1,80}>|'
+                          r'<[\w.]+ object at 0x[0-9a-f]+>')
+ANNOUNCE_OK = re.compile(r'\s*<(?:p>\s*<)?(?:div class="(?:highlight|nb-output|arithmatex|admonition|language-|md-typeset__|tabbed)|pre|ul|ol|'
+                         r'table|dl|details|figure|img|blockquote|svg)', re.S)
+# parameter names of EfficientNet-PyTorch checkpoints (the packaged ImageNet weights): file contents, not private Python names
+CHECKPOINT_KEYS = {'_conv_stem', '_bn0', '_bn1', '_bn2', '_blocks', '_depthwise_conv', '_project_conv', '_expand_conv',
+                   '_se_reduce', '_se_expand', '_conv_head', '_fc'}
+
+def _strip_tags(h:str) -> str: return html.unescape(re.sub(r'<[^>]+>', '', h))
+
+def _page_links(f:Path, site:Path, h:str) -> list:
+    "Local links and images of a page that do not open a page or file, from disk and served: missing files, folders."
+    out, rel = [], f.relative_to(site)
+    for m in re.finditer(r'(?:src|href)="([^"]*)"', h):
+        full = html.unescape(m.group(1))
+        u = full.split('#')[0].split('?')[0]
+        if re.match(r'[a-z][a-z0-9+.-]*:', full) or full.startswith('//'): continue   # external: not ours to check here
+        if not u: continue   # `#anchor` on the page itself
+        if u.startswith('/'): out.append(f'{rel}: absolute link {full} (breaks from disk)'); continue
+        t = (f.parent/u).resolve()
+        if t.is_dir(): out.append(f'{rel}: link to a folder {full} (a directory listing from disk, not a page)')
+        elif not t.exists(): out.append(f'{rel}: broken link or image {full}')
+    return out
+
+def check_page(rel:str, h:str, user:bool=True, api:bool=False) -> list:
+    """What a reader would notice in the text of one page (`h`, its HTML): raw TeX, object reprs such as
+    `<AMPMode.FP16: 'fp16'>`, temporary paths, test helpers, developer notes, announcements with nothing after them;
+    on user pages also private names (`_x`, `Class._x`); on API pages entries of private names or of fastai callback
+    events without a docstring."""
+    problems = []
+    main = re.search(r'<article[^>]*>(.*?)</article>', h, re.S)
+    body = main.group(1) if main else h
+    body = re.sub(r'<a class="headerlink"[^>]*>.*?</a>', '', body, flags=re.S)
+    nomath = re.sub(r'<(span|div) class="arithmatex">.*?</\1>', '', body, flags=re.S)
+    prose = _strip_tags(re.sub(r'<(script|style|pre|code)[^>]*>.*?</\1>', ' ', nomath, flags=re.S))
+    alltext = _strip_tags(re.sub(r'<(script|style)[^>]*>.*?</\1>', ' ', body, flags=re.S))   # code blocks included
+    for m in re.finditer(r'\$[^$\n]{0,200}\$|\$\$', prose):
+        problems.append(f'{rel}: raw TeX {m.group(0)[:60]!r}')
+    for m in TEX_COMMANDS.finditer(prose): problems.append(f'{rel}: raw TeX command {prose[max(0, m.start()-20):m.end()+20]!r}')
+    for m in MACHINE_PATHS.finditer(_strip_tags(re.sub(r'<[^>]+>', ' ', body))):
+        problems.append(f'{rel}: machine path {m.group(0)[:60]!r}')
+    for m in re.finditer(r'\S*\\\|\S*', alltext): problems.append(f'{rel}: a table pipe shown with its backslash {m.group(0)[:40]!r}')
+    for m in OBJECT_REPRS.finditer(alltext): problems.append(f'{rel}: an object repr instead of a readable value {m.group(0)!r}')
+    for m in TEST_HELPERS.finditer(alltext): problems.append(f'{rel}: test helper {alltext[max(0, m.start()-30):m.end()+30]!r}')
+    for m in DEV_NOTES.finditer(prose) if user else ():
+        problems.append(f'{rel}: developer note {prose[max(0, m.start()-40):m.end()+40]!r}')
+    if user:
+        seen = set()
+        for m in PRIVATE_NAME.finditer(alltext):
+            if all(part in CHECKPOINT_KEYS or part in ('N', '') or part.isdigit() for part in m.group(0).split('.')): continue
+            if m.group(0) not in seen: seen.add(m.group(0)); problems.append(f'{rel}: private name {m.group(0)!r}')
+    for m in re.finditer(r'<p>((?:(?!<p>).)*?):\s*</p>(.{0,120})', body, re.S):
+        after = m.group(2)
+        if not ANNOUNCE_OK.match(after):
+            problems.append(f'{rel}: announcement with nothing after it {_strip_tags(m.group(1))[-70:] + ":"!r}')
+    if api:
+        events = _callback_events()
+        for m in re.finditer(r'<h([34]) id="fastreid_vehicle\.([\w.]+)"[^>]*>(.*?)(?=<h[1-4][ >]|$)', body, re.S):
+            last = m.group(2).rsplit('.', 1)[-1]
+            if last.startswith('_'): problems.append(f'{rel}: API entry of a private name {m.group(2)}')
+            elif last in events and '<p>' not in m.group(3):
+                problems.append(f'{rel}: API entry of the callback event {m.group(2)} without a docstring')
+    return problems
+
+def check_site(site:Path, expected_pages, development=()) -> list:
+    """What a reader would notice, on every page: missing pages, links and images that do not open (from disk and served:
+    missing files, links to folders), and the text problems of `check_page`. `development`: pages of the Development
+    section, where private names and developer notes are expected."""
     problems = []
     for p in expected_pages:
         if not (site/p).exists(): problems.append(f'missing page {p}')
@@ -641,41 +893,62 @@ def check_site(site:Path, expected_pages) -> list:
         rel = f.relative_to(site)
         if rel.parts[0] in ('assets', 'search') or rel.name == '404.html': continue
         h = f.read_text()
-        main = re.search(r'<article[^>]*>(.*?)</article>', h, re.S)
-        body = main.group(1) if main else h
-        for m in re.finditer(r'(?:src|href)="([^"#?]+)(?:#[^"]*)?"', body):
-            u = m.group(1)
-            if re.match(r'[a-z]+:', u) or u.startswith('//'): continue
-            t = (f.parent/html.unescape(u)).resolve()
-            if t.is_dir(): t = t/'index.html'
-            if not t.exists(): problems.append(f'{rel}: broken link or image {u}')
-        text = re.sub(r'<(script|style|pre|code)[^>]*>.*?</\1>', '', body, flags=re.S)
-        text = re.sub(r'<span class="arithmatex">.*?</span>|<div class="arithmatex">.*?</div>', '', text, flags=re.S)
-        text = html.unescape(re.sub(r'<[^>]+>', '', text))
-        for m in re.finditer(r'\$[^$\n]{0,80}?(?:\\[a-zA-Z]+|[_^]\{?\w)[^$\n]{0,80}?\$', text):
-            problems.append(f'{rel}: raw LaTeX {m.group(0)[:60]!r}')
-        for m in MACHINE_PATHS.finditer(html.unescape(re.sub(r'<[^>]+>', ' ', body))):
-            problems.append(f'{rel}: machine path {m.group(0)[:60]!r}')
+        problems += _page_links(f, site, h)
+        problems += check_page(str(rel), h, user=str(rel) not in development and rel.parts[0] != 'api', api=rel.parts[0] == 'api')
     return problems
 
+def html_page(md:str) -> str: return str(Path(md).with_suffix('.html'))
+
 def expected_pages() -> list:
-    pages = [str(Path(page_path(nb)).with_suffix('')) + '/index.html' if nb.name != 'index.ipynb' else 'index.html' for nb in notebooks()]
-    pages += [f'api/{m}/index.html' for m in modules()] + ['cli_reference/index.html', 'benchmarks/index.html']
-    pages += [f'{p.stem}/index.html' for p in PAGES.glob('*.md')]
+    pages = [html_page(page_path(nb)) for nb in notebooks()]
+    pages += [f'api/{m}.html' for m in modules()] + ['cli_reference.html', f'{BENCH_LOG}.html']
+    pages += [f'{p.stem}.html' for p in PAGES.glob('*.md')]
     return pages
 
-def build(out: Path = ROOT/'_docs'/'site', quiet: bool = True) -> Path:
-    "Build the site into `out`, check it (`SiteProblems` lists what a reader would notice) and return its `index.html`."
+def development_pages() -> list:
+    "The pages of the Development section (internal notebooks, the benchmark log)."
+    return [html_page(page_path(nb)) for nb in notebooks() if nb.stem in DEVELOPMENT] + [f'{BENCH_LOG}.html']
+
+def build(out: Path = ROOT/'_docs'/'site', quiet: bool = True, check: bool = True) -> Path:
+    """Build the site into `out` and return its `index.html`; `check`: then raise `SiteProblems` listing what a reader
+    would notice (the site stays written, to look at)."""
     out = Path(out).resolve()
     cfg = stage(out.parent/f'{out.name}_src')
     cmd = [sys.executable, '-m', 'mkdocs', 'build', '-f', str(cfg), '-d', str(out)]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, 'NO_MKDOCS_2_WARNING': '1'})
     if res.returncode: raise RuntimeError(f'mkdocs build failed:\n{res.stdout}\n{res.stderr}')
     if not quiet: print(res.stdout + res.stderr)
-    warns = [l for l in (res.stdout + res.stderr).splitlines() if l.startswith('WARNING')]
-    problems = warns + check_site(out, expected_pages())
-    if problems: raise SiteProblems(f'{len(problems)} problems in the docs site:\n' + '\n'.join(problems[:80]))
+    plain_search_maths(out/'search')
+    (out/'.mkdocs-warnings').write_text('\n'.join(l for l in (res.stdout + res.stderr).splitlines() if l.startswith('WARNING')))
+    if check:
+        problems = site_problems(out)
+        if problems: raise SiteProblems(f'{len(problems)} problems in the docs site:\n' + '\n'.join(problems))
     return out/'index.html'
+
+def plain_math(tex:str) -> str:
+    "Maths as plain text for search previews, which MathJax does not typeset (`AC_{ID}` -> `AC_ID`, `\\lambda` -> `lambda`)."
+    tex = re.sub(r'\\(?:mathrm|text|mathbf|operatorname|mathcal|left|right|,|;|!|quad)\b', '', tex)
+    return re.sub(r'\s+', ' ', re.sub(r'[{}]|\\(?=[a-zA-Z])', '', tex)).strip()
+
+def plain_search_maths(search:Path):
+    "The search index (and its offline copy) with `\\(...\\)` / `\\[...\\]` maths as plain text."
+    f = search/'search_index.json'
+    if not f.exists(): return
+    idx = json.loads(f.read_text())
+    for d in idx.get('docs', []):
+        for k in ('text', 'title'):
+            if d.get(k): d[k] = re.sub(r'\\\((.+?)\\\)|\\\[(.+?)\\\]', lambda m: plain_math(m.group(1) or m.group(2)), d[k], flags=re.S)
+    data = json.dumps(idx, separators=(',', ':'))
+    f.write_text(data)
+    if (search/'search_index.js').exists(): (search/'search_index.js').write_text(f'var __index = {data}')
+
+def site_problems(out: Path) -> list:
+    "MkDocs' warnings of the build of `out` and the problems `check_site` finds in it."
+    w = out/'.mkdocs-warnings'
+    idx = out/'search'/'search_index.json'
+    tex = [f'search preview with raw TeX: {d["location"]}' for d in (json.loads(idx.read_text())['docs'] if idx.exists() else [])
+           if re.search(r'\\[()\[\]]', d.get('text', ''))][:10]
+    return [l for l in (w.read_text().splitlines() if w.exists() else []) if l] + tex + check_site(out, expected_pages(), development_pages())
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -684,6 +957,7 @@ def main():
     a = p.parse_args()
     write_atomic(ROOT/'README.md', readme_text())
     if a.readme: return print('wrote README.md')
-    print('site:', build(Path(a.out), quiet=False))
+    try: print('site:', build(Path(a.out), quiet=False))
+    except SiteProblems as e: sys.exit(f'{e}\n\nThe site is written in {a.out} (open index.html) with these problems.')
 
 if __name__ == '__main__': main()

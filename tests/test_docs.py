@@ -1,7 +1,9 @@
 """The docs site builds offline from the notebooks, with an API page per module; the README is the index notebook.
 
 The site is built once per test session (a lock lets parallel workers share it) into `_docs/test_site`;
-`test_site_in_browser` opens every page in headless Chromium and saves screenshots in `_docs/screenshots/`.
+`test_site_in_browser` opens it in headless Chromium twice, from disk (file://, as the README says to open it) and
+served over http: every nav link opens a page, every link and image on a page resolves, search finds API names; it saves
+a screenshot of every page (and of the search results) in `_docs/screenshots/`.
 Chromium: `apt-get install -y chromium` on Debian/Ubuntu (`.ci/run` does it), or point `CHROMIUM` at a Chrome binary."""
 import fcntl, functools, http.server, importlib.util, json, os, re, shutil, threading
 from pathlib import Path
@@ -35,42 +37,93 @@ def site():
         stamp = SITE/'.built-by'
         if not (stamp.exists() and stamp.read_text() == run):
             if SITE.exists(): shutil.rmtree(SITE)
-            build_docs.build(SITE)
+            build_docs.build(SITE, check=False)   # its problems: test_site_has_no_reader_visible_problems
             stamp.write_text(run)
     return SITE
 
 def test_docs_site_builds(site):
     assert (site/'index.html').exists()
     for p in build_docs.expected_pages(): assert (site/p).exists(), p
-    for m in build_docs.modules(): assert f'fastreid_vehicle.{m}' in (site/'api'/m/'index.html').read_text()
+    for m in build_docs.modules(): assert f'fastreid_vehicle.{m}' in (site/'api'/f'{m}.html').read_text()
     assert len(build_docs.tutorials()) >= 4
     assert list((site/'assets'/'mathjax').glob('MathJax.js')), 'MathJax ships with the site'
-    assert not re.search(r'<script[^>]+src="(?:https?:)?//', (site/'losses'/'index.html').read_text()), 'no CDN scripts'
+    for page in site.rglob('*.html'):
+        assert not re.search(r'<script[^>]+src="(?:https?:)?//', page.read_text()), f'{page}: no CDN scripts'
+    assert (site/'search'/'search_index.js').read_text().startswith('var __index'), 'the search index as a script, for file://'
+    home = (site/'index.html').read_text()
+    assert 'assets/iframe-worker.js' in home and 'unpkg.com' not in home, 'the local worker shim, not a CDN one'
+    assert not [d for d in site.rglob('index.html') if d.parent != site], 'pages are page.html (a folder opens a listing from disk)'
+
+def test_site_has_no_reader_visible_problems(site):
+    "The build's own check (`check_site`): what a reader would notice, on every page."
+    problems = build_docs.site_problems(site)
+    assert not problems, f'{len(problems)} problems in the docs site:\n' + '\n'.join(problems)
+
+def test_development_pages_are_in_their_own_section(site):
+    "Internal pages (files, main-job study, reliability, All, the benchmark log) are under Development, not the guide."
+    home = (site/'index.html').read_text()
+    nav = home[home.index('md-nav--primary'):home.index('md-sidebar--secondary')]
+    dev = nav[nav.index('Development'):]
+    for p in build_docs.development_pages(): assert f'href="{p}"' in dev, p
+    guide = nav[:nav.index('Development')]
+    for p in build_docs.development_pages(): assert f'href="{p}"' not in guide, p
+    for p in ('expect.html', 'data_and_weights.html', 'benchmarks.html'): assert f'href="{p}"' in guide, p
 
 def test_guide_pages_read_like_docs(site):
     "No source of exported code, no private helpers, no test assertions; signatures, parameter tables, cross-links."
-    data = (site/'data'/'index.html').read_text()
+    data = (site/'data.html').read_text()
     assert 'def from_df' not in data and 'test_eq(' not in data and 'assert ' not in data
     assert 'Identities per training batch' in data   # a parameter's `# comment`, in the parameter table
-    api = (site/'api'/'data'/'index.html').read_text()
+    api = (site/'api'/'data.html').read_text()
     assert 'id="fastreid_vehicle.data.ReidDataLoaders.from_df"' in api and 'Identities per training batch' in api
     assert api.index('id="fastreid_vehicle.data.ReidDataLoaders"') < api.index('id="fastreid_vehicle.data.check_pk"'), 'entry points first'
-    models = (site/'api'/'models'/'index.html').read_text()
+    models = (site/'api'/'models.html').read_text()
     assert re.search(r'MFGNet</span><span class="p">\(', models), 'constructor signature of MFGNet'
-    assert 'href="api/learner/#fastreid_vehicle.learner.reid_learner"' in (site/'index.html').read_text(), 'cross-links'
-    cli = (site/'cli_reference'/'index.html').read_text()
+    assert 'href="api/learner.html#fastreid_vehicle.learner.reid_learner"' in (site/'index.html').read_text(), 'cross-links'
+    cli = (site/'cli_reference.html').read_text()
     assert '--epochs' in cli and 'fastreid-vehicle train' in cli
-    bench = (site/'benchmarks'/'index.html').read_text()
+    bench = (site/f'{build_docs.BENCH_LOG}.html').read_text()
     assert '<blockquote>' not in bench and 'helper' not in bench
 
+def test_cli_reference_matches_help():
+    "The CLI page comes from the parser `--help` prints: every option of every command, its default, the recipe list."
+    from fastreid_vehicle.cli import _parser
+    from fastreid_vehicle.recipes import RECIPES
+    md, p = build_docs.cli_page(lambda s: s), _parser()
+    sub = next(a for a in p._actions if a.__class__.__name__ == '_SubParsersAction')
+    for name, q in sub.choices.items():
+        sec = md.split(f'## `fastreid-vehicle {name}`')[1].split('\n## ')[0]
+        assert '**Examples**' in sec and f'fastreid-vehicle {name}' in sec, name
+        for a in q._actions:
+            for o in a.option_strings:
+                if o not in ('-h', '--help'): assert f'`{o}`' in sec, (name, o)
+        if q.epilog: assert q.epilog in sec and all(f'`{r}`' in sec for r in RECIPES), name
+    assert '| `--epochs` | 5 |' in md and "| `--amp` | auto |" in md, 'defaults as typed on the command line'
+    assert not build_docs.check_cli_examples(p)
+    assert build_docs.readable(__import__('fastai.callback.fp16', fromlist=['AMPMode']).AMPMode.FP16) == 'AMPMode.FP16'
+
+
 def test_site_checks_catch_reader_visible_defects(tmp_path):
-    page = tmp_path/'p'/'index.html'; page.parent.mkdir()
+    page = tmp_path/'p.html'; (tmp_path/'folder').mkdir(); (tmp_path/'api').mkdir()
     page.write_text('<article><img src="gone.png"><p>where $\\alpha_i$ stays raw</p><pre>x</pre>'
-                    '<p>saved to /tmp/tmpab12/model.pth</p><a href="../nowhere/">x</a></article>')
-    probs = '\n'.join(build_docs.check_site(tmp_path, ['p/index.html', 'missing/index.html']))
-    for what in ('missing page missing/index.html', 'broken link or image gone.png', 'raw LaTeX', 'machine path',
-                 'broken link or image ../nowhere/'):
+                    '<p>zoom in $[1, $ max_zoom ] ] and \\frac{a}{b} too</p>'
+                    '<p>saved to /tmp/tmpab12/model.pth</p><a href="../nowhere.html">x</a><a href="folder/">f</a>'
+                    '<p>Default <code>&lt;AMPMode.FP16: \'fp16\'&gt;</code></p><pre><code>test_eq(a, b)\ndef _helper(): pass</code></pre>'
+                    '<p>Call <code>GalleryIndex._exact</code> for that.</p><p>This works once it exists.</p>'
+                    '<table><tr><td><code>int \\| None</code></td></tr></table>'
+                    '<p>Clear errors for the usual mistakes:</p><h2>Next</h2><p>Here it is:</p><div class="highlight"><pre>ok</pre></div>'
+                    '</article>')
+    (tmp_path/'api'/'m.html').write_text('<article><h3 id="fastreid_vehicle.search.GalleryIndex._exact">x</h3><p>doc</p>'
+                                         '<h4 id="fastreid_vehicle.callbacks.Cb.before_fit">y</h4><pre>sig</pre></article>')
+    probs = '\n'.join(build_docs.check_site(tmp_path, ['p.html', 'missing.html']))
+    for what in ('missing page missing.html', 'broken link or image gone.png', "raw TeX '$\\\\alpha_i$'", "raw TeX '$[1, $'",
+                 'raw TeX command', 'machine path', 'broken link or image ../nowhere.html', 'link to a folder folder/',
+                 "object repr instead of a readable value \"<AMPMode.FP16: 'fp16'>\"", 'test helper', "private name 'GalleryIndex._exact'",
+                 'developer note', 'table pipe shown with its backslash', "announcement with nothing after it 'Clear errors for the usual mistakes:'",
+                 'API entry of a private name search.GalleryIndex._exact', 'callback event callbacks.Cb.before_fit without a docstring'):
         assert what in probs, (what, probs)
+    assert 'Here it is' not in probs
+    assert "private name 'GalleryIndex" not in '\n'.join(build_docs.check_site(tmp_path, [], development=['p.html'])), 'allowed on Development pages'
 
 def test_notebook_presentation_helpers():
     src, had = build_docs.strip_tests("x = f(1)\n# check it\ntest_eq(x, 2)\nfor i in range(3): assert i < 3\nx")
@@ -147,41 +200,96 @@ PAGE_STATE = """() => ({
   }).length,
 })"""
 
+NAV_LINKS = """() => Array.from(document.querySelectorAll('nav.md-nav--primary a.md-nav__link[href]'))
+  .map(a => a.href.split('#')[0]).filter(h => h.startsWith(location.protocol))"""
+LOCAL_LINKS = """() => Array.from(document.querySelectorAll('article a[href], article img[src]'))
+  .map(e => (e.href || e.src).split('#')[0].split('?')[0]).filter(h => h.startsWith(location.protocol))"""
+IS_PAGE = """() => ({article: !!document.querySelector('article.md-content__inner'),
+  listing: /^(Index of|Directory listing for)/.test(document.title) || !!document.querySelector('#parentDirLinkBox, #listing')})"""
+SEARCH_TERMS = ('evaluate_reid', 'ReidInterpretation', 'AmeliorationStage')
+
+def search(page, term) -> list:
+    "Type `term` in the site's search box; the titles of the results (empty: none within 20 s)."
+    box = page.locator('input.md-search__input')
+    if not box.is_visible(): page.click('label.md-header__button[for="__search"]')   # a narrow window: the search icon
+    box.click(); box.fill(''); box.type(term, delay=20)
+    try: page.wait_for_selector('.md-search-result__item', timeout=20_000)
+    except Exception: return []
+    return page.eval_on_selector_all('.md-search-result__item', 'els => els.map(e => e.textContent)')
+
+def shot_name(rel:str) -> str: return (rel.removesuffix('.html').replace('/', '__') or 'index') + '.png'
+
+def browse(page, base:str, pages, problems:list, shots=None, root:Path|None=None) -> int:
+    """Open every page under `base` (file:// or http://); record what a reader would see go wrong in `problems`:
+    nav links that do not open a page, links and images that do not resolve, maths not typeset, failed requests.
+    `shots`: a folder for a screenshot of each page. Returns the number of typeset formulas."""
+    mode, total_math = base.split(':')[0], 0
+    failed = []
+    page.on('requestfailed', lambda r: failed.append(f'{r.url} ({r.failure})')   # not MathJax's about:blank frame, nor a request
+            if r.url.startswith(mode) and 'ERR_ABORTED' not in (r.failure or '') else None)   # cut short by going to the next page
+    page.on('response', lambda r: failed.append(f'{r.status} {r.url}') if r.status >= 400 else None)
+    page.goto(base + 'index.html', wait_until='load')
+    nav = sorted(set(page.evaluate(NAV_LINKS)))
+    missing = [p for p in pages if base + p not in nav and p != 'index.html']
+    if missing: problems.append(f'{mode}: pages missing from the navigation: {missing}')
+    targets = {}
+    for url in dict.fromkeys([base + 'index.html'] + nav + [base + p for p in pages]):
+        rel = url[len(base):]
+        failed.clear()
+        page.goto(url, wait_until='load')
+        st = page.evaluate(IS_PAGE)
+        if not st['article'] or st['listing']:
+            problems.append(f'{mode}: {rel} opens {"a directory listing" if st["listing"] else "no page"}'); continue
+        for t in page.evaluate(LOCAL_LINKS): targets.setdefault(t, rel)
+        done = page.evaluate(MATH_DONE)
+        ps = page.evaluate(PAGE_STATE)
+        total_math += ps['rendered']
+        if ps['math'] and done != 'done': problems.append(f'{mode}: {rel}: MathJax {done}')
+        if ps['raw']: problems.append(f"{mode}: {rel}: {len(ps['raw'])} formulas not typeset, e.g. {ps['raw'][:2]}")
+        if ps['broken']: problems.append(f"{mode}: {rel}: images not loaded {ps['broken'][:3]}")
+        if ps['clipped']: problems.append(f"{mode}: {rel}: {ps['clipped']} wide tables clipped instead of scrolling")
+        if failed: problems.append(f'{mode}: {rel}: failed requests {failed[:3]}')
+        if shots is not None: page.screenshot(path=str(shots/shot_name(rel)), full_page=False)
+    for t, rel in targets.items():   # every local link and image of the pages opens a page or a file
+        if root is not None:   # from disk: the file must be there and not be a folder (Chromium would list it)
+            from urllib.parse import unquote, urlparse
+            f = Path(unquote(urlparse(t).path))
+            if not f.is_file(): problems.append(f'{mode}: {rel}: link to {"a folder" if f.is_dir() else "nothing"} {t}')
+        else:
+            r = page.request.get(t)
+            if r.status != 200 or 'Directory listing for' in r.text()[:500]: problems.append(f'{mode}: {rel}: link {t} gives {r.status}')
+    return total_math
+
 def test_site_in_browser(request):
-    "Every page in headless Chromium: its images load, its maths is typeset, nothing fails to load; three screenshots."
+    """The site in headless Chromium from disk (file://, as the README says to open it) and served (http): every nav link
+    opens a page (not a directory listing), links and images resolve, maths is typeset, nothing fails to load, and the
+    search box finds API names in both; a screenshot of every page in `_docs/screenshots/`."""
     exe, missing = _chromium()
     if missing:
         if os.environ.get('CI'): pytest.fail(f'CI must run the browser test; missing {missing}')
         pytest.skip(f'the browser test needs {missing}')
     server = request.getfixturevalue('server')   # the site is built only when a browser can open it
     from playwright.sync_api import sync_playwright
-    pages = [p.removesuffix('index.html') for p in build_docs.expected_pages()]
-    tutorial = build_docs.page_path(build_docs.tutorials()[0]).removesuffix('.md') + '/'
-    shots = {'': 'home.png', tutorial: 'tutorial.png', 'api/data/': 'api_data.png', 'losses/': 'losses.png'}
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    problems, total_math = [], 0
+    pages = build_docs.expected_pages()
+    if SHOTS.exists(): shutil.rmtree(SHOTS)
+    SHOTS.mkdir(parents=True)
+    problems, math = [], {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={'width': 1280, 'height': 1000})
-        failed = []
-        page.on('requestfailed', lambda r: failed.append(r.url) if r.url.startswith('http') else None)
-        page.on('response', lambda r: failed.append(f'{r.status} {r.url}') if r.status >= 400 else None)
-        for rel in pages:
-            failed.clear()
-            page.goto(server + rel, wait_until='load')
-            done = page.evaluate(MATH_DONE)
-            st = page.evaluate(PAGE_STATE)
-            total_math += st['rendered']
-            if st['math'] and done != 'done': problems.append(f'{rel}: MathJax {done}')
-            if st['raw']: problems.append(f"{rel}: {len(st['raw'])} formulas not typeset, e.g. {st['raw'][:2]}")
-            if st['broken']: problems.append(f"{rel}: images not loaded {st['broken'][:3]}")
-            if st['clipped']: problems.append(f"{rel}: {st['clipped']} wide tables clipped instead of scrolling")
-            if failed: problems.append(f'{rel}: failed requests {failed[:3]}')
-            if rel in shots: page.screenshot(path=str(SHOTS/shots[rel]), full_page=False)
+        for base, shots in ((SITE.resolve().as_uri() + '/', SHOTS), (server, None)):
+            mode = base.split(':')[0]
+            page = browser.new_page(viewport={'width': 1280, 'height': 1000})
+            math[mode] = browse(page, base, pages, problems, shots=shots, root=SITE if mode == 'file' else None)
+            page.goto(base + 'index.html', wait_until='load')
+            for term in SEARCH_TERMS:
+                found = search(page, term)
+                if not any(term in t for t in found): problems.append(f'{mode}: search finds no page with {term!r}: {found[:3]}')
+                elif shots is not None: page.screenshot(path=str(SHOTS/f'search_{term}.png'))
+            page.close()
         browser.close()
-    assert not problems, '\n'.join(problems)
-    assert total_math > 50, f'only {total_math} formulas typeset on the whole site'
-    for f in shots.values(): assert (SHOTS/f).stat().st_size > 10_000, f
+    assert not problems, f'{len(problems)} problems:\n' + '\n'.join(problems)
+    assert min(math.values()) > 50, f'formulas typeset on the whole site: {math}'
+    for p in pages: assert (SHOTS/shot_name(p)).stat().st_size > 10_000, p
 
 def test_design_page_maps_every_module():
     "The package map (docs/pages/design.md) lists each module of the package once, and no module that is gone"
@@ -189,3 +297,11 @@ def test_design_page_maps_every_module():
     listed = re.findall(r'^\| `(\w+)` \|', page, re.M)
     mods = sorted(p.stem for p in (ROOT/'fastreid_vehicle').glob('*.py') if not p.stem.startswith('_') and p.stem != 'all')
     assert sorted(listed) == mods
+
+def test_expect_page_cost_table():
+    "'What to expect' gets one estimated-cost row per recipe from the measurement file, labelled as an estimate."
+    from fastreid_vehicle.recipes import RECIPES
+    md = build_docs.fill_tables((ROOT/'docs'/'pages'/'expect.md').read_text())
+    assert 'recipe cost table' not in md and 'estimate' in md.lower()
+    for name in RECIPES: assert re.search(rf'^\| `{name}` \|', md, re.M), name
+    for t in ('Table 5', 'Table 6', 'Table 7', 'Table 8', 'Table 9'): assert t in md
