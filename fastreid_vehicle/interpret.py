@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 from PIL import Image
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
+from fastai.interpret import Interpretation
 from .config import EvalConfig
 from .metrics import split_query_gallery, model_eval_spec, _as_float_tensor
 from .evaluation import EvalResult, evaluate_features, eval_config, _CFG_FIELDS
@@ -28,8 +29,8 @@ def evaluation_spec(learn:Learner, # a re-id learner
     return dict(distance=model_eval_spec(getattr(learn, 'model', None))['distance'])
 
 # %% ../nbs/19_interpret.ipynb #717f08bd
-class ReidInterpretation:
-    "Embeddings, query x gallery distances and the `EvalResult` of a re-id learner, computed once; plots and tables"
+class ReidInterpretation(Interpretation):
+    "fastai's `Interpretation` for re-id: embeddings, query x gallery distances and the `EvalResult`, computed once"
     def __init__(self, learn:Learner, # the learner (its model and test pipeline, for activation maps)
                  dl, # the loader whose `items` are the query + gallery rows
                  feats:torch.Tensor, # the embeddings of `dl`'s rows
@@ -38,10 +39,17 @@ class ReidInterpretation:
                  distance:str='cosine', # the distance used
                  remove_junk:bool=True, # whether same-id same-camera gallery images were removed
                 ):
-        store_attr()
+        store_attr('feats,dist,result,distance,remove_junk')
         self.items = dl.items.reset_index(drop=True)
         q, g = split_query_gallery(self.items)
         self.q_items, self.g_items = self.items[q].reset_index(drop=True), self.items[g].reset_index(drop=True)
+        super().__init__(learn, dl, self._row_losses(q))
+
+    def _row_losses(self, q:np.ndarray) -> torch.Tensor:
+        "fastai's `losses`, one per row of `dl`: 1 - AP of each query with a true match, 0 for the others and the gallery"
+        per_query = np.zeros(int(q.sum())); per_query[self.result.valid] = 1 - self.result.all_AP
+        losses = np.zeros(len(q)); losses[q] = per_query
+        return torch.as_tensor(losses, dtype=torch.float32)
 
     @classmethod
     def from_features(cls, learn:Learner, # the learner (its model gives the default distance)

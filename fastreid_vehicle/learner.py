@@ -9,16 +9,25 @@ from __future__ import annotations
 from functools import partial
 import torch
 from torch import nn
+from typing import Callable
+import numpy as np, pandas as pd
+import torch.nn.functional as F
+from PIL import Image
 from fastai.basics import *
+from fastai.vision.core import PILImage
 from fastai.callback.schedule import ParamScheduler
+from fastai.callback.tracker import TrackerCallback
 from .config import ModelConfig, FitConfig
 from .models import create_reid_model, reid_loss, get_method, list_methods
 from .metrics import reid_metrics
 from .callbacks import LossComponentsLogger, check_amp
 from .distributed import ReidDistributedLoaders
+from .data import ReidEncode
+from .interpret import ReidInterpretation
 
 # %% auto #0
-__all__ = ['amsgrad_step', 'amsgrad', 'sched_step_decay', 'split_settings', 'reid_learner']
+__all__ = ['amsgrad_step', 'amsgrad', 'sched_step_decay', 'split_settings', 'TrackerMonitor', 'ReidLearner', 'reid_learner',
+           'item_table', 'attribute_probs', 'decode_attribute']
 
 # %% ../nbs/09_learner.ipynb #f58c7fb4
 def amsgrad_step(p, # the parameter to update
@@ -103,10 +112,35 @@ def split_settings(method:str, # a registered method (`list_methods()`)
                                 f"{sorted(m_ok)}, loss settings: {sorted(l_ok)}")
     return ({k: v for k, v in settings.items() if k in m_ok}, {k: v for k, v in settings.items() if k in l_ok})
 
+# %% ../nbs/09_learner.ipynb #d1e2a002
+class TrackerMonitor(Callback):
+    "Point fastai's `TrackerCallback`s whose monitor is the default 'valid_loss' at `learn.default_monitor` (higher is better)"
+    order = TrackerCallback.order - 1   # after the Recorder and the loss columns are named, before a tracker reads them
+    def before_fit(self):
+        to = getattr(self.learn, 'default_monitor', None)
+        if to is None or not hasattr(self.learn, 'recorder') or to not in self.recorder.metric_names[1:]: return
+        for cb in self.learn.cbs:
+            if isinstance(cb, TrackerCallback) and cb.monitor == 'valid_loss':
+                cb.monitor, cb.comp, cb.min_delta = to, np.greater, abs(cb.min_delta)
+                print(f"{type(cb).__name__} monitors {to} (higher is better) instead of valid_loss (ReidLearner.default_monitor)")
+
+class ReidLearner(Learner):
+    "A fastai `Learner` for re-id: `predict` embeds an image, `show_results` ranks the gallery, trackers follow mAP"
+    @delegates(Learner.__init__)
+    def __init__(self,
+                 dls:DataLoaders, # `ReidDataLoaders`
+                 model:nn.Module, # a re-id model (eval mode gives embeddings)
+                 default_monitor:str|None='mAP', # the column trackers left at monitor='valid_loss' follow (None: leave them)
+                 **kwargs):
+        super().__init__(dls, model, **kwargs)
+        self.default_monitor = default_monitor
+        if not any(isinstance(cb, TrackerMonitor) for cb in self.cbs): self.add_cb(TrackerMonitor())
+
+
 # %% ../nbs/09_learner.ipynb #8c881b57
 def reid_learner(dls:DataLoaders, # `ReidDataLoaders`: its `n_ids` and `attr_classes` size the heads
                  method:str=ModelConfig.method, # a registered method (`list_methods()`)
-                 backbone:str|nn.Module=ModelConfig.backbone, # a timm CNN name, or a module with `.out_channels`
+                 backbone:str|nn.Module|Callable=ModelConfig.backbone, # a timm CNN name, a torchvision / fastai arch (`resnet50`), or a module with `.out_channels`
                  pretrained:bool=ModelConfig.pretrained, # ImageNet weights for a named backbone
                  weights:str|Path|None=ModelConfig.weights, # a local backbone weights file
                  metrics=None, # Recorder metrics (None: `reid_metrics()`)
@@ -120,8 +154,8 @@ def reid_learner(dls:DataLoaders, # `ReidDataLoaders`: its `n_ids` and `attr_cla
                  model_dir='models', # where `save` writes, under `path`
                  wd:float=FitConfig.wd, # weight decay (not on BatchNorm and bias parameters)
                  **settings, # the method's model and loss settings (`method_settings(method)`)
-                ) -> Learner:
-    "A fastai `Learner` for re-id: the registered `method` on `backbone`; `settings` go to its model and loss by name."
+                ) -> ReidLearner:
+    "A `ReidLearner` (a fastai `Learner`): the registered `method` on `backbone`; `settings` go to its model and loss by name."
     splitter = get_method(method).splitter
     amp = check_amp(ifnone(amp, 'auto'))
     m_kw, l_kw = split_settings(method, settings)
@@ -131,7 +165,81 @@ def reid_learner(dls:DataLoaders, # `ReidDataLoaders`: its `n_ids` and `attr_cla
     if channels_last: model = model.to(memory_format=torch.channels_last)
     loss_func = ifnone(loss_func, reid_loss(method, **l_kw))
     metrics = reid_metrics() if metrics is None else metrics
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter, metrics=metrics,
+    learn = ReidLearner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter, metrics=metrics,
                     cbs=[LossComponentsLogger(), ReidDistributedLoaders()] + L(cbs), path=path, model_dir=model_dir, wd=wd)
     if amp not in (False, 'fp32'): learn.to_amp(amp)
     return learn
+
+# %% ../nbs/09_learner.ipynb #d1e2a021
+def item_table(item, # an image file, a `PILImage` / PIL image, a re-id table row (with `path`) or an (H, W[, 3]) uint8 array
+              ) -> pd.DataFrame:
+    "A one-row table with a `path` column holding `item` (a file name or an image), what `dls.test_dl` reads"
+    if isinstance(item, pd.Series):
+        if 'path' not in item.index:
+            raise ValueError(f"item: a table row needs a 'path' entry (a row of the re-id table), got {list(item.index)}")
+        return item.to_frame().T.reset_index(drop=True)
+    if isinstance(item, (str, Path)):
+        if not Path(item).is_file(): raise FileNotFoundError(f"item: no image file at {item}")
+        obj = str(item)
+    elif isinstance(item, Image.Image): obj = item
+    elif isinstance(item, np.ndarray):
+        if item.dtype != np.uint8 or item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[-1] not in (3, 4)):
+            raise ValueError(f"item: an image array must be (H, W) or (H, W, 3) uint8 pixels, got shape {item.shape}, "
+                             f"dtype {item.dtype}")
+        obj = PILImage.create(item)
+    else: raise TypeError(f"item must be an image file, a PIL image, a table row (pandas Series) or a numpy array, "
+                          f"got {type(item).__name__}")
+    return pd.DataFrame({'path': pd.Series([obj], dtype=object)})
+
+def attribute_probs(model:nn.Module, # a re-id model; one with `attribute_logits` (ANet) has attribute heads
+                    x:Tensor, # a batch of images, as the model takes them
+                   ) -> dict:
+    "Attribute name -> class probabilities (B, classes) of the eval-mode model on `x`; {} for a model without heads"
+    m = getattr(model, 'module', model)
+    if not hasattr(m, 'attribute_logits'): return {}
+    was = m.training
+    try:
+        m.eval()
+        with torch.no_grad(): logits = m.attribute_logits(x.to(next(m.parameters()).device))
+    finally: m.train(was)
+    return {n: F.softmax(v.float(), dim=-1).cpu().as_subclass(Tensor) for n, v in logits.items()}
+
+def decode_attribute(dls:DataLoaders, # the learner's loaders (their attribute transforms and vocabularies)
+                     name:str, # an attribute, e.g. 'color'
+                     idx:int, # a class index of that attribute
+                    ) -> str:
+    "Class `idx` of attribute `name` as the data shows it: its name in the dataset's table, else its code"
+    for tl in getattr(dls.valid_ds, 'tls', []):
+        for t in tl.tfms.fs:
+            if isinstance(t, ReidEncode) and t.kind == name: return t.decode(tensor(idx))
+    return str(dls.attr_vocabs[name][idx])
+
+# %% ../nbs/09_learner.ipynb #d1e2a022
+@patch
+def predict(self:ReidLearner,
+            item, # an image file, a `PILImage`, a re-id table row (pandas Series) or an (H, W, 3) uint8 array
+            rm_type_tfms=None, # as fastai's: how many type transforms of the validation pipeline to skip
+            with_input:bool=False, # also return the decoded input image, first
+           ) -> tuple:
+    "`(decoded, emb, probs)` of one image, fastai's `(decoded, pred, raw)`: decoded attributes, the embedding, attribute probabilities"
+    dl = self.dls.test_dl(item_table(item), rm_type_tfms=rm_type_tfms, num_workers=0)
+    inp, emb, *_ = self.get_preds(dl=dl, with_input=True)
+    probs = {n: p[0] for n, p in attribute_probs(self.model, inp).items()}
+    decoded = {n: decode_attribute(self.dls, n, int(p.argmax())) for n, p in probs.items()}
+    res = decoded, emb[0].float().as_subclass(Tensor), probs
+    return ((self.dls.valid.decode((inp,))[0][0],) + res) if with_input else res
+
+# %% ../nbs/09_learner.ipynb #d1e2a031
+@patch
+def show_results(self:ReidLearner,
+                 ds_idx:int=1, # the loader of `dls` whose queries are shown (it holds query + gallery rows)
+                 dl=None, # a query + gallery loader instead
+                 max_n:int=4, # queries shown (rows of the figure)
+                 shuffle:bool=True, # queries drawn at random (`seed=` picks them); False: the first `max_n`
+                 k:int=8, # gallery matches shown per query
+                 **kwargs, # to `ReidInterpretation.plot_ranked_retrieval` (`seed`, `figsize`)
+                ):
+    "Validation queries beside their top-`k` gallery matches (green: the same vehicle, red: another); returns the figure"
+    interp = ReidInterpretation.from_learner(self, ifnone(dl, self.dls[ds_idx]))
+    idxs = None if shuffle else np.arange(min(max_n, len(interp.q_items)))
+    return interp.plot_ranked_retrieval(n_queries=max_n, k=k, query_idxs=idxs, **kwargs)
