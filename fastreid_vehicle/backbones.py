@@ -10,6 +10,7 @@ from contextlib import contextmanager, nullcontext
 from functools import partial
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -18,10 +19,10 @@ from timm.layers import create_classifier
 from timm.models import build_model_with_cfg, register_model
 
 # %% auto #0
-__all__ = ['IBN_A_URLS', 'PACKAGED_WEIGHTS', 'HUB_PROBE_TIMEOUT', 'IBN', 'BottleneckIBN', 'ResNetIBN', 'resnet50_ibn_a',
-           'resnet101_ibn_a', 'remove_last_stride', 'WeightsError', 'read_state_dict', 'match_state_dict',
-           'load_backbone_weights', 'packaged_weights_file', 'map_state_dict_by_order', 'norm_stats',
-           'packaged_imagenet_model', 'create_backbone']
+__all__ = ['IBN_A_URLS', 'PACKAGED_WEIGHTS', 'HUB_PROBE_TIMEOUT', 'TORCHVISION_ARCHS', 'IBN', 'BottleneckIBN', 'ResNetIBN',
+           'resnet50_ibn_a', 'resnet101_ibn_a', 'remove_last_stride', 'WeightsError', 'read_state_dict',
+           'match_state_dict', 'load_backbone_weights', 'packaged_weights_file', 'map_state_dict_by_order',
+           'norm_stats', 'packaged_imagenet_model', 'create_backbone', 'torchvision_weights_file', 'arch_backbone']
 
 # %% ../nbs/06_backbones.ipynb #321f3d1d
 class IBN(nn.Module):
@@ -477,3 +478,44 @@ def create_backbone(
     if weights is not None: load_backbone_weights(model, weights)
     model.norm_stats = norm_stats(model)
     return model
+
+# %% ../nbs/06_backbones.ipynb #b7a1c002
+TORCHVISION_ARCHS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d',
+                     'resnext101_32x8d', 'wide_resnet50_2', 'wide_resnet101_2')   # torchvision archs timm builds alike
+
+def torchvision_weights_file(name:str, # a torchvision arch name, e.g. 'resnet50'
+                            ) -> Path:
+    "Where torchvision (and fastai's `vision_learner`) caches the default ImageNet weights of arch `name`"
+    import torchvision.models as tvm
+    url = tvm.get_model_weights(name).DEFAULT.url
+    return Path(torch.hub.get_dir())/'checkpoints'/Path(urllib.parse.urlparse(url).path).name
+
+def _timm_copy(name:str) -> str:
+    "timm's name for torchvision's default weights of `name` (`tv2_in1k` where torchvision's default is its V2)"
+    import torchvision.models as tvm
+    v2 = tvm.get_model_weights(name).DEFAULT.name.endswith('V2') and timm.is_model(f'{name}.tv2_in1k')
+    return f"{name}.{'tv2_in1k' if v2 else 'tv_in1k'}"
+
+def arch_backbone(arch:Callable, # a fastai / torchvision arch function, e.g. `resnet50` (its `__name__` is used)
+                  pretrained:bool=False, # ImageNet weights: torchvision's cached file, else timm's copy (`<name>.tv_in1k`)
+                  last_stride:int=1, # stride of the last stage: 1 (re-id) or 2
+                  weights:str|Path|None=None, # a local weights file instead
+                  **kwargs, # to `create_backbone`
+                 ) -> nn.Module:
+    "`create_backbone` for a fastai / torchvision arch callable: the timm model of the same name and layout"
+    name = getattr(arch, '__name__', None)
+    if not callable(arch) or name not in TORCHVISION_ARCHS:
+        raise TypeError(f"backbone: an arch callable must be one of torchvision's {', '.join(TORCHVISION_ARCHS)} "
+                        f"(fastai.vision.all exports them), got {getattr(arch, '__qualname__', arch)!r}; "
+                        "or give a timm name (str) or a module with `.out_channels`")
+    kw = dict(last_stride=last_stride, **kwargs)
+    if not pretrained or weights is not None: return create_backbone(name, pretrained=pretrained, weights=weights, **kw)
+    tv = torchvision_weights_file(name)
+    if tv.is_file(): return create_backbone(name, weights=tv, **kw)
+    copy = _timm_copy(name)
+    try: return create_backbone(copy, pretrained=True, **kw)
+    except RuntimeError: pass
+    raise RuntimeError(f"No ImageNet weights of {name} on this machine: torchvision's file {tv} is absent and timm's "
+                       f"copy ({copy}) is not in the Hugging Face cache. Put torchvision's file at {tv}, or pass "
+                       "weights='path/to/file.pth' (with pretrained=False), or pretrained=False to train from scratch")
+

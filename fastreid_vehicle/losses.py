@@ -11,8 +11,8 @@ from fastcore.basics import store_attr
 from fastai.torch_core import Module
 
 # %% auto #0
-__all__ = ['LabelSmoothingCE', 'AttributeCE', 'euclidean_distance', 'hard_mining', 'batch_hard_triplet', 'TripletLoss',
-           'attribute_patterns', 'AttributeTripletLoss', 'ac_id', 'ac_triplet', 'AmeliorationIDLoss',
+__all__ = ['REDUCTIONS', 'LabelSmoothingCE', 'AttributeCE', 'euclidean_distance', 'hard_mining', 'batch_hard_triplet',
+           'TripletLoss', 'attribute_patterns', 'AttributeTripletLoss', 'ac_id', 'ac_triplet', 'AmeliorationIDLoss',
            'AmeliorationTripletLoss', 'HeadTerm', 'MultiHeadLoss', 'BoTLoss', 'MFGNetLoss', 'ANetLoss']
 
 # %% ../nbs/07_losses.ipynb #55977776
@@ -23,6 +23,18 @@ def _plain(x):
 def _zero(x:Tensor) -> Tensor:
     "A scalar 0 that stays in `x`'s graph (so `backward` works on it) when `x` needs a gradient."
     return x.sum() * 0. if x.requires_grad else x.new_zeros(())
+
+REDUCTIONS = ('mean', 'sum', 'none')   # what `reduction=` takes, as in torch's losses
+
+def _check_reduction(reduction):
+    if reduction not in REDUCTIONS: raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+def _reduce_kept(vals:Tensor, keep:Tensor, reduction:str, like:Tensor) -> Tensor:
+    "Values `vals` of the anchors in `keep` reduced: mean / sum over them (0 if none), or (B,) with 0 for the others"
+    if reduction == 'none': return _zero(like) + like.new_zeros(len(keep), dtype=vals.dtype).masked_scatter(keep, vals)
+    if not len(vals): return _zero(like)
+    return vals.mean() if reduction == 'mean' else vals.sum()
 
 # %% ../nbs/07_losses.ipynb #9a9f46b0
 class LabelSmoothingCE(nn.CrossEntropyLoss):
@@ -79,14 +91,15 @@ def batch_hard_triplet(feats:Tensor, # (B, D) embeddings
                        soft_margin:bool=False, # softplus(d_ap - d_an) instead of the hinge (no margin)
                        l2:bool=False, # L2-normalise the embeddings before the euclidean distances
                        valid:Tensor|None=None, # (B,) mask of the images that take part (None: all)
+                       reduction:str='mean', # 'mean' / 'sum' over the anchors with a positive and a negative, or 'none': (B,), 0 for the others
                       ) -> Tensor:
     "Batch-hard triplet loss (Hermans et al. 2017), mean over anchors that have a positive and a negative, else 0."
+    _check_reduction(reduction)
     feats = _plain(feats)
     if l2: feats = F.normalize(feats.float(), dim=1)
     d_ap, d_an, _, _, keep = hard_mining(euclidean_distance(feats), labels, valid)
-    if not bool(keep.any()): return _zero(feats)
     diff = d_ap[keep] - d_an[keep]
-    return (F.softplus(diff) if soft_margin else F.relu(diff + margin)).mean()
+    return _reduce_kept(F.softplus(diff) if soft_margin else F.relu(diff + margin), keep, reduction, feats)
 
 class TripletLoss(Module):
     "Batch-hard triplet loss module: `TripletLoss(margin, soft_margin, l2)(feats, labels, valid=None)`."
@@ -94,13 +107,14 @@ class TripletLoss(Module):
                  margin:float=0.3, # the hinge's margin
                  soft_margin:bool=False, # softplus instead of the hinge
                  l2:bool=False, # L2-normalise the embeddings before the distances
+                 reduction:str='mean', # 'mean', 'sum' or 'none' (one value per anchor, see `batch_hard_triplet`)
                 ): store_attr()
     def forward(self,
                  feats:Tensor, # embeddings (B, D)
                  labels:Tensor, # identity labels (B,)
                  valid:Tensor|None=None, # bool (B,): the images that take part (None: all)
                 ):
-        return batch_hard_triplet(feats, labels, self.margin, self.soft_margin, self.l2, valid)
+        return batch_hard_triplet(feats, labels, self.margin, self.soft_margin, self.l2, valid, self.reduction)
 
 # %% ../nbs/07_losses.ipynb #203a12d0
 def attribute_patterns(*y_attrs:Tensor, # one (B,) target per attribute, -1 where unknown
@@ -125,12 +139,15 @@ def ac_id(logits_j:Tensor, # the joint feature j's identity logits
           target:Tensor, # identity labels
           eps:float=0.1, # label smoothing of both cross-entropies
           detach_f:bool=True, # f as a fixed reference (no gradient through f's cross-entropy)
+          reduction:str='mean', # 'mean' or 'sum' over the images, or 'none': one value per image
          ) -> Tensor:
     "ANet's $AC_{ID}$: mean over images of softplus(CE_j(I) - CE_f(I)) with label-smoothed cross-entropies."
+    _check_reduction(reduction)
     ce = LabelSmoothingCE(eps, reduction='none')
     ce_j, ce_f = ce(logits_j, target), ce(logits_f, target)
     if detach_f: ce_f = ce_f.detach()
-    return F.softplus(ce_j - ce_f).mean()
+    v = F.softplus(ce_j - ce_f)
+    return v if reduction == 'none' else v.mean() if reduction == 'mean' else v.sum()
 
 def _ac_pairs(dj, df, a, p, n):
     "AC_tri terms for anchors `a` with positives `p` and negatives `n`, distances read in both spaces."
@@ -142,8 +159,10 @@ def ac_triplet(j:Tensor, # (B, D) joint features
                mining:str='j', # where the hardest pairs are mined: 'j', 'f', 'both' or 'separate'
                detach_f:bool=True, # f as a fixed reference (no gradient through f's distances)
                l2:bool=False, # L2-normalise j and f before the distances
+               reduction:str='mean', # 'mean' / 'sum' over the anchors with a positive and a negative, or 'none': (B,), 0 for the others
               ) -> Tensor:
     "ANet's $AC_{tri}$ averaged over anchors; `mining` ('j','f','both','separate') picks where I+/I- are mined."
+    _check_reduction(reduction)
     if mining not in ('j', 'f', 'both', 'separate'):
         raise ValueError(f"ac_triplet: mining must be 'j', 'f', 'both' or 'separate', got {mining!r}")
     j, f = _plain(j), _plain(f)
@@ -152,25 +171,27 @@ def ac_triplet(j:Tensor, # (B, D) joint features
     if detach_f: df = df.detach()
     mj, mf = hard_mining(dj, labels), hard_mining(df, labels)
     keep = mj[4]
-    if not bool(keep.any()): return _zero(j)
     a = keep.nonzero().squeeze(1)
-    if mining == 'separate': return (F.softplus(mj[0][a] - mf[0][a]) + F.softplus(mf[1][a] - mj[1][a])).mean()
-    terms = []
-    if mining in ('j', 'both'): terms.append(_ac_pairs(dj, df, a, mj[2][a], mj[3][a]).mean())
-    if mining in ('f', 'both'): terms.append(_ac_pairs(dj, df, a, mf[2][a], mf[3][a]).mean())
-    return sum(terms) / len(terms)
+    if mining == 'separate': per = F.softplus(mj[0][a] - mf[0][a]) + F.softplus(mf[1][a] - mj[1][a])
+    else:
+        terms = []
+        if mining in ('j', 'both'): terms.append(_ac_pairs(dj, df, a, mj[2][a], mj[3][a]))
+        if mining in ('f', 'both'): terms.append(_ac_pairs(dj, df, a, mf[2][a], mf[3][a]))
+        per = sum(terms) / len(terms)
+    return _reduce_kept(per, keep, reduction, j)
 
 class AmeliorationIDLoss(Module):
     "$AC_{ID}$ as a module: `AmeliorationIDLoss(eps, detach_f)(logits_j, logits_f, y_id)`."
     def __init__(self,
                  eps:float=0.1, # label smoothing of both cross-entropies
                  detach_f:bool=True, # f as a fixed reference
+                 reduction:str='mean', # 'mean', 'sum' or 'none' (one value per image)
                 ): store_attr()
     def forward(self,
                  logits_j:Tensor, # the joint feature j's identity logits (B, n_ids)
                  logits_f:Tensor, # the re-id feature f's identity logits (B, n_ids)
                  target:Tensor, # identity labels (B,)
-                ): return ac_id(logits_j, logits_f, target, self.eps, self.detach_f)
+                ): return ac_id(logits_j, logits_f, target, self.eps, self.detach_f, self.reduction)
 
 class AmeliorationTripletLoss(Module):
     "$AC_{tri}$ as a module: `AmeliorationTripletLoss(mining, detach_f, l2)(j, f, y_id)`."
@@ -178,12 +199,13 @@ class AmeliorationTripletLoss(Module):
                  mining:str='j', # where the hardest pairs are mined: 'j', 'f', 'both' or 'separate'
                  detach_f:bool=True, # f as a fixed reference
                  l2:bool=False, # L2-normalise j and f before the distances
+                 reduction:str='mean', # 'mean', 'sum' or 'none' (one value per anchor)
                 ): store_attr()
     def forward(self,
                  j:Tensor, # joint embeddings (B, D)
                  f:Tensor, # re-id embeddings (B, D)
                  labels:Tensor, # identity labels (B,)
-                ): return ac_triplet(j, f, labels, self.mining, self.detach_f, self.l2)
+                ): return ac_triplet(j, f, labels, self.mining, self.detach_f, self.l2, self.reduction)
 
 # %% ../nbs/07_losses.ipynb #5de772d0
 class HeadTerm(Module):
@@ -214,11 +236,35 @@ class MultiHeadLoss(Module):
                  margin:float=0.3, # the validation triplet's margin (on eval-mode embeddings)
                  soft_margin:bool=False, # the validation triplet: softplus instead of the hinge
                  l2:bool=False, # the validation triplet: L2-normalise the embeddings
+                 reduction:str='mean', # 'mean', 'sum' or 'none' (one value per image), set on every term
                 ):
         self.terms = nn.ModuleDict(terms or {})
         self.weights = dict(weights or {})
         self.eval_loss = TripletLoss(margin, soft_margin, l2)
         self.components = {}
+        self.reduction = reduction
+
+    @property
+    def reduction(self) -> str:
+        "How the terms reduce over the batch: 'mean', 'sum' or 'none' (fastai sets 'none' in `get_preds(with_loss=True)`)"
+        return self.__dict__.get('_reduction', 'mean')
+    @reduction.setter
+    def reduction(self, v):
+        self.__dict__['_reduction'] = _check_reduction(v)
+        for m in self.modules():
+            if m is not self and hasattr(m, 'reduction'): m.reduction = v
+
+    def activation(self,
+                   x, # the model's eval-mode output: the embeddings (B, D)
+                  ):
+        "fastai's `get_preds` activation: the embedding as it is (a re-id model has no class scores to squash)"
+        return x
+
+    def decodes(self,
+                x, # the activated prediction: the embeddings (B, D)
+               ):
+        "fastai's `get_preds(with_decoded=True)` decoding: the embedding itself (`ReidLearner.predict` decodes attributes)"
+        return x
 
     @property
     def component_names(self) -> list:
@@ -247,7 +293,7 @@ class MultiHeadLoss(Module):
         y_id, y_attrs = _plain(y_id), tuple(_plain(y) for y in y_attrs)
         if isinstance(pred, Tensor): return self.eval_loss(pred, y_id)
         vals = self.compute(pred, y_id, *y_attrs)
-        self.components = {n: v.detach() for n, v in vals.items()}
+        self.components = {n: v.detach() if v.ndim == 0 else v.detach().mean() for n, v in vals.items()}
         active = [self.weight(n) * v for n, v in vals.items() if self.weight(n) != 0]
         if not active: raise ValueError(f"{type(self).__name__}: every term has weight 0 ({list(vals)})")
         return sum(active)

@@ -14,7 +14,7 @@ from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastai.torch_core import Module
 from timm.layers import ConvNormAct, SEModule, SelectAdaptivePool2d
-from .backbones import create_backbone
+from .backbones import create_backbone, arch_backbone
 from .config import ModelConfig
 from .losses import BoTLoss, MFGNetLoss, ANetLoss, MultiHeadLoss
 
@@ -146,13 +146,19 @@ class EmbeddingHead(Module):
         bn_feat = self.bnneck(feat)
         return feat, bn_feat, (self.classifier(bn_feat) if self.training else None)
 
+    def classify(self,
+                 x:Tensor, # feature map (B, `in_channels`, H, W)
+                ) -> Tensor:
+        "The classifier's scores (B, n_classes) in either mode (`forward` gives none in eval mode)"
+        return self.classifier(self.bnneck(self.fc(self.pool(x))))
+
 # %% ../nbs/08_models.ipynb #cfa43990
-def get_backbone(backbone:str|nn.Module=ModelConfig.backbone, # a timm CNN name, or a module with `.out_channels`
+def get_backbone(backbone:str|nn.Module|Callable=ModelConfig.backbone, # a timm CNN name, a torchvision / fastai arch (`resnet50`), or a module with `.out_channels`
                  pretrained:bool=ModelConfig.pretrained, # ImageNet weights for a named backbone
                  last_stride:int=1, # stride of a named backbone's last stage
                  weights=ModelConfig.weights, # a local weights file for a named backbone
                 ) -> nn.Module:
-    "The backbone network: built by `create_backbone` from a name, or a given module that has `.out_channels`."
+    "The backbone network: built by `create_backbone` from a name or `arch_backbone` from an arch, or a given module with `.out_channels`."
     if isinstance(backbone, str):
         return create_backbone(backbone, pretrained=pretrained, last_stride=last_stride, weights=weights)
     if isinstance(backbone, nn.Module):
@@ -160,7 +166,9 @@ def get_backbone(backbone:str|nn.Module=ModelConfig.backbone, # a timm CNN name,
             raise TypeError(f"backbone module {type(backbone).__name__} needs an integer `.out_channels` "
                             "(the channel count C of the (B, C, H, W) feature map its forward returns)")
         return backbone
-    raise TypeError(f"backbone must be a name (str) or an nn.Module with `.out_channels`, got {type(backbone).__name__}")
+    if callable(backbone): return arch_backbone(backbone, pretrained=pretrained, last_stride=last_stride, weights=weights)
+    raise TypeError(f"backbone must be a name (str), an arch callable (`resnet50`) or an nn.Module with `.out_channels`, "
+                    f"got {type(backbone).__name__}")
 
 # %% ../nbs/08_models.ipynb #3c15e8dd
 EVAL_DISTANCES = ('cosine', 'euclidean')   # the distances `metrics.pairwise_distance` computes
@@ -409,6 +417,14 @@ class ANet(ReidModel):
         return {'f': f, 'f_bn': f_bn, 'f_logits': f_logits, 'j': j, 'j_bn': j_bn, 'j_logits': j_logits,
                 'g': self.g_pool(G), 'attr_feats': {n: o[0] for n, o in zip(self.attr_names, a)},
                 'attr_logits': {n: o[2] for n, o in zip(self.attr_names, a)}}
+
+    def attribute_logits(self,
+                         x:Tensor, # images (B, 3, H, W)
+                        ) -> dict:
+        "Attribute name -> class scores (B, classes) of the images `x`, in the model's current mode"
+        fmap = self.backbone(x)
+        return {n: head.classify(att(fmap)) for n, att, head in zip(self.attr_names, self.attr_att, self.attr_heads)}
+
 
 # %% ../nbs/08_models.ipynb #6e034560
 def create_reid_model(method:str=ModelConfig.method, # a registered method (`list_methods()`)
