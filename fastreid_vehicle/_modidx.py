@@ -160,6 +160,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'fastreid_vehicle.cli._parser': ('cli.html#_parser', 'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli._print_summary': ('cli.html#_print_summary', 'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli._print_table': ('cli.html#_print_table', 'fastreid_vehicle/cli.py'),
+                                      'fastreid_vehicle.cli._progress_to_stderr': ( 'cli.html#_progress_to_stderr',
+                                                                                    'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli._recipes_help': ('cli.html#_recipes_help', 'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli._run': ('cli.html#_run', 'fastreid_vehicle/cli.py'),
                                       'fastreid_vehicle.cli._version': ('cli.html#_version', 'fastreid_vehicle/cli.py'),
