@@ -12,6 +12,10 @@ licenses = dict(apache2=('Apache Software License 2.0', 'OSI Approved :: Apache 
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
 lic = licenses[cfg['license']]
 readme = here/'README.md'
+# extras: every `<name>_requirements` key but dev's; [all] is all of them, and [dev] adds its own tools to [all]
+extras = {k[:-len('_requirements')]: cfg[k].split() for k in cfg if k.endswith('_requirements') and k != 'dev_requirements'}
+extras['all'] = [r for name in list(extras) for r in extras[name]]
+extras['dev'] = extras['all'] + cfg['dev_requirements'].split()
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -30,7 +34,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires='>=' + cfg['min_python'],
     install_requires=cfg['requirements'].split(),
-    extras_require={'dev': cfg['dev_requirements'].split()},
+    extras_require=extras,
     entry_points={'console_scripts': cfg['console_scripts'].split(),
                   'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,

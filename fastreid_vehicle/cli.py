@@ -5,11 +5,10 @@ setting of `fastreid_vehicle.config`, with its default and help from there."""
 
 # %% ../nbs/12_cli.ipynb #b2f0b618
 from __future__ import annotations
-import argparse, os, sys
+import argparse, contextlib, os, sys
 from .config import *
 from .recipes import RECIPES
 from .files import StorageError
-from .images import skipped_note
 
 # %% auto #0
 __all__ = ['TRUST_HELP', 'main']
@@ -85,6 +84,7 @@ def _print_table(res:dict):
 
 def _print_summary(res:dict):
     "The model's and the baselines' rank-1 / mAP / mINP as a table (the standard protocol first), then the files"
+    from fastreid_vehicle.images import skipped_note   # images imports fastai: not at the start of `--help`
     ev = res['evaluation']
     rows = [(f"{res['method']} / {res['backbone']}", res)]
     if 'camera_centred' in res: rows.append(('camera-centred (test-set statistics)', res['camera_centred']))
@@ -97,43 +97,57 @@ def _print_summary(res:dict):
     print(f"trained in {res['train_seconds']:.0f} s, total {res['total_seconds']:.0f} s; files:")
     for k, v in res['files'].items(): print(f'  {k:10s} {v}')
 
+def _progress_to_stderr():
+    "Inside: what the library prints while it works (progress bars, the epoch table, notes) goes to stderr"
+    return contextlib.redirect_stdout(sys.stderr)
+
 def _run(a:argparse.Namespace):
-    "Carry out the parsed command `a`"
+    "Carry out the parsed command `a`: its results on stdout, the progress of the work on stderr"
     from fastreid_vehicle import pipeline
+    from fastreid_vehicle.images import skipped_note
     given = {k: v for k, v in vars(a).items() if k in config_fields() and not (a.cmd in ('eval', 'search') and k == 'out')}
     if a.cmd == 'synth':
         from fastreid_vehicle.synthetic import synthesize_veri
-        print(synthesize_veri(a.dest, given.get('preset', DataConfig.preset), seed=given.get('seed', FitConfig.seed)))
+        with _progress_to_stderr(): dest = synthesize_veri(a.dest, given.get('preset', DataConfig.preset), seed=given.get('seed', FitConfig.seed))
+        print(dest)
     elif a.cmd == 'eval':
         ev = {k: v for k, v in given.items() if k in vars(EvalConfig())}
         rest = {k: v for k, v in given.items() if k not in ev}
-        res = pipeline.evaluate_run(a.learner, out=getattr(a, 'out', EVAL_OUT), trust_pickle=a.trust_pickle, **rest, **ev)
+        with _progress_to_stderr():
+            res = pipeline.evaluate_run(a.learner, out=getattr(a, 'out', EVAL_OUT), trust_pickle=a.trust_pickle, **rest, **ev)
         print(', '.join(f'{k}: {res[k]:.4f}' for k in ('rank1', 'rank5', 'mAP', 'mINP')) +
               ' (' + ', '.join(f'{k}={v}' for k, v in res['evaluation'].items()) + ')')
         print(f"{res['num_valid']} queries scored{skipped_note(res)}")
         _print_table(res)
         for k, v in res['files'].items(): print(f'  {k:12s} {v}')
     elif a.cmd == 'search':
-        res = pipeline.search_images(a.learner, a.queries, gallery=a.gallery, index=a.index, k=a.k, out=a.out,
-                                     trust_pickle=a.trust_pickle, skip_bad_images=a.skip_bad_images, **given)
+        with _progress_to_stderr():
+            res = pipeline.search_images(a.learner, a.queries, gallery=a.gallery, index=a.index, k=a.k, out=a.out,
+                                         trust_pickle=a.trust_pickle, skip_bad_images=a.skip_bad_images, **given)
         print(res.metadata.to_string(index=False))
     else:
         recipe = getattr(a, 'recipe', None)
-        res = pipeline.train(recipe, **given, **_method_settings(getattr(a, 'method_settings', None)))
+        settings = _method_settings(getattr(a, 'method_settings', None))
+        with _progress_to_stderr(): res = pipeline.train(recipe, **given, **settings)
         if res is not None: _print_summary(res)   # None on the other ranks of a multi-process run
 
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, KeyError,
-                StorageError)   # the library's file errors (`files`): full disk, corrupt file, a folder not its own
+                StorageError,   # the library's file errors (`files`): full disk, corrupt file, a folder not its own
+                ImportError)    # a feature without its extra (`files.import_extra`): the message says what to install
 
 def main(argv=None, # command-line arguments, without the program name (None: `sys.argv[1:]`)
         ):
-    "Entry point of the `fastreid-vehicle` command: errors are one line (`--debug` or FASTREID_VEHICLE_DEBUG=1: traceback)"
+    "Entry point of the `fastreid-vehicle` command: an error is one message (`--debug` or FASTREID_VEHICLE_DEBUG=1: traceback)"
     a = _parser().parse_args(argv)
     try: _run(a)
-    except _USER_ERRORS as e:
+    except (Exception, KeyboardInterrupt) as e:
         if a.debug or os.environ.get('FASTREID_VEHICLE_DEBUG'): raise
-        print(f'fastreid-vehicle {a.cmd}: error: {e}', file=sys.stderr)
-        raise SystemExit(2) from None
+        if isinstance(e, KeyboardInterrupt): print(f'fastreid-vehicle {a.cmd}: interrupted', file=sys.stderr); code = 130
+        elif isinstance(e, _USER_ERRORS): print(f'fastreid-vehicle {a.cmd}: error: {e}', file=sys.stderr); code = 2
+        else:
+            print(f'fastreid-vehicle {a.cmd}: error: {type(e).__name__}: {e} (an unexpected error: --debug shows the '
+                  'traceback)', file=sys.stderr); code = 1
+        raise SystemExit(code) from None
 
 # %% ../nbs/12_cli.ipynb #10654109
 if __name__ == '__main__': main()   # `python -m fastreid_vehicle.cli ...`, `torchrun -m fastreid_vehicle.cli ...`

@@ -10,7 +10,11 @@ from __future__ import annotations
 import contextlib, os
 import torch, torch.distributed as dist
 from fastai.basics import *
-from fastai.distributed import DistributedDL, DistributedTrainer   # fastai's DDP on `accelerate`
+from .files import import_extra
+try: from fastai.distributed import DistributedDL, DistributedTrainer   # fastai's DDP on `accelerate`
+except (ImportError, NameError):   # fastai.distributed needs accelerate (the [distributed] extra): one process without it
+    class DistributedDL(TfmdDL): "Stand-in for fastai's `DistributedDL` (which needs accelerate): no loader is one"
+    class DistributedTrainer(Callback): order = 11   # fastai's, so that `ReidDistributedLoaders` keeps its place
 
 # %% auto #0
 __all__ = ['is_distributed', 'init_distributed', 'local_main_first', 'one_process', 'collective_device', 'ReidDistributedDL',
@@ -24,7 +28,7 @@ def is_distributed() -> bool:
 def init_distributed():
     "Join the process group a launcher (torchrun, accelerate launch) set up, on this process's GPU; None in one process"
     if num_distrib() <= 1: return None
-    from accelerate import PartialState
+    PartialState = import_extra('accelerate', 'Training in several processes', 'distributed').PartialState
     return PartialState(cpu=not torch.cuda.is_available())
 
 @contextlib.contextmanager
@@ -33,7 +37,7 @@ def local_main_first():
     if not is_distributed():
         yield
         return
-    from accelerate import PartialState
+    PartialState = import_extra('accelerate', 'Training in several processes', 'distributed').PartialState
     with PartialState().local_main_process_first(): yield
 
 # %% ../nbs/17_distributed.ipynb #d6960583

@@ -6,7 +6,7 @@ killed process left behind."""
 
 # %% ../nbs/15_files.ipynb #d1b2a357
 from __future__ import annotations
-import contextlib, errno, json, os, re, shutil, socket, tempfile, time, uuid
+import contextlib, errno, importlib, json, os, re, shutil, socket, tempfile, time, uuid
 from typing import Callable
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ['MARKER', 'current_umask', 'usual_mode', 'temp_prefix', 'is_stale_temp', 'remove_stale_temps', 'StorageError',
            'CorruptFileError', 'NoSpaceError', 'FolderNotOwnedError', 'is_no_space', 'atomic_path', 'atomic_write_text',
            'atomic_write_json', 'make_temp_dir', 'atomic_folder', 'write_marker', 'read_marker', 'claim_folder',
-           'describe_folder', 'check_owned']
+           'describe_folder', 'check_owned', 'import_extra']
 
 # %% ../nbs/15_files.ipynb #aabf6b58
 def current_umask() -> int:
@@ -250,3 +250,15 @@ def check_owned(path, # a folder the library is about to replace or write into
             if (path/'run.json').exists() else "no marker of this library")
     raise FolderNotOwnedError(f"{path} holds {describe_folder(path)} ({held}); refusing to replace it or write {what} "
                               f"into it: choose a new or empty folder, or one written as {what}")
+
+# %% ../nbs/15_files.ipynb #88a02442
+def import_extra(module:str, # the module to import, e.g. 'faiss'
+                 feature:str, # what needs it, as the message names it, e.g. 'GalleryIndex'
+                 extra:str, # the extra of this library that installs it: 'onnx', 'search', 'distributed' or 'weights'
+                 package:str|None=None, # the name to show, where it is not `module` (e.g. the PyPI name)
+                ):
+    "The module `module`; where it is not installed, an `ImportError` that names `feature`, it and the extra to install"
+    try: return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and e.name != module and not module.startswith(e.name + '.'): raise   # a broken install: its own error
+        raise ImportError(f'{feature} needs {package or module}: pip install "fastreid_vehicle[{extra}]"', name=module) from e

@@ -14,7 +14,7 @@ from fastai.basics import Learner, ifnone
 from fastai.callback.core import Callback
 from safetensors.torch import save_file, load_file
 from .metrics import l2_normalize as _l2n
-from .files import atomic_path
+from .files import atomic_path, import_extra
 
 # %% auto #0
 __all__ = ['FlipTTA', 'embed', 'save_weights', 'load_weights', 'export_onnx']
@@ -72,6 +72,7 @@ def export_onnx(model:nn.Module, # the embedding network
                 atol:float=1e-4, # largest difference accepted by the check
                ) -> Path:
     "Export the eval-mode embedding network to ONNX (dynamic batch) at `path`; `check` compares it with onnxruntime."
+    for m in ('onnx', 'onnxscript') + (('onnxruntime',) if check else ()): import_extra(m, 'export_onnx', 'onnx')
     model = model.eval().cpu().float()
     h, w = (size, size) if isinstance(size, int) else size
     x = torch.randn(2, 3, h, w)
@@ -80,7 +81,7 @@ def export_onnx(model:nn.Module, # the embedding network
         torch.onnx.export(model, (x,), str(tmp), dynamo=True, input_names=['images'], output_names=['embeddings'],
                           dynamic_shapes=({0: torch.export.Dim('batch')},), external_data=False, verbose=False)
     if check:
-        import onnxruntime as ort
+        ort = import_extra('onnxruntime', 'export_onnx', 'onnx')
         sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
         xb = torch.randn(3, 3, h, w)
         got = sess.run(None, {sess.get_inputs()[0].name: xb.numpy()})[0]

@@ -8,10 +8,9 @@ import json, os
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np, pandas as pd
-import faiss
 from fastcore.basics import patch
 from safetensors.numpy import save_file, load_file
-from .files import atomic_folder, usual_mode, CorruptFileError
+from .files import atomic_folder, usual_mode, CorruptFileError, import_extra
 
 # %% auto #0
 __all__ = ['INDEX_KIND', 'SearchResult', 'GalleryIndex']
@@ -19,7 +18,7 @@ __all__ = ['INDEX_KIND', 'SearchResult', 'GalleryIndex']
 # %% ../nbs/05_search.ipynb #d994d611
 _KINDS = ('exact', 'ivf', 'ivfpq', 'hnsw')
 _OLD_DISTANCES = {'l2': 'euclidean'}  # indexes saved before the distance was spelled as in `pairwise_distance`
-_DISTANCES = {'cosine': faiss.METRIC_INNER_PRODUCT, 'ip': faiss.METRIC_INNER_PRODUCT, 'euclidean': faiss.METRIC_L2}
+_DISTANCES = {'cosine': 'METRIC_INNER_PRODUCT', 'ip': 'METRIC_INNER_PRODUCT', 'euclidean': 'METRIC_L2'}   # faiss' metrics
 _FORMAT, _VERSION = 'fastreid_vehicle.GalleryIndex', 1
 
 class SearchResult(NamedTuple):
@@ -27,6 +26,12 @@ class SearchResult(NamedTuple):
     scores: np.ndarray     # (n_queries, k): similarities (cosine / ip) or squared Euclidean distances (euclidean)
     indices: np.ndarray    # (n_queries, k) int64 row numbers in the gallery, -1 = no hit
     metadata: pd.DataFrame # one row per hit: query, rank, index, score, then the metadata columns
+
+def _faiss():
+    "faiss, imported when an index is first made (it comes with the `[search]` extra)"
+    return import_extra('faiss', 'GalleryIndex', 'search', package='faiss-cpu')
+
+def _metric(distance:str) -> int: return getattr(_faiss(), _DISTANCES[distance])
 
 def _as_matrix(x, dim:int, what:str) -> np.ndarray:
     "`x` as a C-contiguous float32 (n, dim) array, or a clear error"
@@ -41,7 +46,7 @@ def _as_matrix(x, dim:int, what:str) -> np.ndarray:
 def _unit(a:np.ndarray) -> np.ndarray:
     "A copy of the float32 rows of `a` scaled to unit length by `faiss.normalize_L2` (zero rows stay zero)"
     a = np.array(a, dtype=np.float32, order='C')
-    faiss.normalize_L2(a)
+    _faiss().normalize_L2(a)
     return a
 
 # %% ../nbs/05_search.ipynb #e1de6cfe
@@ -80,6 +85,7 @@ class GalleryIndex:
         if kind not in _KINDS: raise ValueError(f"GalleryIndex: kind must be one of {list(_KINDS)}, got {kind!r}")
         if int(dim) < 1: raise ValueError(f"GalleryIndex: dim must be positive, got {dim}")
         if kind == 'exact' and not store_embeddings: raise ValueError("GalleryIndex: kind='exact' searches the stored embeddings; store_embeddings must be True")
+        faiss = _faiss()   # without the [search] extra: the error that names it, here rather than at the first search
         if kind == 'ivfpq':
             m = m or next(c for c in (dim // 8, dim // 4, dim // 2, dim) if c and dim % c == 0)
             if dim % m: raise ValueError(f"GalleryIndex: m={m} sub-quantizers must divide dim={dim}")
@@ -87,7 +93,7 @@ class GalleryIndex:
         self.params = dict(nlist=nlist, m=m, nbits=nbits, nprobe=nprobe, refine=refine, hnsw_m=hnsw_m,
                            ef_construction=ef_construction, ef_search=ef_search, train_size=train_size, seed=seed,
                            store_embeddings=store_embeddings)
-        self._index = faiss.IndexHNSWFlat(self.dim, hnsw_m, _DISTANCES[distance]) if kind == 'hnsw' else None
+        self._index = faiss.IndexHNSWFlat(self.dim, hnsw_m, _metric(distance)) if kind == 'hnsw' else None
         if self._index is not None: self._index.hnsw.efConstruction = ef_construction
         self._emb, self._n = np.empty((0, self.dim), np.float32), 0
         self._meta_parts, self._meta, self._columns = [], pd.DataFrame(index=pd.RangeIndex(0)), None
@@ -125,7 +131,7 @@ def train_index(self:GalleryIndex,
     if len(x) < nlist: raise ValueError(f"GalleryIndex: {len(x)} training vectors are fewer than nlist={nlist} lists; pass a smaller nlist or train on more vectors")
     if self.kind == 'ivfpq' and len(x) < 2 ** p['nbits']:
         raise ValueError(f"GalleryIndex: IVF-PQ with nbits={p['nbits']} needs at least {2 ** p['nbits']} training vectors, got {len(x)}; lower nbits")
-    mt = _DISTANCES[self.distance]
+    faiss, mt = _faiss(), _metric(self.distance)
     quant = faiss.IndexFlatIP(self.dim) if mt == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(self.dim)
     idx = (faiss.IndexIVFFlat(quant, self.dim, nlist, mt) if self.kind == 'ivf'
            else faiss.IndexIVFPQ(quant, self.dim, nlist, p['m'], p['nbits'], mt))
@@ -167,7 +173,7 @@ def add(self:GalleryIndex,
         if store:  # normalise straight into the buffer: no extra copy of the whole input
             c = self._emb[n0 + s:n0 + s + len(c)]
             c[:] = x[s:s + chunk_size]
-            if self.distance == 'cosine': faiss.normalize_L2(c)
+            if self.distance == 'cosine': _faiss().normalize_L2(c)
         elif self.distance == 'cosine': c = _unit(c)
         if self._index is not None: self._index.add(c)
     self._meta_parts.append(meta); self._n += len(x)
@@ -194,13 +200,14 @@ def _stored(self:GalleryIndex) -> np.ndarray:
     "The stored embeddings without a copy (for IVF-PQ a view of the refine index's memory: valid until the next `add`)"
     if not self._refined: return self._emb[:self._n]
     if not self._n: return np.empty((0, self.dim), np.float32)
+    faiss = _faiss()
     flat = faiss.downcast_index(self._index.refine_index)
     return faiss.rev_swig_ptr(flat.get_xb(), self._n * self.dim).reshape(self._n, self.dim)
 
 @patch
 def _faiss_index(self:GalleryIndex):
     "The faiss index that is saved: the IVF-PQ index inside the refine wrapper (its vectors are `embeddings.safetensors`)"
-    return faiss.downcast_index(self._index.base_index) if self._refined else self._index
+    return _faiss().downcast_index(self._index.base_index) if self._refined else self._index
 
 
 # %% ../nbs/05_search.ipynb #e262b1f2
@@ -225,7 +232,7 @@ def search(self:GalleryIndex,
 @patch
 def _approximate(self:GalleryIndex, q:np.ndarray, k:int, nprobe, ef_search, refine):
     "Top-k from the faiss index with per-call search parameters; IVF-PQ candidates re-scored by `IndexRefineFlat`"
-    p = self.params
+    faiss, p = _faiss(), self.params
     if self.kind == 'hnsw':
         return self._index.search(q, k, params=faiss.SearchParametersHNSW(efSearch=max(ef_search or p['ef_search'], k)))
     ivf = faiss.SearchParametersIVF(nprobe=nprobe or p['nprobe'])
@@ -237,7 +244,7 @@ def _approximate(self:GalleryIndex, q:np.ndarray, k:int, nprobe, ef_search, refi
 def _exact(self:GalleryIndex, q:np.ndarray, k:int, small:int=16):
     "Exact top-k: a torch matrix-vector scan for a few queries (lowest latency), faiss' blocked BLAS scan for batches"
     x = self._emb[:self._n]
-    if len(q) > small: return faiss.knn(q, x, k, metric=_DISTANCES[self.distance])
+    if len(q) > small: return _faiss().knn(q, x, k, metric=_metric(self.distance))
     import torch
     s = torch.from_numpy(q) @ torch.from_numpy(x).T
     if self.distance == 'euclidean':
@@ -306,7 +313,7 @@ def save(self:GalleryIndex,
             save_file({'embeddings': np.ascontiguousarray(self._stored())}, str(tmp / 'embeddings.safetensors'))
             files['embeddings'] = 'embeddings.safetensors'
         if self._index is not None:
-            faiss.write_index(self._faiss_index(), str(tmp / 'index.faiss')); files['index'] = 'index.faiss'
+            _faiss().write_index(self._faiss_index(), str(tmp / 'index.faiss')); files['index'] = 'index.faiss'
         files['metadata'], dtypes = _write_meta(self.metadata, tmp, metadata_format)
         header = dict(format=_FORMAT, version=_VERSION, dim=self.dim, distance=self.distance, kind=self.kind, ntotal=self._n,
                       params=self.params, files=files, metadata_dtypes=dtypes)
@@ -352,6 +359,7 @@ def load(cls:GalleryIndex,
         if emb.shape != (n, gi.dim): raise ValueError(f"GalleryIndex.load: {path / files['embeddings']} holds {emb.shape}, header says ({n}, {gi.dim})")
         if not gi._refined: gi._emb = emb
     if 'index' in files:
+        faiss = _faiss()
         gi._index = _read_part(path / files['index'], 'faiss index file', lambda p: faiss.read_index(str(p)))
         if gi._index.ntotal != n: raise ValueError(f"GalleryIndex.load: {path / files['index']} holds {gi._index.ntotal} vectors, header says {n}")
         if gi._refined: gi._index = faiss.IndexRefineFlat(gi._index, faiss.swig_ptr(emb))   # the refine index holds them

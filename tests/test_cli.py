@@ -200,3 +200,65 @@ def test_search_command_folder_csv_and_saved_index(saved_learner, tiny_root, tmp
     with pytest.raises(ValueError, match="'path' column"):
         pd.DataFrame({'file': ['a.jpg']}).to_csv(tmp_path/'bad.csv', index=False); images.image_table(tmp_path/'bad.csv')
     with pytest.raises(FileNotFoundError, match='query image'): cli.search_images(folder, [tmp_path/'no.jpg'], index=tmp_path/'idx')
+
+
+def _cli_quietly(code:str) -> subprocess.CompletedProcess:
+    "`code` in a fresh Python, with the package of this checkout, stdout and stderr captured (pipes, not a terminal)"
+    import os
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), MPLBACKEND='Agg')
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=900)
+
+def test_help_and_version_import_no_heavy_library():
+    "`--help` and `--version` answer without importing torch, fastai or timm (a few seconds each): well under a second"
+    for flag in ('--help', '--version'):
+        r = _cli_quietly(f"import sys\nfrom fastreid_vehicle.cli import main\ntry: main([{flag!r}])\nexcept SystemExit: pass\n"
+                         "print('HEAVY', sorted(m for m in ('torch', 'fastai', 'timm') if m in sys.modules))")
+        assert r.returncode == 0 and "HEAVY []" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    assert 'fastreid-vehicle 0.1.0' in r.stdout
+
+def test_train_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit): main(['train', '--help'])
+    h = ' '.join(capsys.readouterr().out.split())
+    for s in ('--epochs EPOCHS', '--backbone BACKBONE a timm model name', '(default: tf_efficientnet_lite0)', '(default: bot)'):
+        assert s in h, s
+
+def test_work_prints_on_stderr_results_on_stdout(monkeypatch, capsys):
+    "What the library prints while it works (progress, notes) goes to stderr; the command's result to stdout"
+    def fake_train(*args, **kwargs): print('epoch 1/1 |####| note'); return None
+    monkeypatch.setattr(pipeline, 'train', fake_train)
+    main(['train', '--preset', 'tiny'])
+    got = capsys.readouterr()
+    assert 'epoch 1/1' in got.err and not got.out
+    from fastreid_vehicle import synthetic
+    monkeypatch.setattr(synthetic, 'synthesize_veri', lambda dest, preset, seed: print('drawing...') or Path(dest))
+    main(['synth', 'somewhere'])
+    got = capsys.readouterr()
+    assert got.out == 'somewhere\n' and 'drawing...' in got.err
+
+@pytest.mark.parametrize('err, code, shown', [
+    (ValueError('size must be positive'), 2, 'fastreid-vehicle train: error: size must be positive'),
+    (ImportError('GalleryIndex needs faiss-cpu: pip install "fastreid_vehicle[search]"'), 2,
+     'fastreid-vehicle train: error: GalleryIndex needs faiss-cpu: pip install "fastreid_vehicle[search]"'),
+    (RuntimeError('CUDA out of memory'), 1,
+     'fastreid-vehicle train: error: RuntimeError: CUDA out of memory (an unexpected error: --debug shows the traceback)'),
+    (KeyboardInterrupt(), 130, 'fastreid-vehicle train: interrupted')])
+def test_errors_are_one_message_and_debug_shows_the_traceback(monkeypatch, capsys, err, code, shown):
+    def fail(*args, **kwargs): raise err
+    monkeypatch.setattr(pipeline, 'train', fail)
+    with pytest.raises(SystemExit) as e: main(['train', '--preset', 'tiny'])
+    assert e.value.code == code and capsys.readouterr().err == shown + '\n'
+    with pytest.raises(type(err)): main(['--debug', 'train', '--preset', 'tiny'])
+    monkeypatch.setenv('FASTREID_VEHICLE_DEBUG', '1')
+    with pytest.raises(type(err)): main(['train', '--preset', 'tiny'])
+
+@pytest.mark.slow   # one tiny training in a fresh process: about a minute on a quiet 2-core machine
+def test_progress_bars_go_to_stderr_when_piped(tmp_path):
+    "fastprogress writes its bars to stdout even when it is a pipe; the command line sends them to stderr"
+    args = ['train', '--preset', 'tiny', '--root', str(tmp_path/'veri'), '--out', str(tmp_path/'run'), '--size', '64',
+            '--P', '4', '--K', '4', '--epochs', '1', '--backbone', 'resnet18', '--no-pretrained', '--threads', '1']
+    r = _cli_quietly(f"from fastreid_vehicle.cli import main; main({args!r})")
+    assert r.returncode == 0, r.stderr[-3000:]
+    bar = re.compile(r'\|[█-]+\| [\d.]+% \[\d+/\d+')   # fastprogress' bar: |███---| 40.00% [2/5 00:01<00:02]
+    assert not bar.search(r.stdout) and '█' not in r.stdout and 'train_loss' not in r.stdout, r.stdout
+    assert re.search(r'^\s+rank-1\s+mAP\s+mINP$', r.stdout, re.M) and 'metrics.json' in r.stdout
+    assert bar.search(r.stderr) and 'train_loss' in r.stderr and 'precision:' in r.stderr

@@ -47,7 +47,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(root, tmp_path):
     done = read_checkpoint(out/CHECKPOINT)['epoch']
     assert done < EPOCHS - 1
     r = _run(_cmd(root, out, '--resume'))
-    assert f'resuming {out} after epoch {done + 1}' in r.stdout
+    assert f'resuming {out} after epoch {done + 1}' in r.stderr   # a note of the work: stderr
     a, b = json.loads((ref/'metrics.json').read_text()), json.loads((out/'metrics.json').read_text())
     wa, wb = load_file(str(ref/'model.safetensors')), load_file(str(out/'model.safetensors'))
     diff = dict(weights=max((wa[k].double() - wb[k].double()).abs().max().item() for k in wa),
