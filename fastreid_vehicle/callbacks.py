@@ -18,9 +18,9 @@ from torch.amp import GradScaler, autocast
 
 # %% auto #0
 __all__ = ['CPU_BF16_ENV', 'AMP_CHOICES', 'cpu_bf16_support', 'cpu_has_native_bf16', 'cpu_has_native_fp16', 'check_amp',
-           'resolve_precision', 'ReidMixedPrecision', 'ReidPrecisionMixin', 'active_loss_terms', 'check_can_fit',
-           'LossComponentsLogger', 'TextProgress', 'backbone_of', 'amelioration_frozen', 'AmeliorationStage',
-           'end_amelioration']
+           'resolve_precision', 'ReidMixedPrecision', 'ReidPrecisionMixin', 'active_loss_terms', 'in_fit',
+           'check_can_fit', 'LossComponentsLogger', 'TextProgress', 'backbone_of', 'amelioration_frozen',
+           'AmeliorationStage', 'end_amelioration']
 
 # %% ../nbs/09a_callbacks.ipynb #f78eac0b
 CPU_BF16_ENV = 'FASTREID_VEHICLE_CPU_BF16'
@@ -187,6 +187,12 @@ def active_loss_terms(loss_func, # a loss with `component_names` (and, for weigh
     w = getattr(loss_func, 'weight', None)
     return names if not callable(w) else [n for n in names if w(n) != 0]
 
+def in_fit(learn:Learner, # the learner whose callbacks are running
+          ) -> bool:
+    "Whether the `before_fit` now running is a `fit`'s: `validate` / `get_preds` send it too, holding `learn.lock`"
+    lock = getattr(learn, 'lock', None)
+    return lock is None or not lock.locked()
+
 def check_can_fit(learn:Learner, # the learner about to `fit`
                  ):
     "A `ValueError` where `learn.dls` holds no training data: `load_learner`'s empty loaders, `load_run_learner`'s placeholders"
@@ -212,7 +218,7 @@ class LossComponentsLogger(Callback):
         return [n for n in getattr(self.loss_func, 'component_names', []) if n in names]
 
     def before_fit(self):
-        check_can_fit(self.learn)
+        if in_fit(self.learn): check_can_fit(self.learn)
         self.names = self._fit_terms()
         if not self.names or not hasattr(self.learn, 'recorder'): return
         mn = self.recorder.metric_names
@@ -322,8 +328,9 @@ class AmeliorationStage(Callback):
     def before_fit(self):
         if not hasattr(self.loss_func, 'ameliorate'):
             raise TypeError(f"AmeliorationStage needs AttributeNet's loss (with an `ameliorate` switch), got {type(self.loss_func).__name__}")
+        self.active, self.fitting = False, in_fit(self.learn)   # `validate` / `get_preds` leave the model as it is
+        if not self.fitting: return
         check_can_fit(self.learn)
-        self.active = False
         if self.start_epoch <= self.learn.epoch: self.start()
 
     def upcoming_loss_terms(self) -> list:
@@ -334,7 +341,7 @@ class AmeliorationStage(Callback):
         finally: loss.ameliorate = old
 
     def before_epoch(self):
-        if not self.active and self.epoch >= self.start_epoch: self.start()
+        if self.fitting and not self.active and self.epoch >= self.start_epoch: self.start()
 
     def start(self):
         "Fix the backbone and the f head (no gradients, no optimiser statistics) and switch the loss to L'."
@@ -357,7 +364,7 @@ class AmeliorationStage(Callback):
     def before_batch(self):
         if self.active and self.training: self._fix_modes()
 
-    def after_epoch(self):
+    def after_train(self):
         if self.active: self.learn.amelioration_epochs = getattr(self.learn, 'amelioration_epochs', 0) + 1
 
     def finish(self):

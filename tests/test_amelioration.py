@@ -207,3 +207,15 @@ def test_train_with_a_second_stage_saves_a_stage1_state_learner_with_the_stage_r
         assert all(p.requires_grad for p in learn.model.parameters())
     with pytest.raises(ValueError, match='no training batches'): pick.fit(1)
     with pytest.raises(ValueError, match='placeholder loaders'): safe.fit(1)
+
+
+def test_validate_and_get_preds_leave_the_stage_alone(tiny_dls):
+    "fastai's validate / get_preds send before_fit too: a learner carrying the stage predicts without freezing or counting"
+    learn = reid_learner(tiny_dls, 'anet', backbone='resnet18', pretrained=False, metrics=[])
+    learn.add_cb(AmeliorationStage())
+    with learn.no_bar(): learn.validate(); learn.get_preds(dl=tiny_dls.valid)
+    assert getattr(learn, 'amelioration_epochs', 0) == 0 and learn.loss_func.ameliorate is False
+    assert all(p.requires_grad for p in learn.model.parameters())
+    learn.dls = tiny_dls.new_empty()            # predicting needs no training data; fitting does
+    with learn.no_bar(): learn.get_preds(dl=tiny_dls.valid)
+    with pytest.raises(ValueError, match='no training batches'): learn.fit(1)
