@@ -6,18 +6,20 @@ term (`LossComponentsLogger`), and AttributeNet's second stage (`AmeliorationSta
 
 # %% ../nbs/09a_callbacks.ipynb #cbimp001
 from __future__ import annotations
-import os
+import os, math
 from functools import lru_cache
 from contextlib import contextmanager
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from fastai.basics import *
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from torch.amp import GradScaler, autocast
 
 # %% auto #0
-__all__ = ['CPU_BF16_ENV', 'AMP_CHOICES', 'cpu_bf16_support', 'cpu_has_native_bf16', 'check_amp', 'resolve_precision',
-           'ReidMixedPrecision', 'LossComponentsLogger', 'TextProgress', 'backbone_of', 'amelioration_frozen',
+__all__ = ['CPU_BF16_ENV', 'AMP_CHOICES', 'cpu_bf16_support', 'cpu_has_native_bf16', 'cpu_has_native_fp16', 'check_amp',
+           'resolve_precision', 'ReidMixedPrecision', 'ReidPrecisionMixin', 'active_loss_terms', 'in_fit',
+           'check_can_fit', 'LossComponentsLogger', 'TextProgress', 'backbone_of', 'amelioration_frozen',
            'AmeliorationStage', 'end_amelioration']
 
 # %% ../nbs/09a_callbacks.ipynb #f78eac0b
@@ -64,6 +66,15 @@ def cpu_has_native_bf16() -> bool:
     "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16); `FASTREID_VEHICLE_CPU_BF16=1/0` overrides."
     return cpu_bf16_support()['native']
 
+@lru_cache(maxsize=None)
+def cpu_has_native_fp16() -> bool:
+    "Whether this CPU computes fp16 natively (AVX512-FP16 or AMX-FP16), from torch's CPU probe or `/proc/cpuinfo`."
+    caps = getattr(torch.cpu, 'get_capabilities', None)
+    c = dict(caps()) if caps is not None else {}
+    if 'avx512_fp16' in c: return bool(c['avx512_fp16'] or c.get('amx_fp16', False))
+    amx = getattr(torch.cpu, '_is_amx_fp16_supported', None)
+    return bool(amx is not None and amx()) or bool({'avx512_fp16', 'amx_fp16'} & _cpuinfo_flags())
+
 # %% ../nbs/09a_callbacks.ipynb #32003a92
 AMP_CHOICES = ('auto', True, False, 'bf16', 'fp16', 'fp32')
 
@@ -76,20 +87,28 @@ def check_amp(amp, # a requested precision: one of `AMP_CHOICES` or an `AMPMode`
     raise ValueError(f"{name} must be one of {', '.join(map(repr, AMP_CHOICES))}, got {amp!r}")
 
 # %% ../nbs/09a_callbacks.ipynb #f57b1b30
+def _cpu_fp16(name:str) -> tuple:
+    "fp16 on the CPU: where it computes fp16 natively; elsewhere a `ValueError` naming `name` (it runs about 35x slower)"
+    if cpu_has_native_fp16(): return 'fp16', f'{name}=\'fp16\' on a CPU with native fp16'
+    raise ValueError(f"{name}='fp16' on this CPU (no AVX512-FP16 / AMX-FP16) would train about 35x slower than fp32: "
+                     f"use {name}='bf16' (runs everywhere, fast with native bf16), {name}='auto' or a CUDA device")
+
 def resolve_precision(amp='auto', # the requested precision, one of `AMP_CHOICES`
                       device=None, # the training device (None: fastai's `default_device()`)
+                      name:str='amp', # the argument's name in errors
                      ) -> tuple:
     "`(precision, reason)`: the precision ('fp32', 'bf16' or 'fp16') a `fit` with `amp` uses on `device`, and why."
-    amp, dev = check_amp(amp), torch.device(ifnone(device, default_device())).type
-    if amp in (False, 'fp32'): return 'fp32', f'amp={amp!r}'
-    if amp == 'fp16' and dev != 'cuda':
-        raise ValueError(f"amp='fp16' needs a CUDA device (the model is on {dev!r}); use amp='bf16' or amp='auto'")
-    if dev == 'cuda': return ('bf16', "amp='bf16'") if amp == 'bf16' else ('fp16', 'CUDA' if amp == 'auto' else f'CUDA, amp={amp!r}')
-    if dev != 'cpu': return ('fp32', f'no automatic mixed precision on {dev}') if amp == 'auto' else ('bf16', f'amp={amp!r} on {dev}')
+    amp, dev = check_amp(amp, name), torch.device(ifnone(device, default_device())).type
+    if amp in (False, 'fp32'): return 'fp32', f'{name}={amp!r}'
+    if dev == 'cuda': return ('bf16', f"{name}='bf16'") if amp == 'bf16' else ('fp16', 'CUDA' if amp == 'auto' else f'CUDA, {name}={amp!r}')
+    if amp == 'fp16' and dev == 'cpu': return _cpu_fp16(name)
+    if amp == 'fp16':
+        raise ValueError(f"{name}='fp16' needs a CUDA device or a CPU (the model is on {dev!r}); use {name}='bf16' or {name}='auto'")
+    if dev != 'cpu': return ('fp32', f'no automatic mixed precision on {dev}') if amp == 'auto' else ('bf16', f'{name}={amp!r} on {dev}')
     native = cpu_has_native_bf16()
     kind = 'CPU with native bf16' if native else 'CPU without native bf16'
     if amp == 'auto': return ('bf16' if native else 'fp32'), kind
-    return 'bf16', f'amp={amp!r} on a {kind}' + ('' if native else "; slow, amp='auto' would use fp32")
+    return 'bf16', f'{name}={amp!r} on a {kind}' + ('' if native else f"; slow, {name}='auto' would use fp32")
 
 # %% ../nbs/09a_callbacks.ipynb #8008d23f
 class ReidMixedPrecision(MixedPrecision):
@@ -102,9 +121,16 @@ class ReidMixedPrecision(MixedPrecision):
         super().__init__(amp_mode=AMPMode.BF16, **kwargs)
         self.precision = self.reason = None
 
+    def _choose(self, dev:str) -> tuple:
+        "`resolve_precision` on `dev`; fp32 with a warning where the device cannot run the request (a learner moved since)"
+        try: return resolve_precision(self.requested, dev)
+        except ValueError as e:
+            warn(f"{e}. Training in fp32 (the learner asked for it on another device)")
+            return 'fp32', f'{self.requested!r} cannot run on this {dev}: fp32 instead'
+
     def before_fit(self):
         dev = next(self.learn.model.parameters()).device.type
-        self.precision, self.reason = resolve_precision(self.requested, dev)
+        self.precision, self.reason = self._choose(dev)
         if self.precision == 'bf16' and dev == 'cpu' and not cpu_has_native_bf16():
             warn("bf16 autocast on a CPU without native bf16 is about 10x slower than fp32; amp='auto' would train in fp32")
         self.amp_mode = AMPMode.FP16 if self.precision == 'fp16' else AMPMode.BF16
@@ -114,52 +140,102 @@ class ReidMixedPrecision(MixedPrecision):
         self.learn.scaler, self.scales = GradScaler(dev, **self.kwargs), L()
 
 # %% ../nbs/09a_callbacks.ipynb #3797f4df
+def _train_device(learn:Learner) -> torch.device:
+    "The device `fit` trains `learn` on: its loaders' (fastai moves the model there), else fastai's `default_device()`"
+    return torch.device(getattr(learn.dls, 'device', None) or default_device())
+
 @patch
 def to_amp(self:Learner,
            amp_mode:str|bool|None='auto', # the requested precision, one of `AMP_CHOICES`
            **kwargs, # to `ReidMixedPrecision` (the gradient scaler's settings)
           ):
-    "Mixed precision on the model's device, chosen at each `fit` by `resolve_precision` ('auto': only where faster)."
+    "Mixed precision on the model's device, chosen at each `fit` by `resolve_precision`; a precision the device cannot run is refused now"
+    amp_mode = check_amp(ifnone(amp_mode, 'auto'), 'amp_mode')
+    resolve_precision(amp_mode, _train_device(self))   # refuse here, not at `fit`
     self.remove_cbs(L(self.cbs).filter(lambda c: isinstance(c, MixedPrecision)))
     return self.add_cb(ReidMixedPrecision(amp_mode, **kwargs))
 
 @patch
 def train_precision(self:Learner) -> tuple:
-    "`(precision, reason)` of this learner's training: the last `fit`'s choice, or the next one's before any `fit`."
+    "`(precision, reason)` of this learner's training: the last `fit`'s choice, or the next one's before any `fit`; never raises."
     cb = first(c for c in self.cbs if isinstance(c, MixedPrecision))
-    dev = ifnone(getattr(self.dls, 'device', None), default_device())
+    dev = _train_device(self)
     if cb is None: return 'fp32', 'no mixed precision'
     if not isinstance(cb, ReidMixedPrecision):  # fastai's own callback autocasts CUDA only
-        return (cb.amp_mode.value, f'fastai {type(cb).__name__}') if torch.device(dev).type == 'cuda' else ('fp32', f'fastai {type(cb).__name__} on {dev}')
-    return (cb.precision, cb.reason) if cb.precision is not None else resolve_precision(cb.requested, dev)
+        return (cb.amp_mode.value, f'fastai {type(cb).__name__}') if dev.type == 'cuda' else ('fp32', f'fastai {type(cb).__name__} on {dev}')
+    if cb.precision is not None: return cb.precision, cb.reason
+    try: return resolve_precision(cb.requested, dev)
+    except ValueError as e: return 'fp32', f'{e} (the next fit falls back to fp32)'
+
+class ReidPrecisionMixin:
+    "Learner methods: fastai's `to_fp16` / `to_bf16` as `to_amp('fp16')` / `to_amp('bf16')`, which run that precision on the CPU too, or refuse at the call."
+    def to_fp16(self, **kwargs, # to the gradient scaler (`GradScaler`), as in fastai
+               ):
+        "fp16 mixed precision on CUDA, or on a CPU with native fp16; elsewhere a `ValueError` now"
+        try: return self.to_amp('fp16', **kwargs)
+        except ValueError as e: raise ValueError(f"to_fp16: {e}") from None
+
+    def to_bf16(self):
+        "bf16 mixed precision on the learner's device, the CPU included (slow, with a warning, without native bf16)"
+        return self.to_amp('bf16')
 
 # %% ../nbs/09a_callbacks.ipynb #f4d4b4b3
+def active_loss_terms(loss_func, # a loss with `component_names` (and, for weighted terms, a `weight(name)` method)
+                     ) -> list:
+    "The names in `loss_func.component_names` whose weight is not 0 now (all of them where the loss has no `weight`)"
+    names = list(getattr(loss_func, 'component_names', []) or [])
+    w = getattr(loss_func, 'weight', None)
+    return names if not callable(w) else [n for n in names if w(n) != 0]
+
+def in_fit(learn:Learner, # the learner whose callbacks are running
+          ) -> bool:
+    "Whether the `before_fit` now running is a `fit`'s: `validate` / `get_preds` send it too, holding `learn.lock`"
+    lock = getattr(learn, 'lock', None)
+    return lock is None or not lock.locked()
+
+def check_can_fit(learn:Learner, # the learner about to `fit`
+                 ):
+    "A `ValueError` where `learn.dls` holds no training data: `load_learner`'s empty loaders, `load_run_learner`'s placeholders"
+    why = getattr(learn.dls, 'no_training_data', None)
+    if why: raise ValueError(f"fit: {why}")
+    if len(learn.dls.train) == 0:
+        raise ValueError("fit: learn.dls has no training batches (a learner from `load_learner` or `export` keeps empty "
+                         "loaders): set `learn.dls` to your data (e.g. `ReidDataLoaders.from_df(...)`) before fit")
+
 class LossComponentsLogger(Callback):
-    "Add the training-epoch mean of each `loss_func.components` term as a Recorder column."
+    "Add the training-epoch mean of each active `loss_func.components` term as a Recorder column."
     order = Recorder.order + 5  # after Recorder has set its names and logged validation, before progress/CSV loggers
     def __init__(self,
                  prefix:str='', # put before each term's name in the column names
                 ): self.prefix, self.names = prefix, None
 
+    def _fit_terms(self) -> list:
+        "The terms active now or later in this fit (a callback such as `AmeliorationStage` announces its own)"
+        names = set(active_loss_terms(self.loss_func))
+        for cb in self.learn.cbs:
+            later = getattr(type(cb), 'upcoming_loss_terms', None)
+            if later is not None: names |= set(later(cb))
+        return [n for n in getattr(self.loss_func, 'component_names', []) if n in names]
+
     def before_fit(self):
-        self.names = list(getattr(self.loss_func, 'component_names', []) or [])
+        if in_fit(self.learn): check_can_fit(self.learn)
+        self.names = self._fit_terms()
         if not self.names or not hasattr(self.learn, 'recorder'): return
         mn = self.recorder.metric_names
         at = len(mn) - (1 if self.recorder.add_time else 0)
         self.recorder.metric_names = L(list(mn[:at]) + [self.prefix + n for n in self.names] + list(mn[at:]))
 
-    def before_train(self): self.sums, self.count = {n: 0. for n in self.names or []}, 0
+    def before_train(self): self.sums, self.counts = {n: 0. for n in self.names or []}, {n: 0 for n in self.names or []}
 
     def after_loss(self):
         if not self.training or not self.names: return
-        comps, bs = getattr(self.loss_func, 'components', {}), find_bs(self.yb)
+        comps, bs, active = getattr(self.loss_func, 'components', {}), find_bs(self.yb), set(active_loss_terms(self.loss_func))
         for n in self.names:
-            if n in comps: self.sums[n] += float(comps[n]) * bs
-        self.count += bs
+            if n in comps and n in active: self.sums[n] += float(comps[n]) * bs; self.counts[n] += bs
 
     def after_validate(self):
         if not self.names or not hasattr(self.learn, 'recorder') or not hasattr(self, 'sums'): return
-        self.recorder.log += [self.sums[n] / max(self.count, 1) for n in self.names]
+        self.recorder.log += [self.sums[n] / self.counts[n] if self.counts[n] else math.nan for n in self.names]
 
 # %% ../nbs/09a_callbacks.ipynb #7e3a1c02
 class TextProgress(Callback):
@@ -198,16 +274,18 @@ def text_progress(self:Learner,
         finally: self.remove_cb(cb)
 
 # %% ../nbs/09a_callbacks.ipynb #4c5828eb
-def backbone_of(model:nn.Module, # a re-id model
+def backbone_of(model:nn.Module, # a re-id model, or the `DistributedDataParallel` around one
                ) -> nn.Module:
     "The part of `model` that ANet's second stage freezes (everything before the re-id feature f)."
+    model = get_model(model)
     bb = getattr(model, 'backbone', None)
     if bb is None: raise AttributeError(f"{type(model).__name__} has no `.backbone` module to freeze")
     return bb
 
-def amelioration_frozen(model:nn.Module, # an `ANet`
+def amelioration_frozen(model:nn.Module, # an `ANet`, or the `DistributedDataParallel` around one
                        ) -> list:
     "The modules ANet's second stage keeps fixed: the backbone and `f_head`, which gives f, the constraints' reference."
+    model = get_model(model)
     fh = getattr(model, 'f_head', None)
     if fh is None: raise AttributeError(f"{type(model).__name__} has no `.f_head` (the head that produces f) to freeze")
     return [backbone_of(model), fh]
@@ -229,9 +307,19 @@ def _drop_opt_state(opt, params):
     for p in params:
         if p in opt.state: opt.state[p] = {k: v for k, v in opt.state[p].items() if k in keep}
 
+def _rewrap_ddp(learn:Learner):
+    "A new `DistributedDataParallel` (same settings) around `learn.model`'s module: it syncs only the parameters that need gradients now"
+    m = learn.model
+    if not isinstance(m, DistributedDataParallel): return
+    sync = (dict(forward_sync_buffers=m.forward_sync_buffers) if hasattr(m, 'forward_sync_buffers')   # torch >= 2.14
+            else dict(broadcast_buffers=m.broadcast_buffers))
+    learn.model = DistributedDataParallel(m.module, device_ids=m.device_ids, output_device=m.output_device,
+                                          process_group=m.process_group, find_unused_parameters=m.find_unused_parameters,
+                                          gradient_as_bucket_view=m.gradient_as_bucket_view, **sync)
+
 # %% ../nbs/09a_callbacks.ipynb #e88feddd
 class AmeliorationStage(Callback):
-    "ANet's second stage from `start_epoch`: backbone and f head fixed (weights, BN statistics, optimiser state), loss L'."
+    "ANet's second stage from `start_epoch` to the end of the `fit`: backbone and f head fixed, loss L'; then back to stage 1."
     order = TrainEvalCallback.order + 1  # after TrainEvalCallback has put the model in train mode
     def __init__(self,
                  start_epoch:int=0, # the first epoch of the second stage (0: the whole fit)
@@ -240,17 +328,28 @@ class AmeliorationStage(Callback):
     def before_fit(self):
         if not hasattr(self.loss_func, 'ameliorate'):
             raise TypeError(f"AmeliorationStage needs AttributeNet's loss (with an `ameliorate` switch), got {type(self.loss_func).__name__}")
-        self.active = False
+        self.active, self.fitting = False, in_fit(self.learn)   # `validate` / `get_preds` leave the model as it is
+        if not self.fitting: return
+        check_can_fit(self.learn)
         if self.start_epoch <= self.learn.epoch: self.start()
 
+    def upcoming_loss_terms(self) -> list:
+        "The loss terms L' will have, where the stage starts later in this fit (for `LossComponentsLogger`'s columns)"
+        if self.active or self.start_epoch >= self.n_epoch: return []
+        loss, old = self.loss_func, self.loss_func.ameliorate
+        try: loss.ameliorate = True; return active_loss_terms(loss)
+        finally: loss.ameliorate = old
+
     def before_epoch(self):
-        if not self.active and self.epoch >= self.start_epoch: self.start()
+        if self.fitting and not self.active and self.epoch >= self.start_epoch: self.start()
 
     def start(self):
         "Fix the backbone and the f head (no gradients, no optimiser statistics) and switch the loss to L'."
         params = [p for m in amelioration_frozen(self.learn.model) for p in m.parameters()]
+        self.grads_were = [(p, p.requires_grad) for p in params]
         for p in params: p.requires_grad_(False); p.grad = None
         _drop_opt_state(self.learn.opt, params)
+        _rewrap_ddp(self.learn)   # several processes: DDP made before the freeze would wait for their gradients
         self.loss_func.ameliorate = True
         self.active = True
 
@@ -265,10 +364,24 @@ class AmeliorationStage(Callback):
     def before_batch(self):
         if self.active and self.training: self._fix_modes()
 
+    def after_train(self):
+        if self.active: self.learn.amelioration_epochs = getattr(self.learn, 'amelioration_epochs', 0) + 1
+
+    def finish(self):
+        "Back to the first stage: the frozen parameters trainable as before, their modules in the model's mode, loss L."
+        for p, g in getattr(self, 'grads_were', []): p.requires_grad_(g)
+        model = get_model(self.learn.model)
+        for m in amelioration_frozen(model): m.train(model.training)
+        self.loss_func.ameliorate = False
+        self.active = False
+
+    def after_fit(self):
+        if self.active: self.finish()
+
 # %% ../nbs/09a_callbacks.ipynb #0449370f
-def end_amelioration(learn:Learner, # a learner that ran `AmeliorationStage`
+def end_amelioration(learn:Learner, # a learner left in ANet's second stage (an interrupted `fit`, or one saved by an older version)
                     ):
-    "Undo `AmeliorationStage`: make the backbone and the f head trainable again and switch the loss back to L."
+    "Undo `AmeliorationStage` by hand: make the backbone and the f head trainable again and switch the loss back to L."
     for m in amelioration_frozen(learn.model):
         for p in m.parameters(): p.requires_grad_(True)
     learn.loss_func.ameliorate = False

@@ -353,6 +353,12 @@ def _read_weights(p:Path) -> dict:
     try: return load_file(str(p))
     except Exception as e: raise CorruptFileError(p, 'safetensors weights file', f"{type(e).__name__}: {e}") from None
 
+def _amp_here(amp) -> str|bool:
+    "The run's `amp` where this machine can train in it, else 'auto' (e.g. fp16 from a GPU run, loaded on a CPU)"
+    from .callbacks import resolve_precision
+    try: resolve_precision(amp); return amp
+    except ValueError: return 'auto'
+
 def load_run_learner(run, # the run folder written by `train` (or a file in it, e.g. its learner.pkl)
                      trust_pickle:bool=False, # unpickle learner.pkl (runs code from the file) instead of rebuilding the learner from model.safetensors + run.json
                     ) -> Learner:
@@ -377,10 +383,13 @@ def load_run_learner(run, # the run folder written by `train` (or a file in it, 
                                   pad=d.pad, flip_p=d.flip_p, erase_p=d.erase_p, erase_mode=d.erase_mode, erase_sl=d.erase_sl,
                                   erase_sh=d.erase_sh, erase_min_aspect=d.erase_min_aspect, zoom_p=d.zoom_p,
                                   max_zoom=d.max_zoom, attrs=tuple(d.attrs), sampler='random', path=folder)
-    learn = reid_learner(dls, m.method, backbone=m.backbone, pretrained=False, weights=None, amp=s.fit.amp,
+    dls.no_training_data = (f"the learner of {folder} holds placeholder loaders (load_run_learner rebuilds it for "
+                            "inference): set `learn.dls` to your data before fit")
+    learn = reid_learner(dls, m.method, backbone=m.backbone, pretrained=False, weights=None, amp=_amp_here(s.fit.amp),
                          channels_last=s.fit.channels_last, path=folder, model_dir='.', neck_feat=m.neck_feat, **m.settings)
     try: learn.model.load_state_dict(_read_weights(folder/WEIGHTS))
     except RuntimeError as e: raise CorruptFileError(folder/WEIGHTS, f"weights file for {m.method}/{m.backbone} as {folder/RUN_FILE} records it",
                                                      str(e).splitlines()[0]) from None
     learn.model.eval()
+    if s.fit.stage2_epochs: learn.amelioration_epochs = s.fit.stage2_epochs   # as `AmeliorationStage` records it
     return learn

@@ -90,3 +90,33 @@ def test_reid_learner_rewraps_fastais_distributed_loaders(tiny_dls):
         cb.before_validate()
         assert type(learn.dl) is ReidDistributedDL and learn.dl.dl is valid
     finally: learn.dls.loaders = [train, valid]   # the loaders are the session's `tiny_dls`
+
+
+@pytest.mark.slow   # about a minute and a half on a quiet 2-core machine: two processes, two epochs of ANet
+@pytest.mark.skipif(TORCHRUN is None, reason='torchrun not found')
+def test_two_processes_anet_second_stage(tiny_veri_df, tmp_path):
+    "Stage 2 starting inside a DDP fit: backbone and f head untouched by it and equal on both ranks, metric == one process's"
+    import torch
+    from safetensors.torch import load_file
+    root = Path(tiny_veri_df.path[0]).parent.parent
+    env = {**os.environ, 'PYTHONPATH': f"{HERE.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg'}
+    for k in ('WORLD_SIZE', 'RANK', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'): env.pop(k, None)
+    r = subprocess.run([TORCHRUN, '--standalone', '--nproc_per_node', '2', str(HERE/'ddp_stage2_worker.py'), str(tmp_path), str(root)],
+                       env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-6000:]
+    w0, w1 = load_file(str(tmp_path/'rank0.safetensors')), load_file(str(tmp_path/'rank1.safetensors'))
+    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0), 'the ranks disagree'
+    for rank, w in ((0, w0), (1, w1)):
+        snap = torch.load(tmp_path/f'stage2_start_rank{rank}.pt')
+        assert any('running_mean' in k for k in snap) and any(k.startswith('f_head.') for k in snap)
+        moved = [k for k in snap if not torch.equal(snap[k], w[k])]
+        assert not moved, f'rank {rank}: stage 2 moved {moved[:5]}'
+    rec = json.loads((tmp_path/'script.json').read_text())
+    assert rec['amelioration_epochs'] == 1 and rec['ameliorate'] is False
+    dls = ReidDataLoaders.from_df(load_veri776(root), size=64, P=4, K=4, seed=0, preload=True)
+    learn = reid_learner(dls, 'anet', backbone='resnet18', pretrained=False, amp=False)
+    load_weights(learn.model, tmp_path/'rank0.safetensors')
+    with learn.no_bar(): vals = learn.validate()
+    got = dict(zip(learn.recorder.metric_names[2:], vals))
+    for k in METRICS: assert rec[k] == pytest.approx(got[k], abs=1e-9), (k, rec[k], got[k])

@@ -81,7 +81,7 @@ def test_invalid_amp_is_named(tiny_dls):
     with pytest.raises(ValueError, match="amp must be one of"): resolve_precision('half', 'cpu')
     learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
     with pytest.raises(ValueError, match="amp_mode must be one of"): learn.to_amp('fp8')
-    with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device"): resolve_precision('fp16', 'cpu')
+    with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device or a CPU"): resolve_precision('fp16', 'mps')
 
 def test_train_rejects_bad_amp_before_making_data(tmp_path):
     from fastreid_vehicle.pipeline import train
@@ -107,3 +107,69 @@ def test_cli_amp_argument():
     assert p.parse_args(['train', '--amp', 'fp32']).amp == 'fp32'
     assert p.parse_args(['train', '--amp', 'bf16']).amp == 'bf16'
     with pytest.raises(SystemExit): p.parse_args(['train', '--amp', 'half'])
+
+
+# --- fp16 / bf16 do what they say on the CPU, or are refused at the call; `train_precision` never raises
+
+import warnings
+from fastai.basics import Learner
+from fastai.test_utils import synth_learner
+from fastreid_vehicle import callbacks
+from fastreid_vehicle.callbacks import ReidPrecisionMixin
+
+class AutocastProbe(Callback):
+    "Record (enabled, dtype) of CPU autocast at every training prediction"
+    def before_fit(self): self.seen = set()
+    def after_pred(self):
+        if self.training: self.seen.add((torch.is_autocast_enabled('cpu'), torch.get_autocast_dtype('cpu')))
+
+def _with_mixin(learn):
+    "`learn` as an instance of a learner class with `ReidPrecisionMixin` (what the library's learner class inherits)"
+    if not isinstance(learn, ReidPrecisionMixin):
+        learn.__class__ = type('PrecisionLearner', (ReidPrecisionMixin, type(learn)), {})
+    return learn
+
+def _probe_fit(learn):
+    probe = AutocastProbe()
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=[probe, ShortEpochCallback()])
+    return probe.seen
+
+def test_fp16_on_a_cpu_without_native_fp16_is_refused_at_the_call(tiny_dls, monkeypatch):
+    monkeypatch.setattr(callbacks, 'cpu_has_native_fp16', lambda: False)
+    with pytest.raises(ValueError, match=r"amp='fp16' on this CPU .*35x slower.*use amp='bf16'"):
+        reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, amp='fp16')
+    learn = _with_mixin(reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, amp=False, metrics=[]))
+    with pytest.raises(ValueError, match=r"amp='fp16' on this CPU"): learn.to_amp('fp16')
+    with pytest.raises(ValueError, match=r"^to_fp16: amp='fp16' on this CPU"): learn.to_fp16()
+    assert learn.train_precision() == ('fp32', 'no mixed precision')   # nothing was installed
+
+def test_fp16_on_a_cpu_with_native_fp16_runs_fp16(monkeypatch):
+    monkeypatch.setattr(callbacks, 'cpu_has_native_fp16', lambda: True)
+    learn = _with_mixin(synth_learner())
+    learn.to_fp16()
+    assert learn.train_precision() == ('fp16', "amp='fp16' on a CPU with native fp16")
+    assert _probe_fit(learn) == {(True, torch.float16)}
+    assert learn.train_precision()[0] == 'fp16'
+
+def test_to_bf16_runs_bf16_on_the_cpu(monkeypatch):
+    monkeypatch.setenv(ENV, '1')
+    learn = _with_mixin(synth_learner()).to_bf16()
+    assert _probe_fit(learn) == {(True, torch.bfloat16)} and learn.train_precision()[0] == 'bf16'
+    learn.to_fp32()                              # fastai's to_fp32 removes it
+    assert _probe_fit(learn) == {(False, torch.bfloat16)} and learn.train_precision()[0] == 'fp32'
+
+def test_fastais_own_methods_are_unchanged():
+    "The package adds no `to_fp16` / `to_bf16` of its own to fastai's `Learner`"
+    import fastreid_vehicle.all
+    for m in ('to_fp16', 'to_bf16', 'to_fp32'): assert getattr(Learner, m).__module__ == 'fastai.callback.fp16', m
+    assert {'to_fp16', 'to_bf16'} <= set(vars(ReidPrecisionMixin))
+
+def test_a_request_the_device_cannot_run_trains_fp32_with_a_warning(monkeypatch):
+    "fp16 asked on another machine (a GPU learner loaded on this CPU): `train_precision` says so, `fit` warns, trains fp32"
+    monkeypatch.setattr(callbacks, 'cpu_has_native_fp16', lambda: False)
+    learn = synth_learner()
+    learn.add_cb(ReidMixedPrecision('fp16'))    # what a learner built on CUDA with amp='fp16' carries
+    p, why = learn.train_precision()
+    assert p == 'fp32' and 'falls back to fp32' in why
+    with pytest.warns(UserWarning, match=r"amp='fp16' on this CPU.*Training in fp32"): seen = _probe_fit(learn)
+    assert seen == {(False, torch.bfloat16)} and learn.train_precision()[0] == 'fp32'
