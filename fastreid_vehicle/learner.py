@@ -21,7 +21,7 @@ from fastai.callback.tracker import TrackerCallback
 from .config import ModelConfig, FitConfig
 from .models import create_reid_model, reid_loss, get_method, list_methods
 from .metrics import reid_metrics
-from .callbacks import LossComponentsLogger, check_amp
+from .callbacks import LossComponentsLogger, check_amp, ReidPrecisionMixin
 from .distributed import ReidDistributedLoaders
 from .data import ReidEncode
 from .interpret import ReidInterpretation
@@ -125,8 +125,8 @@ class TrackerMonitor(Callback):
                 cb.monitor, cb.comp, cb.min_delta = to, np.greater, abs(cb.min_delta)
                 print(f"{type(cb).__name__} monitors {to} (higher is better) instead of valid_loss (ReidLearner.default_monitor)")
 
-class ReidLearner(Learner):
-    "A fastai `Learner` for re-id: `predict` embeds an image, `show_results` ranks the gallery, trackers follow mAP"
+class ReidLearner(ReidPrecisionMixin, Learner):
+    "A fastai `Learner` for re-id: `predict` embeds an image, `show_results` ranks the gallery, trackers follow mAP, `to_fp16` / `to_bf16` run that precision or refuse at the call"
     @delegates(Learner.__init__)
     def __init__(self,
                  dls:DataLoaders, # `ReidDataLoaders`
@@ -158,6 +158,9 @@ def reid_learner(dls:DataLoaders, # `ReidDataLoaders`: its `n_ids` and `attr_cla
                  **settings, # the method's model and loss settings (`method_settings(method)`)
                 ) -> ReidLearner:
     "A `ReidLearner` (a fastai `Learner`): the registered `method` on `backbone`; `settings` go to its model and loss by name."
+    if not hasattr(dls, 'n_ids'):
+        raise TypeError(f"reid_learner: dls must be `ReidDataLoaders` (from `ReidDataLoaders.from_df` / `from_folder` / "
+                        f"`from_csv` or `reid_dblock(df).dataloaders(df)`), which know the identities; got {type(dls).__name__}")
     splitter = get_method(method).splitter
     amp = check_amp(ifnone(amp, 'auto'))
     m_kw, l_kw = split_settings(method, settings)

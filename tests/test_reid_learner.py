@@ -3,7 +3,8 @@ on mAP, arch callables and a fast pretrained-weights error."""
 import time
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
-from fastai.basics import load_learner
+from fastai.basics import load_learner, DataLoaders
+from fastreid_vehicle.callbacks import cpu_has_native_fp16
 from fastai.vision.core import PILImage
 from fastai.interpret import Interpretation
 from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback, ReduceLROnPlateau
@@ -171,3 +172,12 @@ def test_pretrained_without_weights_fails_fast(tiny_dls, tmp_path, monkeypatch):
         with modified_env(TORCH_HOME=str(tmp_path/'torch')):
             with pytest.raises(RuntimeError, match='weights='): reid_learner(tiny_dls, 'bot', backbone=backbone)
         assert time.perf_counter() - t0 < 15, backbone
+
+def test_reid_learner_to_fp16_refuses_on_cpu_without_native_fp16(tiny_dls):
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False, amp=False)
+    if torch.cuda.is_available() or cpu_has_native_fp16(): pytest.skip('this machine runs fp16')
+    with pytest.raises(ValueError, match='to_fp16'): learn.to_fp16()
+
+def test_reid_learner_refuses_plain_dataloaders(tiny_dls):
+    plain = DataLoaders(tiny_dls.train, tiny_dls.valid)
+    with pytest.raises(TypeError, match='ReidDataLoaders'): reid_learner(plain, 'bot', backbone='resnet18', pretrained=False)
