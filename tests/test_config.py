@@ -59,3 +59,8 @@ def test_a_default_changed_in_one_place_reaches_help_train_and_run_json(tmp_path
     rec = json.loads((tmp_path/'run'/'run.json').read_text())
     assert rec['config']['epochs'] == 1 and rec['config']['K'] == 3
     assert rec['sources']['epochs'] == 'default' and rec['sources']['P'] == 'argument'
+
+
+def test_main_job_is_the_synthetic_small_benchmark():
+    "Moved from nbs/24_pipeline.ipynb"
+    assert MAIN_JOB['preset'] == 'small' and MAIN_JOB['dataset'] == 'synthetic' and 'out' not in MAIN_JOB
