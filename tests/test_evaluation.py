@@ -481,3 +481,29 @@ def test_evaluate_features_notebook_examples():
     np.testing.assert_allclose(maps, [d.mAP for d in evaluate_features(dfv, fv, dataset='vehicleid', seed=0).draws])
     np.testing.assert_allclose(maps, [d.mINP for d in rv.draws])
     assert rv.table().loc['vehicleid', 'mAP_std'] == pytest.approx(np.std(maps, ddof=1))
+
+
+# ---------------------------------------------------------------- checks moved from nbs/04a_protocols.ipynb
+import warnings
+from fastreid_vehicle.protocols import protocol_draws
+
+
+def test_protocol_draws_and_tables_worked_examples(tmp_path):
+    assert [dataset_key(n) for n in ['VeRi-776', 'veri_wild_small', 'VehicleID', 'VRIC', 'market', None]] == \
+           ['veri776', 'veriwild', 'vehicleid', 'vric', None, None]
+    it = pd.DataFrame(dict(pid=[1, 1, 2, 2, 2, 3], camid=[0, 1, 0, 1, 1, 0], split=['query', 'gallery'] * 3))
+    assert len(protocol_draws(it, 'VehicleID')) == 10
+    d0 = protocol_draws(it, 'vehicleid')[0]
+    assert d0['gallery'].sum() == 3 and (d0['query'] | d0['gallery']).all() and not d0['remove_junk']
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        assert protocol_draws(it, 'vric')[0]['remove_junk'] is False
+    assert protocol_draws(it, 'veri776')[0]['remove_junk'] is True
+    assert len(protocol_draws(it, 'vehicleid', protocol='plain')) == 1
+    with pytest.raises(ValueError, match='protocol must be'): protocol_draws(it, protocol='standard')
+    from dataset_trees import make_vehicleid_tree
+    root = make_vehicleid_tree(tmp_path/'vid')['root']
+    tabs = protocol_tables('VehicleID', root)
+    assert list(tabs) == ['800', '1600', '2400']
+    assert len(protocol_union(tabs)) == tabs['2400']['split'].isin(['query', 'gallery']).sum()   # the lists are nested
+    assert list(protocol_tables('vehicleid', root, test_size=1600)) == ['1600']
