@@ -81,3 +81,7 @@ def test_optimizer_constants_resolved_and_checked():
     assert optimizer_constants(FitConfig(opt='sgd', opt_betas=(0.9,)))['mom'] == 0.9
     with pytest.raises(ValueError, match='sgd takes 1 value'): optimizer_constants(FitConfig(opt='sgd', opt_betas=(0.9, 0.99)))
     assert coerce('opt_betas', '0.9,0.999') == (0.9, 0.999) and coerce('opt_eps', 'none') is None
+
+def test_main_job_is_the_synthetic_small_benchmark():
+    "Moved from nbs/24_pipeline.ipynb"
+    assert MAIN_JOB['preset'] == 'small' and MAIN_JOB['dataset'] == 'synthetic' and 'out' not in MAIN_JOB

@@ -428,3 +428,82 @@ def test_vric_keeps_same_camera_gallery_images(tmp_path):
     assert r.num_valid == 4 and r.settings['remove_junk'] is False       # no same-camera junk removal
     f = np.stack([feats[p] for p in test.path])
     with pytest.raises(ValueError, match='no valid query'): evaluate_features(test, f, protocol='plain')   # with removal: none left
+
+
+# ---------------------------------------------------------------- checks moved from nbs/04_evaluation.ipynb
+from fastreid_vehicle.evaluation import center_by_camera, baseline_results
+
+
+def test_center_by_camera_small():
+    f = torch.tensor([[1., 0.], [0., 1.], [3., 4.], [4., 3.]])
+    out = center_by_camera(f, [1, 1, 2, 2])
+    torch.testing.assert_close(out[:2].sum(0), torch.zeros(2)); torch.testing.assert_close(out[2:].sum(0), torch.zeros(2))
+    torch.testing.assert_close(out[0], torch.tensor([.5, -.5]))
+    np.testing.assert_allclose(center_by_camera(f.numpy(), np.array([5, 5, 5, 5]), l2_normalize=False), (f - f.mean(0)).numpy(),
+                               atol=1e-6)
+    assert isinstance(center_by_camera(f.numpy(), [1, 1, 2, 2]), np.ndarray)
+    with pytest.raises(ValueError, match='camids'): center_by_camera(f, [1, 2])
+
+
+def test_tar_at_far_worked_example():
+    p, n = np.array([.9, .8, .8, .3]), np.array([.85, .8, .2, .1, 0.])
+    tars, thr = tar_at_far(p, n, [0., .2, .4, 1.])
+    np.testing.assert_allclose(tars, [.25, .25, 1., 1.]); np.testing.assert_allclose(thr, [.9, .85, .3, 0.])
+    assert roc_auc(p, n) == pytest.approx((5 + 3.5 + 3.5 + 3) / 20)
+
+
+def test_baseline_results_lookup_finds_same_labels():
+    b = pd.DataFrame(dict(split=['query', 'gallery', 'gallery', 'gallery'], pid=[1, 1, 2, 3], camid=[0, 1, 1, 1],
+                          color=['red', 'red', 'blue', 'red'], type=['sedan', 'sedan', 'sedan', 'suv']))
+    br = baseline_results(b)
+    assert br['lookup'].rank1 == 1. and br['lookup'].settings['distance'] == 'euclidean'
+
+
+def test_evaluate_features_notebook_examples():
+    df, feats = toy()
+    q, g = (df.split == 'query').to_numpy(), (df.split == 'gallery').to_numpy()
+    r = evaluate_features(df, feats)
+    ref = direct(feats[q], feats[g], df.pid[q].to_numpy(), df.pid[g].to_numpy(), df.camid[q].to_numpy(), df.camid[g].to_numpy())
+    assert r.mAP == pytest.approx(ref.mAP) and r.rank1 == pytest.approx(ref.rank1)
+    dft = pd.concat([df.iloc[:1].assign(split='train'), df], ignore_index=True); dft.attrs = df.attrs
+    assert evaluate_features(dft, feats).mAP == pytest.approx(r.mAP)   # features of non-train rows only
+    # several tables from features computed once
+    t2 = df[df.pid < 5].copy(); t2.attrs = df.attrs
+    rt = evaluate_protocol_tables({'all': df, 'small': t2}, (df, feats))
+    assert list(rt.table().index) == ['all', 'small'] and rt.mAP == pytest.approx(r.mAP)
+    assert rt.table().loc['small', 'mAP'] == pytest.approx(evaluate_features(t2, feats[df.pid < 5]).mAP)
+    with pytest.raises(ValueError, match='no features'): evaluate_protocol_tables({'a': df}, (df.iloc[:3], feats[:3]))
+    # VehicleID: draws reproducible, one match per query (AP = INP), std over draws in the table
+    dfv, fv = toy(n_ids=30, per_id=5, seed=2, dataset='VehicleID')
+    rv = evaluate_features(dfv, fv, n_draws=10, seed=0)
+    maps = [d.mAP for d in rv.draws]
+    assert len(rv.draws) == 10 and len(set(maps)) > 1
+    np.testing.assert_allclose(maps, [d.mAP for d in evaluate_features(dfv, fv, dataset='vehicleid', seed=0).draws])
+    np.testing.assert_allclose(maps, [d.mINP for d in rv.draws])
+    assert rv.table().loc['vehicleid', 'mAP_std'] == pytest.approx(np.std(maps, ddof=1))
+
+
+# ---------------------------------------------------------------- checks moved from nbs/04a_protocols.ipynb
+import warnings
+from fastreid_vehicle.protocols import protocol_draws
+
+
+def test_protocol_draws_and_tables_worked_examples(tmp_path):
+    assert [dataset_key(n) for n in ['VeRi-776', 'veri_wild_small', 'VehicleID', 'VRIC', 'market', None]] == \
+           ['veri776', 'veriwild', 'vehicleid', 'vric', None, None]
+    it = pd.DataFrame(dict(pid=[1, 1, 2, 2, 2, 3], camid=[0, 1, 0, 1, 1, 0], split=['query', 'gallery'] * 3))
+    assert len(protocol_draws(it, 'VehicleID')) == 10
+    d0 = protocol_draws(it, 'vehicleid')[0]
+    assert d0['gallery'].sum() == 3 and (d0['query'] | d0['gallery']).all() and not d0['remove_junk']
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        assert protocol_draws(it, 'vric')[0]['remove_junk'] is False
+    assert protocol_draws(it, 'veri776')[0]['remove_junk'] is True
+    assert len(protocol_draws(it, 'vehicleid', protocol='plain')) == 1
+    with pytest.raises(ValueError, match='protocol must be'): protocol_draws(it, protocol='standard')
+    from dataset_trees import make_vehicleid_tree
+    root = make_vehicleid_tree(tmp_path/'vid')['root']
+    tabs = protocol_tables('VehicleID', root)
+    assert list(tabs) == ['800', '1600', '2400']
+    assert len(protocol_union(tabs)) == tabs['2400']['split'].isin(['query', 'gallery']).sum()   # the lists are nested
+    assert list(protocol_tables('vehicleid', root, test_size=1600)) == ['1600']

@@ -68,3 +68,57 @@ def test_killed_synth_leaves_nothing_the_next_run_keeps(tmp_path):
     assert _mode(dest) == 0o777 & ~current_umask()
     assert _mode(next((dest/'image_train').iterdir())) == 0o666 & ~current_umask()
     assert all(_mode(p) == 0o666 & ~current_umask() for p in dest.iterdir() if p.is_file())
+
+
+# ---------------------------------------------------------------- checks moved from nbs/15_files.ipynb, run in the module's namespace
+def test_files_notebook_examples(tmp_path):
+    from fastcore.test import test_eq, test_fail; import stat, subprocess, sys, json, shutil, tempfile; from pathlib import Path
+    import fastreid_vehicle.files as _M
+    g = globals(); g.update({k: v for k, v in vars(_M).items() if not k.startswith('__')})
+    tmp = tmp_path
+    p = atomic_write_json({'a': 1}, tmp/'out.json')
+    test_eq(json.loads(p.read_text()), {'a': 1})
+    test_eq(stat.S_IMODE(p.stat().st_mode), 0o666 & ~current_umask())
+    test_eq(sorted(o.name for o in tmp.iterdir()), ['out.json'])
+    def _fail():
+        with atomic_path(tmp/'out.json') as t:
+            t.write_text('half'); raise RuntimeError('killed')
+    test_fail(_fail, contains='killed')
+    test_eq(json.loads((tmp/'out.json').read_text()), {'a': 1})
+    test_eq(sorted(o.name for o in tmp.iterdir()), ['out.json'])
+    with atomic_folder(tmp/'index') as t: (t/'a.txt').write_text('1')
+    with atomic_folder(tmp/'index') as t: (t/'b.txt').write_text('2')
+    test_eq(sorted(o.name for o in (tmp/'index').iterdir()), ['b.txt'])
+    test_eq(stat.S_IMODE((tmp/'index').stat().st_mode), 0o777 & ~current_umask())
+    def _fail():
+        with atomic_folder(tmp/'index') as t:
+            (t/'c.txt').write_text('half'); raise RuntimeError('killed')
+    test_fail(_fail, contains='killed')
+    test_eq(sorted(o.name for o in (tmp/'index').iterdir()), ['b.txt'])
+    with atomic_folder(tmp/'index', keep_existing=lambda p: (p/'b.txt').exists()) as t: (t/'d.txt').write_text('3')
+    test_eq(sorted(o.name for o in (tmp/'index').iterdir()), ['b.txt'])
+    test_eq(sorted(o.name for o in tmp.iterdir()), ['index', 'out.json'])
+    with atomic_folder(tmp/'gi', kind='gallery_index') as t: (t/'a.txt').write_text('1')
+    test_eq(read_marker(tmp/'gi'), {'kind': 'gallery_index', 'version': 1})
+    with atomic_folder(tmp/'gi', kind='gallery_index') as t: (t/'b.txt').write_text('2')   # its own: replaced
+    test_eq(sorted(o.name for o in (tmp/'gi').iterdir()), [MARKER, 'b.txt'])
+    (tmp/'photos').mkdir(); (tmp/'photos'/'car.jpg').write_bytes(b'x')
+    def _photos():
+        with atomic_folder(tmp/'photos', kind='gallery_index') as t: pass
+    test_fail(_photos, contains='car.jpg')
+    test_eq([o.name for o in (tmp/'photos').iterdir()], ['car.jpg'])
+    shutil.rmtree(tmp/'gi'); shutil.rmtree(tmp/'photos')
+    ev = claim_folder(tmp/'ev', 'evaluation'); test_eq(claim_folder(ev, 'evaluation'), ev)
+    (tmp/'run').mkdir(); (tmp/'run'/'run.json').write_text('{}'); (tmp/'run'/'metrics.json').write_text('{}')
+    test_fail(lambda: claim_folder(tmp/'run', 'evaluation'), contains='a training run')
+    test_eq(sorted(o.name for o in (tmp/'run').iterdir()), ['metrics.json', 'run.json'])
+    shutil.rmtree(ev); shutil.rmtree(tmp/'run')
+    import fastreid_vehicle
+    pkg_root = str(Path(fastreid_vehicle.__file__).parent.parent)
+    code = f"import sys; sys.path.insert(0, {pkg_root!r}); from fastreid_vehicle.files import make_temp_dir; print(make_temp_dir({str(tmp)!r}, 'data'))"
+    dead = Path(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip())
+    live = make_temp_dir(tmp, 'data')
+    test_eq(stat.S_IMODE(live.stat().st_mode), 0o777 & ~current_umask())
+    assert is_stale_temp(dead) and not is_stale_temp(live)
+    test_eq(remove_stale_temps(tmp, 'data'), [dead])
+    assert live.exists() and not dead.exists()

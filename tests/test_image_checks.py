@@ -106,3 +106,57 @@ def test_find_bad_images_screens_with_verify_image(tmp_path, monkeypatch):
     rep = find_bad_images([good, deep, tmp_path/'bad.jpg'], n_workers=1, progress=False)
     assert rep.to_dict('list') == {'path': [str(tmp_path/'bad.jpg')], 'reason': ['truncated'], 'detail': rep.detail.tolist()}
     assert sorted(decoded) == ['bad.jpg', 'deep.png']   # a good 8-bit file passes fastai's verify_image alone
+
+
+# ---------------------------------------------------------------- checks moved from nbs/00a_images.ipynb
+from fastreid_vehicle.images import check_option, image_table, gallery_images, skipped_note
+
+
+def _broken_files(imgs):
+    imgs.mkdir()
+    Image.new('RGB', (32, 24), (200, 30, 30)).save(imgs/'good.jpg')
+    (imgs/'truncated.jpg').write_bytes((imgs/'good.jpg').read_bytes()[:300])
+    (imgs/'random.jpg').write_bytes(np.random.default_rng(0).bytes(2000))
+    (imgs/'empty.jpg').write_bytes(b'')
+    Image.fromarray(np.full((8, 8), 60000, np.uint16)).save(imgs/'deep.jpg', format='PNG')
+    Image.fromarray(np.ones((8, 8), np.float32)).save(imgs/'float.tif')
+    return imgs
+
+
+def test_images_notebook_examples(tmp_path):
+    imgs = _broken_files(tmp_path/'imgs')
+    for name, reason in [('truncated', 'truncated'), ('random', 'not an image'), ('empty', 'empty file'), ('missing', 'missing')]:
+        with pytest.raises(ImageDecodeError, match=re.escape(f'{name}.jpg: {reason}')): open_rgb(imgs/f'{name}.jpg')
+    with pytest.raises(ImageDecodeError, match=re.escape('float.tif: unsupported mode (mode F')): open_rgb(imgs/'float.tif')
+    deep = np.asarray(open_rgb(imgs/'deep.jpg'))
+    assert deep.shape == (8, 8, 3) and int(deep.max()) == round(60000 / 257)
+    ex = Image.Exif(); ex[0x0112] = 6
+    Image.new('RGB', (40, 20), (10, 200, 10)).save(tmp_path/'portrait.jpg', exif=ex)
+    assert Image.open(tmp_path/'portrait.jpg').size == (40, 20) and open_rgb(tmp_path/'portrait.jpg').size == (20, 40)
+    bad_df = pd.DataFrame({'path': [str(p) for p in sorted(imgs.iterdir())], 'pid': 1, 'camid': 1, 'split': 'train'})
+    with pytest.raises(BadImagesError, match='4 of 6 images cannot be used'): check_images(bad_df, progress=False)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        kept = check_images(bad_df, on_bad='drop', report=tmp_path/'bad.csv', progress=False)
+    assert sorted(Path(p).name for p in kept.path) == ['deep.jpg', 'good.jpg']
+    rep = pd.read_csv(tmp_path/'bad.csv')
+    assert dict(zip(rep.path.map(lambda p: Path(p).name), rep.reason)) == \
+        {'empty.jpg': 'empty file', 'float.tif': 'unsupported mode', 'random.jpg': 'not an image', 'truncated.jpg': 'truncated'}
+    assert [check_option(c) for c in (None, False, 'off', True, 'raise', 'drop')] == [None, None, None, 'raise', 'raise', 'drop']
+    with pytest.raises(Exception, match='check must be'): check_option('maybe')
+    (imgs/'sub').mkdir(); Image.new('RGB', (8, 8)).save(imgs/'sub'/'x.png'); (imgs/'notes.txt').write_text('not an image')
+    assert [Path(p).name for p in image_table(imgs).path][-2:] == ['x.png', 'truncated.jpg']   # sorted: sub/ before t
+    assert 'notes.txt' not in {Path(p).name for p in image_table(imgs).path}
+    pd.DataFrame({'path': ['good.jpg', 'sub/x.png']}).to_csv(imgs/'list.csv', index=False)
+    assert image_table(imgs/'list.csv').path.tolist() == [str(imgs/'good.jpg'), str(imgs/'sub'/'x.png')]
+    pd.DataFrame({'path': ['gone.jpg']}).to_csv(tmp_path/'gone.csv', index=False)
+    with pytest.raises(Exception, match=re.escape('gone.csv: 1 image(s) not found')): image_table(tmp_path/'gone.csv')
+    with pytest.raises(Exception, match='gallery must be a folder'): image_table(tmp_path/'nowhere')
+    gal = tmp_path/'gal'; gal.mkdir()
+    for n in ('a.jpg', 'b.jpg'): Image.new('RGB', (8, 8)).save(gal/n)
+    (gal/'broken.jpg').write_bytes((gal/'a.jpg').read_bytes()[:30])
+    with pytest.raises(Exception, match='--skip-bad-images'): gallery_images(gal)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        assert [Path(p).name for p in gallery_images(gal, skip_bad=True).path] == ['a.jpg', 'b.jpg']
+    assert skipped_note(dict(num_skipped=3)) == '; 3 queries left out (no true match in the gallery)'

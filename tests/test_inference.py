@@ -110,3 +110,12 @@ def test_evaluate_learner_uses_the_models_distance(tiny_dls):
     with learn.no_bar():
         assert evaluate_learner(learn).mAP == pytest.approx(ref['euclidean'].mAP)
         assert evaluate_learner(learn, distance='cosine').mAP == pytest.approx(ref['cosine'].mAP)
+
+
+def test_embed_l2_normalized_has_unit_rows(tiny_dls):
+    "Moved from nbs/11_inference.ipynb"
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
+    with learn.no_bar():
+        e, ef, en = embed(learn), embed(learn, flip_tta=True), embed(learn, l2_normalize=True)
+    assert e.shape == ef.shape
+    torch.testing.assert_close(en.norm(dim=1), torch.ones(len(e)), atol=1e-5, rtol=0)

@@ -457,3 +457,65 @@ def test_strong_and_weak_matrices_against_brute_force(regime):
     res, ref = evaluate_reid(dist, qp, gp, qc, gc, chunk_size=8), brute_force(dist, qp, gp, qc, gc)
     check_equal(res, ref)
     assert (res.rank1 > 0.9) if regime == 'strong' else (res.mAP < 0.6)
+
+
+# ---------------------------------------------------------------- checks moved from nbs/03_metrics.ipynb
+from types import SimpleNamespace
+from fastcore.foundation import L
+from fastai.learner import AvgMetric, mk_metric
+from fastreid_vehicle.metrics import split_query_gallery, model_eval_spec, l2_normalize
+
+
+def test_worked_example_and_errors():
+    dist = np.array([[0.2, 0.3, 0.4, 0.1, 0.5], [0.9, 0.8, 0.7, 0.6, 0.1], [0.1, 0.2, 0.3, 0.4, 0.5]])
+    res = evaluate_reid(dist, q_pids=[1, 2, 9], g_pids=[1, 1, 1, 3, 2], q_camids=[0, 0, 0], g_camids=[1, 0, 2, 1, 1], max_rank=5)
+    np.testing.assert_allclose(res.all_AP, [(1/2 + 2/3) / 2, 1.]); np.testing.assert_allclose(res.all_INP, [2/3, 1.])
+    assert list(res.first_hit) == [1, 0] and list(res.cmc) == [0.5, 1, 1, 1, 1] and (res.num_valid, res.num_skipped) == (2, 1)
+    assert res.mAP == pytest.approx(((1/2 + 2/3) / 2 + 1) / 2)
+    res_all = evaluate_reid(dist, [1, 2, 9], [1, 1, 1, 3, 2], [0, 0, 0], [1, 0, 2, 1, 1], remove_junk=False)
+    assert res_all.all_AP[0] == pytest.approx((1/2 + 2/3 + 3/4) / 3) and len(res_all.cmc) == 5
+    with pytest.raises(Exception, match='no valid query'): evaluate_reid(np.zeros((2, 3)), [1, 2], [3, 3, 3], [0, 0], [0, 0, 0])
+    with pytest.raises(Exception, match='NaN'): evaluate_reid(np.full((1, 2), np.nan), [1], [1, 2], [0], [1, 1])
+    with pytest.raises(Exception, match='expected 3'): evaluate_reid(np.zeros((2, 3)), [1, 2], [3, 3], [0, 0], [0, 0, 0])
+
+
+def test_distances_split_and_columns():
+    q, g = torch.randn(4, 8), torch.randn(6, 8)
+    torch.testing.assert_close(pairwise_distance(q, g, 'euclidean'), torch.cdist(q, g), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(pairwise_distance(q, g), 1 - torch.nn.functional.cosine_similarity(q[:, None], g[None], dim=2),
+                               atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(l2_normalize(np.array([[3., 4.], [0., 0.]])), [[.6, .8], [0., 0.]])
+    with pytest.raises(Exception, match='distance must be'): pairwise_distance(q, g, 'manhattan')
+    qm, gm = split_query_gallery(pd.DataFrame({'split': ['query', 'gallery', 'train', 'gallery']}))
+    assert list(qm) == [True, False, False, False] and list(gm) == [False, True, False, True]
+    with pytest.raises(Exception, match='need query and gallery rows'): split_query_gallery(pd.DataFrame({'split': ['gallery']}))
+    assert [m.name for m in L(ReidMetrics)] == ['rank1', 'mAP', 'mINP']
+    cols = L([*ReidMetrics(ranks=(1, 5)), lambda pred, *yb: pred.norm(dim=1).mean()]).map(mk_metric)
+    assert [getattr(m, 'name', None) for m in cols[:4]] == ['rank1', 'rank5', 'mAP', 'mINP'] and isinstance(cols[4], AvgMetric)
+    with pytest.raises(Exception, match=r'metrics=\[\*ReidMetrics\(\), other\]'): mk_metric(ReidMetrics()).name
+    class Spec(torch.nn.Module):
+        def eval_spec(self): return {'feature': 'x', 'distance': 'euclidean'}
+    assert model_eval_spec(Spec())['distance'] == 'euclidean'
+    assert model_eval_spec(torch.nn.Linear(2, 2)) == {'feature': 'output', 'distance': 'cosine'}
+
+
+def test_metric_views_share_one_evaluation():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(20, 16)); qp, gp = rng.integers(0, 20, 40), rng.integers(0, 20, 200)
+    qf = (centers[qp] + rng.normal(size=(40, 16))).astype(np.float32); gf = (centers[gp] + rng.normal(size=(200, 16))).astype(np.float32)
+    qc, gc = rng.integers(0, 4, 40), rng.integers(0, 4, 200)
+    items = pd.DataFrame({'pid': np.r_[qp, gp], 'camid': np.r_[qc, gc], 'split': ['query'] * 40 + ['gallery'] * 200})
+    emb = torch.from_numpy(np.r_[qf, gf])
+    mets = list(ReidMetrics(ranks=(1, 5)))
+    assert [m.name for m in mets] == ['rank1', 'rank5', 'mAP', 'mINP']
+    dl = SimpleNamespace(items=items, shuffle=False)
+    for m in mets: m.reset()
+    for b in range(0, 240, 64):
+        learn = SimpleNamespace(training=False, pred=emb[b:b+64], dl=dl, to_detach=lambda t: t.detach().cpu())
+        for m in mets: m.accumulate(learn)
+    vals = [m.value for m in mets]
+    ref = M._evaluate_streamed(qf, gf, qp, gp, qc, gc)
+    np.testing.assert_allclose(vals, [ref.rank1, ref.rank5, ref.mAP, ref.mINP], atol=1e-12)
+    assert mets[0].acc.n_evals == 1
+    for m in mets: m.reset()
+    assert [m.value for m in mets] == [None] * 4

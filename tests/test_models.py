@@ -363,3 +363,86 @@ def test_conv_block_is_timms_conv_norm_act_with_the_former_init():
         x = torch.randn(2, 16, 5, 5)
         assert torch.equal(old(x), new(x))
     assert sum(p.numel() for p in make('anet').theta_g1.parameters()) == 32 * 32 * 9 + 2 * 32
+
+
+# ---------------------------------------------------------------- checks moved from nbs/08_models.ipynb
+import torch.nn.functional as F
+from fastreid_vehicle.models import BNNeck, make_pool, SEAttention, DANetCAM, channel_attention, EmbeddingHead, conv_block, \
+    get_backbone, stripe_bounds, list_methods, get_method, method_settings, reid_splitter, create_reid_model
+
+
+def test_building_blocks_worked_examples():
+    bn = BNNeck(8)
+    assert [n for n, _ in bn.named_parameters()] == ['weight'] and bn.bias is None and 'bias' not in bn.state_dict()
+    torch.testing.assert_close(bn(torch.randn(16, 8) * 3 + 5).mean(0), torch.zeros(8), atol=1e-5, rtol=0)
+    fm = torch.rand(2, 4, 3, 5)
+    torch.testing.assert_close(make_pool('avg')(fm), fm.mean((2, 3))); torch.testing.assert_close(make_pool('max')(fm), fm.amax((2, 3)))
+    torch.testing.assert_close(make_pool('gem')(fm), fm.pow(3).mean((2, 3)).pow(1/3), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match='pool must be'): make_pool('median')
+    fm = torch.randn(2, 32, 4, 2)
+    se = SEAttention(32); g = se.channel_weights(fm)
+    assert g.shape == (2, 32, 1, 1) and ((g > 0) & (g < 1)).all() and len(se.fc1.weight) == 2
+    torch.testing.assert_close(se(fm), fm * g)
+    da = DANetCAM(32); torch.testing.assert_close(da(fm), fm)   # gamma = 0: identity at initialisation
+    with torch.no_grad(): da.gamma.fill_(1.)
+    q = fm.reshape(2, 32, -1); e = q @ q.transpose(1, 2)
+    torch.testing.assert_close(da(fm), (torch.softmax(e.max(-1, keepdim=True).values - e, -1) @ q).reshape(fm.shape) + fm,
+                               atol=1e-4, rtol=1e-4)
+    assert type(channel_attention(None, 32)) is nn.Identity
+    with pytest.raises(Exception): channel_attention('cbam', 32)
+    h = EmbeddingHead(32, 5, dim=16)
+    feat, bnf, logits = h(torch.rand(8, 32, 4, 2))
+    assert (feat.shape, bnf.shape, logits.shape) == ((8, 16), (8, 16), (8, 5))
+    h.eval(); assert h(torch.rand(2, 32, 4, 2))[2] is None
+    hp = EmbeddingHead(32, 5, dim=16, bnneck=False, cls_bias=True)
+    f2, b2, _ = hp(torch.rand(8, 32, 4, 2)); assert b2 is f2 and hp.classifier.bias.shape == (5,)
+    assert EmbeddingHead(32, 5).dim == 32 and conv_block(4, 6, 3)(torch.rand(1, 4, 5, 5)).shape == (1, 6, 5, 5)
+    assert get_backbone(TinyBackbone()).out_channels == 32
+    with pytest.raises(Exception, match='out_channels'): get_backbone(nn.Flatten())
+
+
+def test_models_worked_examples():
+    xb, yb, yc, yt = batch()
+    m = BoTNet(4, backbone=TinyBackbone()); out = m(xb)
+    assert {k: tuple(v.shape) for k, v in out.items()} == {'feat': (8, 32), 'bn_feat': (8, 32), 'logits': (8, 4)}
+    BoTLoss()(out, yb).backward()
+    m.eval(); assert m(xb).shape == (8, m.embed_dim) and m.eval_spec() == {'feature': 'feat', 'distance': 'cosine'}
+    assert BoTNet(4, backbone=TinyBackbone(), neck_feat='after').eval_spec() == {'feature': 'bn_feat', 'distance': 'cosine'}
+    with pytest.raises(Exception, match='eval_distance'): BoTNet(4, backbone=TinyBackbone(), eval_distance='l1')
+    assert stripe_bounds(8, 4) == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    assert stripe_bounds(6, 4) == [(0, 2), (1, 3), (3, 5), (4, 6)] and stripe_bounds(2, 3) == [(0, 1), (0, 2), (1, 2)]
+    m = MFGNet(4, backbone=TinyBackbone()); out = m(xb)
+    assert len(out['local_logits']) == 4 and out['feat'].shape == (8, 256) and out['local_logits'][0].shape == (8, 4)
+    MFGNetLoss()(out, yb).backward()
+    m.eval(); assert m(xb).shape == (8, 1280) and m.embed_dim == 1280
+    assert MFGNet(4, backbone=TinyBackbone(), global_conv=False, local=False, cam=None).eval()(xb).shape == (8, 32)
+    mp = MFGNet(4, backbone=TinyBackbone(), bnneck=False, cls_bias=True, local_cam='shared', eval_distance='euclidean')
+    assert len(mp.local_cams) == 1 and mp.eval_spec() == {'feature': 'cat(feat, 4 local)', 'distance': 'euclidean'}
+    op = mp(xb); assert op['bn_feat'] is op['feat']; MFGNetLoss()(op, yb).backward()
+    with pytest.raises(Exception, match='local_cam'): MFGNet(4, backbone=TinyBackbone(), local_cam='each')
+    m = ANet(4, {'color': 3, 'type': 2}, backbone=TinyBackbone()); out = m(xb)
+    assert out['j'].shape == (8, 512) and out['f'].shape == (8, 512) and out['g'].shape == (8, 32)
+    assert {k: v.shape[1] for k, v in out['attr_logits'].items()} == {'color': 3, 'type': 2}
+    assert out['attr_feats']['color'].shape == (8, 128)
+    ANetLoss()(out, yb, yc, torch.tensor([1, 1, 0, 0, 1, 1, 0, 0])).backward()
+    m.eval(); e = m(xb)
+    assert e.shape == (8, 512); torch.testing.assert_close(e.norm(dim=1), torch.ones(8), atol=1e-5, rtol=0)
+    with pytest.raises(Exception, match='at least one attribute'): ANet(4, {}, backbone=TinyBackbone())
+    assert m.eval_spec() == {'feature': 'l2norm(j)', 'distance': 'cosine'}
+    assert ANet(4, {'color': 3}, backbone=TinyBackbone(), neck_feat='before').eval_feature == 'l2norm(j)'
+    assert ANet(4, {'color': 3, 'type': 0}, backbone=TinyBackbone()).attr_names == ['color']
+
+
+def test_factory_worked_examples():
+    m = create_reid_model('mfgnet', 4, backbone=TinyBackbone(), n_stripes=2)
+    groups = reid_splitter(m)
+    assert len(groups[0]) == len(list(m.backbone.parameters())) and sum(len(g) for g in groups) == len(list(m.parameters()))
+    assert list_methods() == ['anet', 'bot', 'mfgnet'] and list_methods('*net') == ['anet', 'mfgnet']
+    assert type(reid_loss('mfgnet')) is get_method('mfgnet').loss and reid_loss('mfgnet').weight('tri') == 0.1
+    assert reid_loss('anet', lambda_G=2.).weight('tri_g') == 2.
+    with pytest.raises(Exception, match=r"method must be one of \['anet', 'bot', 'mfgnet'\]"):
+        create_reid_model('pcb', 4, backbone=TinyBackbone())
+    with pytest.raises(Exception, match='method must be one of'): reid_loss('resnet')
+    s = method_settings('mfgnet')
+    assert (s['model']['n_stripes'], s['model']['neck_feat'], s['loss']['beta']) == (4, 'before', 0.1)
+    assert 'backbone' not in s['model'] and 'n_ids' not in s['model']

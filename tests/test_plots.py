@@ -35,3 +35,18 @@ def test_plot_cmc_of_eval_and_reid_results():
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [rs['cosine'].rank(k) * 100 for k in range(1, 16)])
     np.testing.assert_allclose(ax.lines[2].get_ydata(), ax.lines[0].get_ydata())
     assert ax.get_legend() is not None and len(plot_cmc(rs['cosine']).lines) == 1
+
+
+def test_plot_cmc_of_stand_in_results_and_loss_components():
+    "Moved from nbs/10_plots.ipynb: any object with `first_hit` works; loss components from a Recorder's columns"
+    import matplotlib; matplotlib.use('Agg')
+    from types import SimpleNamespace
+    from fastreid_vehicle.plots import plot_loss_components
+    rs = {f'model {i}': SimpleNamespace(first_hit=np.random.default_rng(i).integers(0, 30, 200) * (i + 1)) for i in range(3)}
+    ax = plot_cmc(rs, max_rank=20)
+    assert len(ax.lines) == 3 and ax.lines[0].get_ydata()[0] == pytest.approx((rs['model 0'].first_hit == 0).mean() * 100)
+    rec = SimpleNamespace(metric_names=['epoch', 'train_loss', 'valid_loss', 'rank1', 'id', 'tri', 'time'],
+                          values=[[3., 2.5, .2, 2.8, .4], [2., 2.2, .4, 2.0, .3]], metrics=[SimpleNamespace(name='rank1')])
+    ax = plot_loss_components(rec)
+    assert [l.get_label() for l in ax.lines] == ['id', 'tri']
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [.4, .3])

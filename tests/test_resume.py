@@ -86,3 +86,67 @@ def test_kill_during_export_leaves_no_broken_learner(root, tmp_path, monkeypatch
         train(preset='tiny', root=root, out=out, size=64, P=4, K=4, epochs=1, progress=False, threads=1)
     assert (out/'model.safetensors').exists() and (out/CHECKPOINT).exists()
     assert not (out/'learner.pkl').exists() and not list(out.glob('.*tmp*'))
+
+
+# ---------------------------------------------------------------- checks moved from nbs/16_runs.ipynb, run in the module's namespace
+def test_runs_notebook_examples(tmp_path):
+    from fastcore.test import test_eq, test_fail; import tempfile, subprocess, sys, random; import numpy as np, torch; from pathlib import Path; from fastai.test_utils import synth_learner; from fastai.callback.schedule import fit_one_cycle; from fastai.basics import set_seed, Callback, CancelFitException
+    import fastreid_vehicle.runs as _M
+    g = globals(); g.update({k: v for k, v in vars(_M).items() if not k.startswith('__')})
+    s = get_rng_states()
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_states(s)
+    test_eq((random.random(), np.random.rand(), torch.rand(1).item()), a)
+    class Noisy(Callback):
+        "Input noise drawn from torch, numpy and Python generators"
+        def before_batch(self):
+            if self.training: self.learn.xb = (self.xb[0] + torch.randn_like(self.xb[0]) * np.random.rand() * random.random(),)
+
+    class Kill(Callback):
+        order = EpochCheckpoint.order + 1
+        def after_epoch(self):
+            if self.epoch == 1: raise CancelFitException
+
+    def run(tmp, cbs, start_epoch=0):
+        set_seed(0)
+        learn = synth_learner(n_trn=8, path=tmp, cbs=Noisy())
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(4, 1e-2, cbs=cbs, start_epoch=start_epoch)
+        return learn
+
+    tmp = tmp_path
+    ref = run(tmp/'ref', [])
+    run(tmp/'b', [EpochCheckpoint(), Kill()])
+    ckpt = read_checkpoint(tmp/'b'/CHECKPOINT)
+    test_eq(ckpt['epoch'], 1)
+    cb = EpochCheckpoint(resume_from=ckpt)
+    resumed = run(tmp/'b', [cb], start_epoch=cb.start_epoch)
+    test_eq(cb.start_epoch, 2); test_eq(read_checkpoint(tmp/'b'/CHECKPOINT)['epoch'], 3)
+    for a, b in zip(ref.model.parameters(), resumed.model.parameters()): assert torch.equal(a, b)
+    [p.item() for p in resumed.model.parameters()], [p.item() for p in ref.model.parameters()]
+    class NoRng(EpochCheckpoint):
+        def before_train(self): self.pending = False
+    set_seed(1); random.random()
+    other = run(tmp/'b', [NoRng(resume_from=ckpt)], start_epoch=2)
+    assert not all(torch.equal(a, b) for a, b in zip(ref.model.parameters(), other.model.parameters()))
+    out = tmp/'run'
+    test_eq(prepare_run(out, dict(seed=0, epochs=4)), None)
+    test_eq(prepare_run(out, dict(seed=0, epochs=4)), None)   # nothing trained yet: claimed again
+    rec = read_run(out)
+    (out/'history.csv').write_text('epoch,train_loss\n')       # training has started
+    test_eq(rec['config'], {'seed': 0, 'epochs': 4}); assert 'torch' in rec['versions']
+    test_fail(lambda: prepare_run(out, dict(seed=0, epochs=4)), contains='holds the outputs of a run (history.csv)')
+    test_fail(lambda: prepare_run(out, dict(seed=0, epochs=5), resume=True), contains='epochs: recorded 4, now 5')
+    test_eq(prepare_run(out, dict(seed=0, epochs=4), resume=True), None)   # no epoch complete yet: starts from epoch 0
+    test_eq(len(read_run(out)['resumed']), 1)
+    (out/'notes.txt').write_text('mine')
+    prepare_run(out, dict(seed=1, epochs=2), overwrite=True)
+    test_eq(read_run(out)['config']['seed'], 1); assert (out/'notes.txt').exists() and not (out/'history.csv').exists()
+    pkg_root = str(Path(sys.modules['fastreid_vehicle'].__file__).parent.parent)
+    code = f"import sys; sys.path.insert(0, {pkg_root!r}); from fastreid_vehicle.runs import prepare_run; prepare_run({str(out)!r}, dict(seed=1, epochs=2), overwrite=True)"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode != 0 and 'is in use' in r.stderr, r.stderr[-500:]
+    unlock_run(out)
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True); test_eq(r.returncode, 0)
+    mine = tmp/'mine'; mine.mkdir(); (mine/'cmc.png').write_bytes(b'my plot')
+    test_fail(lambda: prepare_run(mine, dict(seed=0)), contains='no run.json')
+    assert (mine/'cmc.png').read_bytes() == b'my plot'

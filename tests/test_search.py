@@ -203,3 +203,33 @@ def test_ivfpq_refine_equals_exact_rescoring_of_the_candidates(distance, tmp_pat
     assert type(back._index).__name__ == 'IndexRefineFlat'
     np.testing.assert_array_equal(back.search(q, 10).indices, res.indices)
     np.testing.assert_array_equal(back.embeddings, emb)
+
+
+# ---------------------------------------------------------------- checks moved from nbs/05_search.ipynb
+def test_search_notebook_examples(tmp_path):
+    import os
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=(500, 16)).astype(np.float32)
+    gi = GalleryIndex(16).add(g[:300], {'pid': np.arange(300) // 3, 'path': [f'/g/{i}.jpg' for i in range(300)]})
+    gi.add(g[300:], pd.DataFrame({'pid': np.arange(300, 500) // 3, 'path': [f'/g/{i}.jpg' for i in range(300, 500)]}))
+    q = rng.normal(size=(4, 16)).astype(np.float32)
+    res = gi.search(q, k=5)
+    S = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (g / np.linalg.norm(g, axis=1, keepdims=True)).T
+    np.testing.assert_array_equal(res.indices, np.argsort(-S, 1, kind='stable')[:, :5])
+    np.testing.assert_allclose(res.scores, np.sort(S, 1)[:, ::-1][:, :5], atol=1e-5)
+    assert res.metadata['path'].iloc[0] == f"/g/{res.indices[0, 0]}.jpg"
+    for f, msg in [(lambda: GalleryIndex(16).search(q), 'empty'), (lambda: gi.search(rng.normal(size=(2, 8))), r'\(n, 16\)'),
+                   (lambda: GalleryIndex(16).add(g[:10], {'pid': np.arange(9)}), '9 rows but 10'),
+                   (lambda: gi.add(g[:2], {'other': [1, 2]}), 'differ'), (lambda: GalleryIndex(16, kind='annoy'), 'kind must be')]:
+        with pytest.raises(Exception, match=msg): f()
+    meta = pd.DataFrame({'pid': np.arange(500) // 3, 'path': [f'/g/{i}.jpg' for i in range(500)],
+                         'color': pd.array([1, None] * 250, dtype='Int64'), 'conf': np.linspace(0, 1, 500)})
+    gi2 = GalleryIndex(16).add(g, meta)
+    gi2.save(tmp_path/'gallery'); gi2.save(tmp_path/'gallery')
+    back = GalleryIndex.load(tmp_path/'gallery')
+    pd.testing.assert_frame_equal(back.metadata, meta)
+    r1, r2 = gi2.search(q, 7), back.search(q, 7)
+    np.testing.assert_array_equal(r1.indices, r2.indices); np.testing.assert_allclose(r1.scores, r2.scores)
+    (tmp_path/'photos').mkdir(); (tmp_path/'photos'/'car.jpg').write_bytes(b'jpeg')
+    with pytest.raises(Exception, match='car.jpg'): gi2.save(tmp_path/'photos')
+    assert os.listdir(tmp_path/'photos') == ['car.jpg']

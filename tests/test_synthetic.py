@@ -221,3 +221,95 @@ def test_sample_grid(tiny, tmp_path):
     df = pd.DataFrame(rows, columns=["path", "pid", "camid"])
     g2 = synthetic_sample_grid(df, pids=[int(df.pid[0])], n_cams=2, size=32, label=False)
     assert g2.size == (64, 32)
+
+
+# ---------------------------------------------------------------- checks moved from nbs/01_synthetic.ipynb
+import pandas as pd
+from fastreid_vehicle.readers import VERI_COLORS, VERI_TYPES, load_veri776
+from fastreid_vehicle.synthetic import SYNTH_BASE_RGB, SYNTH_COLOR_WEIGHTS, SYNTH_TYPE_WEIGHTS, SYNTH_DETAILS, render_image
+
+
+def test_name_tables_and_detail_weights():
+    assert len(VERI_COLORS) == 10 and len(VERI_TYPES) == 9 and set(SYNTH_BASE_RGB) == set(VERI_COLORS)
+    assert sum(SYNTH_TYPE_WEIGHTS.values()) == pytest.approx(1) and sum(SYNTH_COLOR_WEIGHTS.values()) == pytest.approx(1)
+    assert set(syn._DETAIL_WEIGHTS) <= set(SYNTH_DETAILS)
+    for k, w in syn._DETAIL_WEIGHTS.items(): assert len(w) == len(SYNTH_DETAILS[k])
+
+
+def test_identities_and_cameras_worked_examples():
+    ids = make_identities(range(1, 31), seed=0)
+    assert len(ids) == 30 and {i.type for i in ids.values()} == set(VERI_TYPES) and {i.color for i in ids.values()} == set(VERI_COLORS)
+    assert make_identities(range(1, 31), seed=0) == ids and make_identities(range(1, 31), seed=1) != ids
+    keys = [(i.type, i.color) + i.details(COARSE_DETAILS) for i in ids.values()]
+    assert len(set(keys)) == len(keys)
+    cams = make_cameras(8, seed=0)
+    assert [c.name for c in cams] == [f"c00{i}" for i in range(1, 9)] and make_cameras(8, seed=0) == cams
+    assert len({round(c.yaw) for c in cams}) == 8
+    off_axis = lambda cs: np.mean([min(c.yaw % 180, 180 - c.yaw % 180) for c in cs])
+    narrow = make_cameras(8, seed=0, view_spread=.4, light_jitter=.5)
+    assert off_axis(narrow) < .6 * off_axis(cams) and np.std([c.gain for c in narrow]) < np.std([c.gain for c in cams])
+    assert make_cameras(8, seed=0, view_spread=1., light_jitter=1.) == cams
+
+
+def test_geometry_faces_and_models():
+    V = syn._hexa(-2, 2, 0, 1, .9, x0t=-1, x1t=1.5, wt=.8)
+    np.testing.assert_allclose(syn._uv(syn._face(V, 'front'), np.array([[0., 0], [1, 1]])), np.array([[2, -.9, 0], [1.5, .8, 1]]))
+    for f in syn._FACES:   # outward normals
+        q = syn._face(V, f); n = np.cross(q[2] - q[0], q[3] - q[1])
+        assert np.dot(n, q.mean(0) - V.reshape(-1, 3).mean(0)) > 0, f
+    for t in VERI_TYPES:
+        m = syn.vehicle_model(SynthIdentity(pid=1, type=t, color=7, rgb=(200, 200, 200), roof=3, sticker=1, decal=5, decal_color=2))
+        assert len(m.polys) > 20 and len(m.wheels) >= 2, t
+
+
+def test_render_deterministic_and_details_in_their_bands():
+    ident = make_identities([5], seed=3)[5]; cam = make_cameras(4, seed=0)[1]
+    a = render_vehicle(ident, cam, np.random.default_rng(0), size=64)
+    assert a.size == (64, 64) and a.mode == 'RGB'
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(render_vehicle(ident, cam, np.random.default_rng(0), size=64)))
+    assert np.abs(np.asarray(a, float) - np.asarray(render_vehicle(ident, cam, np.random.default_rng(1), size=64), float)).mean() > 1
+    cam = make_cameras(1, seed=0)[0]; view = dict(yaw=35, pitch=18, roll=0)
+    base = dict(pid=1, type=1, color=7, rgb=(236, 236, 232))
+    def img(ds=1., **kw): return np.asarray(render_vehicle(SynthIdentity(**{**base, **kw}), cam, np.random.default_rng(0), size=96,
+                                                           view=view, occlude=False, detail_scale=ds), float)
+    ref, rows_mean = img(), []
+    for kw in [dict(roof=4), dict(sticker=1, sticker_color=1), dict(decal=1, decal_color=2), dict(wheel_style=1, rim_color=2),
+               dict(plate=1), dict(bumper=1)]:
+        rows_mean.append((np.nonzero(np.abs(img(**kw) - ref).mean(2) > 15)[0] / 96).mean())
+    rows_mean = pd.Series(rows_mean)
+    assert rows_mean.is_monotonic_increasing or rows_mean.iloc[:3].is_monotonic_increasing
+    assert rows_mean.iloc[0] < .3 and rows_mean.iloc[3:].min() > .55
+    changed = lambda ds, **kw: int((np.abs(img(ds, **kw) - img(ds)).mean(2) > 15).sum())
+    for kw in [dict(sticker=1, sticker_color=1), dict(decal=1, decal_color=2), dict(roof=3), dict(plate=1)]:
+        assert changed(2., **kw) > 1.3 * changed(1., **kw), kw
+
+
+def test_presets_plan_and_render_image():
+    assert synth_config('tiny', size=32).size == 32 and synth_config('small') == SYNTH_PRESETS['small']
+    with pytest.raises(Exception, match='Unknown synthetic preset'): synth_config('huge')
+    with pytest.raises(Exception, match='Unknown SynthConfig field'): synth_config('tiny', colour=3)
+    plan = plan_veri(SYNTH_PRESETS['tiny'], seed=0)
+    assert plan == plan_veri(SYNTH_PRESETS['tiny'], seed=0) and len({p['pid'] for p in plan}) == 18
+    names = [p['name'] for p in plan if p['split'] != 'query']
+    assert len(names) == len(set(names))
+    assert not {p['pid'] for p in plan if p['split'] == 'train'} & {p['pid'] for p in plan if p['split'] != 'train'}
+    gal = {(p['pid'], p['cam']) for p in plan if p['split'] == 'gallery'}
+    for q in (p for p in plan if p['split'] == 'query'): assert any(pid == q['pid'] and cam != q['cam'] for pid, cam in gal), q
+    im = render_image(SYNTH_PRESETS['tiny'], 0, 3, 2, 0)
+    assert im.size == (64, 64)
+    np.testing.assert_array_equal(np.asarray(im), np.asarray(render_image(SYNTH_PRESETS['tiny'], 0, 3, 2, 0)))
+
+
+def test_tiny_tree_counts_grid_and_labels(tiny):
+    m = json.loads((tiny / SYNTH_MANIFEST).read_text())
+    assert len(list((tiny / 'image_train').glob('*.jpg'))) == m['counts']['train']
+    assert len(_names(tiny, 'name_test.txt')) == m['counts']['gallery']
+    assert len((tiny / 'gt_image.txt').read_text().splitlines()) == m['counts']['query']
+    assert synthetic_sample_grid(tiny, n_ids=4, n_cams=4, size=64).size == (72 + 64 * 4, 14 + 64 * 4)
+    df = load_veri776(tiny)
+    idents = json.loads((tiny / 'synthetic_identities.json').read_text())
+    assert df['split'].value_counts().to_dict() == m['counts']
+    assert df['color'].tolist() == [idents[str(p)]['color'] for p in df['pid']]
+    assert df['type'].tolist() == [idents[str(p)]['type'] for p in df['pid']]
+    r = attribute_only_baseline('small', seed=0).set_index('ranking')
+    assert r.loc['chance (no knowledge)', 'mAP'] < r.loc['colour + type', 'mAP'] < r.loc['colour + type + all coarse details', 'mAP'] - 20
