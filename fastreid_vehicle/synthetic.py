@@ -156,11 +156,16 @@ def _draw_details(rng, typ):
 def make_identities(pids, # identity numbers
                     seed:int=0, # seed of the draws
                     shade_jitter:float=1., # scale of the per-vehicle paint shade variation (0: the base colours)
+                    attr_pairs:int=0, # colour + type pairs the vehicles share (0: colour and type drawn freely)
                    ) -> dict:
     "Dict pid -> `SynthIdentity` for `pids`, deterministic for `seed` (coarse details unique per type and colour)."
     pids = [int(p) for p in pids]
     rng = np.random.default_rng([seed, 11])
     colors, types = _stratified(rng, len(pids), SYNTH_COLOR_WEIGHTS), _stratified(rng, len(pids), SYNTH_TYPE_WEIGHTS)
+    if attr_pairs:   # the first `attr_pairs` distinct pairs drawn; each vehicle gets one of them at random
+        pairs = list(dict.fromkeys(zip(colors.tolist(), types.tolist())))[:attr_pairs]
+        pick = np.random.default_rng([seed, 13]).integers(len(pairs), size=len(pids))
+        colors, types = np.array([pairs[i][0] for i in pick]), np.array([pairs[i][1] for i in pick])
     seen, out = set(), {}
     for pid, col, typ in zip(pids, colors, types):
         r = np.random.default_rng([seed, 12, pid])
@@ -642,6 +647,7 @@ class SynthConfig:
     shade_jitter: float = 1.               # spread of the paint shades within a colour (hue, saturation, value) x this
     light_jitter: float = 1.               # spread of the cameras' colour cast, gain and contrast x this
     view_spread: float = 1.                # how far the cameras' views turn away from the road axis x this
+    attr_pairs: int = 0                    # colour + type pairs the vehicles share (0: drawn freely): with few, colour and type help but do not decide
     band_marks: int = 0                    # marks at this many heights of the vehicle, 0 to 6 (0: none): all vehicles wear the same colours, each in its own top-to-bottom order
 
 SYNTH_PRESETS = {
@@ -650,9 +656,9 @@ SYNTH_PRESETS = {
     'small': SynthConfig(n_train_ids=600, n_test_ids=100, size=64, imgs_per_id=8, min_imgs_per_id=4, cams_per_id=(2, 5),
                          detail_scale=2., shade_jitter=2.5, light_jitter=.5, view_spread=.4),
     # the ablations' data (benchmarks/ablations.py): `small`'s look, fewer vehicles, 96 px (6 feature-map rows at stride 16),
-    # 4 band marks: an identity cue that needs to know heights (MFG-Net's stripes), beside colour + type shared by many vehicles
-    'bands': SynthConfig(n_train_ids=240, n_test_ids=80, size=96, imgs_per_id=6, min_imgs_per_id=4, cams_per_id=(2, 4),
-                         detail_scale=2., shade_jitter=2.5, light_jitter=.5, view_spread=.4, band_marks=4),
+    # 4 band marks: an identity cue that needs to know heights (MFG-Net's stripes); 8 colour + type pairs, each shared by ~20 vehicles (ANet's cue)
+    'bands': SynthConfig(n_train_ids=120, n_test_ids=50, size=96, imgs_per_id=6, min_imgs_per_id=4, cams_per_id=(2, 4),
+                         detail_scale=2., shade_jitter=2.5, light_jitter=.5, view_spread=.4, attr_pairs=8, band_marks=4),
     'veri_like': SynthConfig(n_train_ids=576, n_test_ids=200, n_cams=20, size=256, imgs_per_id=62, min_imgs_per_id=12,
                              cams_per_id=(2, 18)),
 }
@@ -731,7 +737,7 @@ def _track_view(cam, seed, pid, j):
 @lru_cache(maxsize=4)
 def synth_world(cfg:SynthConfig, seed:int=0) -> tuple:
     "The identities (dict pid -> `SynthIdentity`) and cameras (list of `SynthCamera`) of a dataset (cached)."
-    return (make_identities(range(1, cfg.n_train_ids + cfg.n_test_ids + 1), seed, cfg.shade_jitter),
+    return (make_identities(range(1, cfg.n_train_ids + cfg.n_test_ids + 1), seed, cfg.shade_jitter, cfg.attr_pairs),
             make_cameras(cfg.n_cams, seed, cfg.light_jitter, cfg.view_spread))
 
 def band_marks(cfg:SynthConfig, # the dataset's settings (`cfg.band_marks` bands)
@@ -802,7 +808,7 @@ def _write_labels(root, plan, idents, cfg, seed, meta):
 SYNTH_MANIFEST = 'synthetic_veri.json'
 
 # %% ../nbs/01_synthetic.ipynb #a392be9a
-_LATER_FIELDS = {'band_marks': 0}   # fields added after version 2: left out of the manifest at these defaults
+_LATER_FIELDS = {'attr_pairs': 0, 'band_marks': 0}   # fields added after version 2: left out of the manifest at these defaults
 
 def _manifest(cfg, preset, seed, plan=None):
     config = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if _LATER_FIELDS.get(k, object()) != v}
