@@ -62,7 +62,8 @@ def table_configs() -> list:
 
 # ------------------------------------------------------------------ the probe: branch mAP and loss curve
 def _epoch_losses(learn) -> list:
-    "Mean training loss of each epoch of the last fit (the recorder's smoothed per-batch losses)."
+    """Mean training loss of each epoch of the last fit (the recorder's smoothed per-batch losses; read them before a
+    `get_preds`, whose `before_fit` clears them)."""
     ls, n = [float(x) for x in learn.recorder.losses], len(learn.dls.train)
     return [round(statistics.mean(ls[i:i + n]), 4) for i in range(0, len(ls), n)] if n else []
 
@@ -70,13 +71,14 @@ def _epoch_losses(learn) -> list:
 class BranchProbe:
     "Made before the test pass (hooks ANet's backbone to keep F); called after it: per-branch mAP and the loss curve."
     def __init__(self, learn):
-        self.learn, self.maps, self.hook = learn, [], None
+        self.learn, self.maps, self.hook, self.losses = learn, [], None, _epoch_losses(learn)
         if hasattr(learn.model, 'f_head'):   # ANet: f = f_head(F), from the same pass that gives j
             self.hook = learn.model.backbone.register_forward_hook(lambda m, i, o: self.maps.append(o.detach()))
 
     def __call__(self, items, feats, cfg) -> dict:
-        try: return self._measure(items, feats, cfg)
-        except Exception as e: return {'probe_error': repr(e)}   # keep the run's own numbers
+        try: out = self._measure(items, feats, cfg)
+        except Exception as e: out = {'probe_error': repr(e)}   # keep the run's own numbers
+        return dict(out, epoch_losses=self.losses)
 
     def _measure(self, items, feats, cfg) -> dict:
         import torch, torch.nn.functional as F
@@ -95,7 +97,7 @@ class BranchProbe:
             if len(parts) > 1:
                 out['local (all stripes)'] = ev(torch.cat(parts[1:], 1))
                 out.update({f'stripe {k}': ev(p) for k, p in enumerate(parts[1:], 1)})
-        return {'branch_mAP': out, 'epoch_losses': _epoch_losses(self.learn)}
+        return {'branch_mAP': out}
 
 
 # ------------------------------------------------------------------ reference rankings on the same split
