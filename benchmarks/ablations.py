@@ -43,12 +43,14 @@ CONFIGS = [
     ('anet', 'ANet, without stage 2', _anet()),
     ('anet', f'ANet, with stage 2 (+{STAGE2} ep)', _anet(stage2=STAGE2)),
     ('mfgnet components', 'MFG-Net without the local branch', _mfg(local=False)),
-    ('mfgnet components', 'MFG-Net without channel attention', _mfg(cam=None)),
-    ('mfgnet components', 'MFG-Net without the global 1x1 convs', _mfg(global_conv=False)),
     ('anet', 'ANet without the Joint Module, without stage 2', _anet(joint=False)),
     ('anet', f'ANet without the Joint Module, with stage 2 (+{STAGE2} ep)', _anet(joint=False, stage2=STAGE2)),
-] + [('mfgnet stripes', f'MFG-Net {n} stripe{"s" * (n > 1)}', _mfg(n_stripes=n)) for n in (1, 2, 3, 6)]
+] + [('mfgnet stripes', f'MFG-Net {n} stripe{"s" * (n > 1)}', _mfg(n_stripes=n)) for n in (1, 2, 6, 3)] + [
+    ('mfgnet components', 'MFG-Net without channel attention', _mfg(cam=None)),
+    ('mfgnet components', 'MFG-Net without the global 1x1 convs', _mfg(global_conv=False)),
+]
 
+REF_NAMES = {'lookup': 'colour + type lookup', 'chance': 'chance'}   # the reference rankings' names in the tables
 TABLE_ORDER = ['reference', 'mfgnet stripes', 'mfgnet components', 'anet']
 
 
@@ -134,7 +136,7 @@ def print_tables(res:dict, a):
         print(f"| {row['group']} | {row['config']} | {row['seeds']} | {row['rank1']} | {row['mAP']} | {row['mINP']} | {row['train_s']} |")
     ref = res.get('meta', {}).get('reference', {}).get('results', {})
     for k, rs in ref.items():
-        print(f"| reference | {k} (no training) | {len(rs)} | {mc._ms([x['rank1'] for x in rs])} | "
+        print(f"| reference | {REF_NAMES.get(k, k)} (no training) | {len(rs)} | {mc._ms([x['rank1'] for x in rs])} | "
               f"{mc._ms([x['mAP'] for x in rs])} | | |")
     by_key = {x['key']: x for x in res['runs']}
     print('\nmAP of each branch of the test feature, from the same test pass (mean ± std over seeds, %)\n')
