@@ -56,10 +56,9 @@ TABLE_ORDER = ['reference', 'mfgnet stripes', 'mfgnet components', 'anet']
 
 def table_configs() -> list:
     "`CONFIGS` in the tables' order (the 4-stripe MFG-Net in both MFG-Net tables)."
-    full = [c for c in CONFIGS if c[2] == _mfg()][0]
-    rows = [c for g in TABLE_ORDER for c in CONFIGS if c[0] == g]
-    i = max(k for k, c in enumerate(rows) if c[0] == 'mfgnet stripes' and c[2]['n_stripes'] < 4)
-    return rows[:i + 1] + [('mfgnet stripes', 'MFG-Net 4 stripes', full[2])] + rows[i + 1:]
+    stripes = [c for c in CONFIGS if c[0] == 'mfgnet stripes'] + [('mfgnet stripes', 'MFG-Net 4 stripes', _mfg())]
+    return [c for g in TABLE_ORDER for c in (sorted(stripes, key=lambda c: c[2]['n_stripes']) if g == 'mfgnet stripes'
+                                              else [c for c in CONFIGS if c[0] == g])]
 
 
 # ------------------------------------------------------------------ the probe: branch mAP and loss curve
