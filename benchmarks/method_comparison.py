@@ -82,10 +82,13 @@ def _record(key, spec, seed, r, train_s, extra=None) -> dict:
                 loadavg_1min=round(os.getloadavg()[0], 2), finished=time.strftime('%Y-%m-%d %H:%M:%S'), **(extra or {}))
 
 
-def train_run(df, spec:dict, seed:int, a, stage2:int):
-    "Train `spec` with `seed`; yield (spec, record) after the main run and, for ANet with `stage2` > 0, after stage 2."
+def train_run(df, spec:dict, seed:int, a, stage2:int, probe=None):
+    """Train `spec` with `seed`; yield (spec, record) after the main run and, for ANet with `stage2` > 0, after stage 2.
+    `probe(learn)`, if given, is made before the test embedding pass (it may hook the model) and called with
+    (items, features, eval config) after it: its dict goes into the record (`benchmarks/ablations.py`'s branch mAP)."""
     from fastai.basics import set_seed, Callback, CancelValidException
-    from fastreid_vehicle.all import ReidDataLoaders, reid_learner, evaluate_learner, AmeliorationStage
+    from fastreid_vehicle.all import ReidDataLoaders, reid_learner, AmeliorationStage
+    from fastreid_vehicle.evaluation import eval_config, evaluate_features, embed
 
     class NoValidation(Callback):
         "Skip the per-epoch validation pass (only the final evaluation is used); a `fit` callback, not the learner's."
@@ -103,31 +106,40 @@ def train_run(df, spec:dict, seed:int, a, stage2:int):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(r['epochs'], r['lr'], cbs=NoValidation())
     t_main = time.perf_counter() - t0
     def evaluate():
-        with learn.no_bar(): return evaluate_learner(learn, flip_tta=False, center_cameras=r.get('center_cameras', False), protocol='plain')
-    yield spec, (evaluate(), t_main, None)
+        "`evaluate_learner(learn, flip_tta=False, center_cameras=..., protocol='plain')`, and the probe's dict"
+        cfg, dl = eval_config(flip_tta=False, center_cameras=r.get('center_cameras', False), protocol='plain'), learn.dls.valid
+        p = probe(learn) if probe else None
+        with learn.no_bar(): feats = embed(learn, dl, flip_tta=cfg.flip_tta)
+        return evaluate_features(dl.items, feats, cfg, model=learn.model), (p(dl.items, feats, cfg) if p else {})
+    res, extra = evaluate()
+    yield spec, (res, t_main, extra or None)
     if spec['method'] == 'anet' and stage2:
         t0 = time.perf_counter()
         with learn.no_bar(), learn.no_logging(): learn.fit(stage2, r['lr'] / 10, cbs=[AmeliorationStage(), NoValidation()])
         t2 = time.perf_counter() - t0
-        yield dict(spec, stage2=stage2), (evaluate(), t_main + t2,
-                                          dict(stage2_seconds=round(t2, 1)))
+        res, extra = evaluate()
+        yield dict(spec, stage2=stage2), (res, t_main + t2, dict(extra, stage2_seconds=round(t2, 1)))
 
 
-def _worker(spec, seed, a, stage2):
+def _worker(spec, seed, a, stage2, probe=None):
     "Train one configuration in a worker process; the records of its main run (and stage 2)."
     import torch
     torch.set_num_threads(a.threads)
     from fastreid_vehicle.all import load_veri776, synthesize_veri
     r = recipe(a)
     df = load_veri776(synthesize_veri(preset=r['preset'], n_workers=1, **r['synth']))
-    return [(sp, res, secs, extra) for sp, (res, secs, extra) in train_run(df, spec, seed, a, stage2)]
+    return [(sp, res, secs, extra) for sp, (res, secs, extra) in train_run(df, spec, seed, a, stage2, probe)]
 
 
-def run_all(a):
+def run_all(a, configs=None, probe=None, meta=None, seed_major:bool=False):
+    """Train every (configuration, seed) not yet in `a.out`. `configs`: (group, label, spec) triples (default: the
+    groups `a.only` of this script); `probe`: see `train_run`; `meta`: entries of the file's `meta` to add or replace;
+    `seed_major`: all configurations of the first seed before the next seed (a cut-short run has whole seeds)."""
     import torch
     from concurrent.futures import ProcessPoolExecutor
     from fastreid_vehicle.all import synthesize_veri
     r = recipe(a)
+    if configs is None: configs = [(g, l, sp) for g in a.only for l, sp in group_configs(g, r['epochs'])]
     synthesize_veri(preset=r['preset'], **r['synth'])   # generated once, before the workers start
     out = Path(a.out)
     res = load_results(out)
@@ -135,20 +147,21 @@ def run_all(a):
                        recipe=json.loads(json.dumps(r, default=list)), amp='fp32', flip_tta=False, threads=a.threads,
                        jobs=a.jobs, torch=torch.__version__, python=platform.python_version(),
                        machine=f'{platform.machine()}, {os.cpu_count()} cores',
-                       stage2_epochs=max(2, r['epochs'] // 3), stage2_lr=r['lr'] / 10, groups=list(GROUPS))
+                       stage2_epochs=max(2, r['epochs'] // 3), stage2_lr=r['lr'] / 10, groups=list(GROUPS)) | (meta or {})
     save_results(res, out)
     done = {x['key'] for x in res['runs']}
-    s2 = max(2, r['epochs'] // 3) if 'anet_stage2' in a.only else 0
+    s2 = max([sp['stage2'] for _, _, sp in configs if sp['method'] == 'anet'] + [0])   # ANet's stage-2 epochs (0: none)
     todo, seen = [], set()
-    for group in a.only:
-        for label, spec in group_configs(group, r['epochs']):
-            for seed in a.seeds:
-                base = dict(spec, stage2=0)   # the model trained first; ANet's second stage continues it
-                keys = {run_key(base, seed, a)} | ({run_key(dict(spec, stage2=s2), seed, a)} if spec['method'] == 'anet' and s2 else set())
-                if keys <= done or run_key(base, seed, a) in seen: continue
-                seen.add(run_key(base, seed, a)); todo.append((group, label, base, seed))
+    pairs = [(c, seed) for c in configs for seed in a.seeds]
+    if seed_major: pairs.sort(key=lambda cs: a.seeds.index(cs[1]))   # stable: the configurations' order within a seed
+    for (group, label, spec), seed in pairs:
+        base = dict(spec, stage2=0)   # the model trained first; ANet's second stage continues it
+        keys = {run_key(base, seed, a)} | ({run_key(dict(spec, stage2=s2), seed, a)} if spec['method'] == 'anet' and s2 else set())
+        if keys <= done or run_key(base, seed, a) in seen: continue
+        seen.add(run_key(base, seed, a)); todo.append((group, label, base, seed))
     with ProcessPoolExecutor(a.jobs) as ex:
-        futs = [(g, l, seed, ex.submit(_worker, base, seed, a, s2 if base['method'] == 'anet' else 0)) for g, l, base, seed in todo]
+        futs = [(g, l, seed, ex.submit(_worker, base, seed, a, s2 if base['method'] == 'anet' else 0, probe))
+                for g, l, base, seed in todo]
         for g, l, seed, fu in futs:
             for sp, rr, secs, extra in fu.result():
                 k = run_key(sp, seed, a)
@@ -167,24 +180,24 @@ def _ms(xs, pct=True):
     return f'{statistics.mean(xs) * f:.1f} ± {statistics.stdev(xs) * f:.1f}'
 
 
-def summary_rows(res:dict, a) -> list:
+def summary_rows(res:dict, a, configs=None) -> list:
     "One row per (group, configuration): seeds found, mean +- std of rank-1 / mAP / mINP (%) and training seconds."
     epochs = recipe(a)['epochs']
     by_key = {r['key']: r for r in res['runs']}
     rows = []
-    for group in GROUPS:
-        for label, spec in group_configs(group, epochs):
-            rs = [by_key[k] for s in sorted({r['seed'] for r in res['runs']})
-                  if (k := run_key(spec, s, a)) in by_key]
-            if not rs: continue
-            rows.append(dict(group=group, config=label, seeds=len(rs),
-                             **{m: _ms([r[m] for r in rs]) for m in ('rank1', 'mAP', 'mINP')},
-                             train_s=_ms([r['train_seconds'] for r in rs], pct=False)))
+    if configs is None: configs = [(g, l, sp) for g in GROUPS for l, sp in group_configs(g, epochs)]
+    for group, label, spec in configs:
+        rs = [by_key[k] for s in sorted({r['seed'] for r in res['runs']})
+              if (k := run_key(spec, s, a)) in by_key]
+        if not rs: continue
+        rows.append(dict(group=group, config=label, seeds=len(rs),
+                         **{m: _ms([r[m] for r in rs]) for m in ('rank1', 'mAP', 'mINP')},
+                         train_s=_ms([r['train_seconds'] for r in rs], pct=False)))
     return rows
 
 
-def print_table(res:dict, a):
-    rows = summary_rows(res, a)
+def print_table(res:dict, a, configs=None):
+    rows = summary_rows(res, a, configs)
     r = recipe(a)
     print(f"\n{r['backbone']}, {r['size']}, {r['epochs']} epochs (main-job recipe); mean ± std over seeds (%), train seconds per run\n")
     print('| group | configuration | seeds | rank-1 | mAP | mINP | train s |')

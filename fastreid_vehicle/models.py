@@ -381,21 +381,22 @@ class ANet(ReidModel):
                  s_a:int=128, # size of each attribute feature a_i
                  s_j:int=512, # size of the joint feature j (the test embedding)
                  se_reduction:int=16, # the attribute attentions' channel reduction
+                 joint:bool=True, # the Joint Module (False, an ablation: J = F, no attribute compensation; g = GAP of the summed A_i)
                  **kwargs):
         attrs = {k: int(v) for k, v in (attr_classes or {}).items() if v and int(v) > 0}
         if not attrs:
             raise ValueError(f"ANet needs at least one attribute with classes, got attr_classes={attr_classes!r}; "
                              "use a dataset with colour/type labels, or method 'bot' / 'mfgnet'")
         super().__init__(n_ids, attr_classes, **kwargs)
-        self.attr_classes, self.attr_names = attrs, list(attrs)
+        self.attr_classes, self.attr_names, self.joint = attrs, list(attrs), joint
         c = self.backbone.out_channels
         head = dict(self.head_kw, bias=True)
         self.f_head = EmbeddingHead(c, n_ids, dim=s_f, **head)
         self.attr_att = nn.ModuleList([SEAttention(c, se_reduction) for _ in attrs])
         self.attr_heads = nn.ModuleList([EmbeddingHead(c, m, dim=s_a, **head) for m in attrs.values()])
-        self.theta_A = conv_block(c, c, 1)
+        if joint: self.theta_A = conv_block(c, c, 1)   # (created in this order: the same initial weights as before the switch)
         self.g_pool = make_pool(self.head_kw['pool'])
-        self.theta_g2, self.theta_g1 = conv_block(c, c, 3), conv_block(c, c, 3)
+        if joint: self.theta_g2, self.theta_g1 = conv_block(c, c, 3), conv_block(c, c, 3)
         self.j_head = EmbeddingHead(c, n_ids, dim=s_j, **head)
         self.embed_dim = s_j
 
@@ -408,8 +409,8 @@ class ANet(ReidModel):
         fmap = self.backbone(x)
         A = [att(fmap) for att in self.attr_att]
         s = sum(A)
-        G = s + self.theta_A(s)
-        J = fmap + self.theta_g1(self.theta_g2(G))
+        G = s + self.theta_A(s) if self.joint else s
+        J = fmap + self.theta_g1(self.theta_g2(G)) if self.joint else fmap
         j, j_bn, j_logits = self.j_head(J)
         if not self.training: return F.normalize(j_bn if self.neck_feat == 'after' else j, dim=1)
         f, f_bn, f_logits = self.f_head(fmap)

@@ -15,10 +15,10 @@ from .files import atomic_folder
 
 # %% auto #0
 __all__ = ['SYNTH_BASE_RGB', 'SYNTH_COLOR_WEIGHTS', 'SYNTH_TYPE_WEIGHTS', 'SYNTH_DETAILS', 'DETAIL_GROUPS', 'COARSE_DETAILS',
-           'SYNTH_PRESETS', 'SYNTH_VERSION', 'SYNTH_MANIFEST', 'SynthIdentity', 'SynthCamera', 'make_identities',
-           'make_cameras', 'vehicle_model', 'sample_view', 'render_vehicle', 'SynthConfig', 'synth_config', 'plan_veri',
-           'synth_world', 'render_image', 'synthetic_veri_path', 'synthesize_veri', 'synthetic_sample_grid',
-           'attribute_only_baseline']
+           'SYNTH_MARK_RGB', 'SYNTH_PRESETS', 'SYNTH_VERSION', 'SYNTH_MANIFEST', 'SynthIdentity', 'SynthCamera',
+           'make_identities', 'make_cameras', 'vehicle_model', 'sample_view', 'render_vehicle', 'SynthConfig',
+           'synth_config', 'plan_veri', 'synth_world', 'band_marks', 'render_image', 'synthetic_veri_path',
+           'synthesize_veri', 'synthetic_sample_grid', 'attribute_only_baseline']
 
 # %% ../nbs/01_synthetic.ipynb #eecbfbf2
 from .readers import VERI_COLORS, VERI_TYPES
@@ -156,11 +156,16 @@ def _draw_details(rng, typ):
 def make_identities(pids, # identity numbers
                     seed:int=0, # seed of the draws
                     shade_jitter:float=1., # scale of the per-vehicle paint shade variation (0: the base colours)
+                    attr_pairs:int=0, # colour + type pairs the vehicles share (0: colour and type drawn freely)
                    ) -> dict:
     "Dict pid -> `SynthIdentity` for `pids`, deterministic for `seed` (coarse details unique per type and colour)."
     pids = [int(p) for p in pids]
     rng = np.random.default_rng([seed, 11])
     colors, types = _stratified(rng, len(pids), SYNTH_COLOR_WEIGHTS), _stratified(rng, len(pids), SYNTH_TYPE_WEIGHTS)
+    if attr_pairs:   # the first `attr_pairs` distinct pairs drawn; each vehicle gets one of them at random
+        pairs = list(dict.fromkeys(zip(colors.tolist(), types.tolist())))[:attr_pairs]
+        pick = np.random.default_rng([seed, 13]).integers(len(pairs), size=len(pids))
+        colors, types = np.array([pairs[i][0] for i in pick]), np.array([pairs[i][1] for i in pick])
     seen, out = set(), {}
     for pid, col, typ in zip(pids, colors, types):
         r = np.random.default_rng([seed, 12, pid])
@@ -540,6 +545,17 @@ def _draw_occluder(d, cam, rng, S):
         d.rectangle([x - sw / 2, S * .3 - sh, x + sw / 2, S * .3], fill=(30, 70, 160), outline=(230, 230, 230), width=max(1, S // 64))
 
 # %% ../nbs/01_synthetic.ipynb #fc75c378
+# Colours of the band marks (red, green, blue, yellow, magenta, cyan): at most this many bands
+SYNTH_MARK_RGB = ((220, 30, 40), (40, 170, 60), (40, 80, 230), (240, 210, 30), (200, 50, 200), (40, 200, 210))
+
+def _draw_marks(d, marks, box, rng):
+    "Mark k (an RGB colour) in the k-th of `len(marks)` equal-height bands of the vehicle's image box (x0, y0, x1, y1), from the top."
+    x0, y0, x1, y1 = box; bh, bw = (y1 - y0) / len(marks), x1 - x0
+    for k, rgb in enumerate(marks):
+        cx, cy = (x0 + x1) / 2 + rng.uniform(-.15, .15) * bw, y0 + (k + .5 + rng.uniform(-.1, .1)) * bh
+        w, h = .3 * bw, .5 * bh
+        d.rectangle([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], fill=tuple(int(c) for c in rgb))
+
 def render_vehicle(ident:SynthIdentity, # the vehicle
                    cam:SynthCamera, # the camera: scene, light, optics
                    rng, # a numpy `Generator` or a seed
@@ -548,6 +564,7 @@ def render_vehicle(ident:SynthIdentity, # the vehicle
                    ss:int=2, # supersampling: polygons drawn at `ss` x `size`, then reduced
                    occlude:bool|None=None, # draw an occluder (None: with the camera's `occ_prob`)
                    detail_scale:float=1., # size factor of the identity details (plate, sticker, decals, roof items)
+                   marks:tuple=(), # RGB colours of the vehicle's band marks, top to bottom (empty: none; `band_marks`)
                   ) -> Image.Image:
     "Render vehicle `ident` seen by camera `cam` as a `size` x `size` RGB image (viewpoint from `view` or drawn)."
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
@@ -597,6 +614,7 @@ def render_vehicle(ident:SynthIdentity, # the vehicle
             _draw_wheels(d, m, near, True, P, ident, light); wheels_done = True
         nv = len(polys[k][2]); d.polygon(pts2[pos:pos + nv], fill=tuple(c)); pos += nv
     if not wheels_done: _draw_wheels(d, m, near, True, P, ident, light)
+    if marks: q = P(allv); _draw_marks(d, marks, (*q.min(0), *q.max(0)), rng)
     if occlude or (occlude is None and rng.random() < cam.occ_prob): _draw_occluder(d, cam, rng, S)
     # camera optics
     im = im.reduce(ss) if ss > 1 else im
@@ -629,19 +647,25 @@ class SynthConfig:
     shade_jitter: float = 1.               # spread of the paint shades within a colour (hue, saturation, value) x this
     light_jitter: float = 1.               # spread of the cameras' colour cast, gain and contrast x this
     view_spread: float = 1.                # how far the cameras' views turn away from the road axis x this
+    attr_pairs: int = 0                    # colour + type pairs the vehicles share (0: drawn freely): with few, colour and type help but do not decide
+    band_marks: int = 0                    # marks at this many heights of the vehicle, 0 to 6 (0: none): all vehicles wear the same colours, each in its own top-to-bottom order
 
 SYNTH_PRESETS = {
     'tiny': SynthConfig(n_train_ids=12, n_test_ids=6, n_cams=4, size=64, imgs_per_id=6, min_imgs_per_id=4, cams_per_id=(2, 3)),
     # 600 + 100 vehicles, 8 images each, 64x64 with legible details: learnable on a CPU in minutes (see the main-job study)
     'small': SynthConfig(n_train_ids=600, n_test_ids=100, size=64, imgs_per_id=8, min_imgs_per_id=4, cams_per_id=(2, 5),
                          detail_scale=2., shade_jitter=2.5, light_jitter=.5, view_spread=.4),
+    # the ablations' data (benchmarks/ablations.py): `small`'s look, fewer vehicles, 96 px (6 feature-map rows at stride 16),
+    # 4 band marks: an identity cue that needs to know heights (MFG-Net's stripes); 8 colour + type pairs, each shared by ~20 vehicles (ANet's cue)
+    'bands': SynthConfig(n_train_ids=120, n_test_ids=50, size=96, imgs_per_id=6, min_imgs_per_id=4, cams_per_id=(2, 4),
+                         detail_scale=2., shade_jitter=2.5, light_jitter=.5, view_spread=.4, attr_pairs=8, band_marks=4),
     'veri_like': SynthConfig(n_train_ids=576, n_test_ids=200, n_cams=20, size=256, imgs_per_id=62, min_imgs_per_id=12,
                              cams_per_id=(2, 18)),
 }
 SYNTH_VERSION = 2   # bump when the renderer changes: cached trees of another version are regenerated
 
 # %% ../nbs/01_synthetic.ipynb #4a4edf88
-def synth_config(preset:str|SynthConfig='small', # a name in `SYNTH_PRESETS` ('tiny', 'small', 'veri_like') or a `SynthConfig`
+def synth_config(preset:str|SynthConfig='small', # a name in `SYNTH_PRESETS` ('tiny', 'small', 'bands', 'veri_like') or a `SynthConfig`
                  **overrides, # `SynthConfig` fields to change
                 ) -> SynthConfig:
     "The `SynthConfig` of `preset` (a name in `SYNTH_PRESETS` or a config) with `overrides` applied."
@@ -656,6 +680,8 @@ def synth_config(preset:str|SynthConfig='small', # a name in `SYNTH_PRESETS` ('t
     if cfg.n_cams > 999 or cfg.n_cams < 2: raise ValueError(f"n_cams must be in 2..999, got {cfg.n_cams}")
     if not 2 <= cfg.cams_per_id[0] <= cfg.cams_per_id[1]:
         raise ValueError(f"cams_per_id must be (lo, hi) with 2 <= lo <= hi, got {cfg.cams_per_id}")
+    if not 0 <= cfg.band_marks <= len(SYNTH_MARK_RGB):
+        raise ValueError(f"band_marks must be in 0..{len(SYNTH_MARK_RGB)} (one colour per band), got {cfg.band_marks}")
     return cfg
 
 # %% ../nbs/01_synthetic.ipynb #2a416ed4
@@ -711,8 +737,16 @@ def _track_view(cam, seed, pid, j):
 @lru_cache(maxsize=4)
 def synth_world(cfg:SynthConfig, seed:int=0) -> tuple:
     "The identities (dict pid -> `SynthIdentity`) and cameras (list of `SynthCamera`) of a dataset (cached)."
-    return (make_identities(range(1, cfg.n_train_ids + cfg.n_test_ids + 1), seed, cfg.shade_jitter),
+    return (make_identities(range(1, cfg.n_train_ids + cfg.n_test_ids + 1), seed, cfg.shade_jitter, cfg.attr_pairs),
             make_cameras(cfg.n_cams, seed, cfg.light_jitter, cfg.view_spread))
+
+def band_marks(cfg:SynthConfig, # the dataset's settings (`cfg.band_marks` bands)
+               seed:int, # seed of the dataset
+               pid:int, # the vehicle's identity number
+              ) -> tuple:
+    "Vehicle `pid`'s band-mark colours, top to bottom: the first `cfg.band_marks` of `SYNTH_MARK_RGB` in an order drawn for it."
+    if not cfg.band_marks: return ()
+    return tuple(SYNTH_MARK_RGB[i] for i in np.random.default_rng([seed, 14, pid]).permutation(cfg.band_marks))
 
 def render_image(cfg:SynthConfig, # size and protocol of the dataset
                  seed:int, # seed of the dataset
@@ -724,7 +758,7 @@ def render_image(cfg:SynthConfig, # size and protocol of the dataset
     idents, cams = synth_world(cfg, seed); c = cams[cam - 1]
     return render_vehicle(idents[pid], c, np.random.default_rng([seed, 41, pid, cam, j]), size=cfg.size,
                           view=_track_view(c, seed, pid, j), ss=cfg.supersample,
-                          detail_scale=cfg.detail_scale)
+                          detail_scale=cfg.detail_scale, marks=band_marks(cfg, seed, pid))
 
 def _render_chunk(args):
     "Draw and save a chunk of images: args = (root, cfg, seed, jobs), jobs = [(pid, cam, j, [relative paths])]."
@@ -774,9 +808,12 @@ def _write_labels(root, plan, idents, cfg, seed, meta):
 SYNTH_MANIFEST = 'synthetic_veri.json'
 
 # %% ../nbs/01_synthetic.ipynb #a392be9a
+_LATER_FIELDS = {'attr_pairs': 0, 'band_marks': 0}   # fields added after version 2: left out of the manifest at these defaults
+
 def _manifest(cfg, preset, seed, plan=None):
+    config = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if _LATER_FIELDS.get(k, object()) != v}
     m = dict(generator='fastreid_vehicle.synthetic', version=SYNTH_VERSION, preset=preset if isinstance(preset, str) else None,
-             seed=seed, config=json.loads(json.dumps(asdict(cfg))))
+             seed=seed, config=config)
     if plan is not None: m['counts'] = {s: sum(p['split'] == s for p in plan) for s in ('train', 'query', 'gallery')}
     return m
 
