@@ -21,7 +21,17 @@ number of identities (the dataset's) and optimiser (with its constants):
 `torch.cuda.max_memory_allocated`: measured, not estimated. The table starts with the machine, torch's version and
 the threads.
 
-    python benchmarks/recipe_cost.py --threads 1 --repeats 3             # CPU, every recipe
+- **FLOPs and the GPU estimate**: the FLOPs of one step per image (torch's `FlopCounterMode`: forward + backward) and,
+  from them, an **estimate** for a machine without a GPU: the full recipe's time on one GPU sustaining `GPU_TFLOPS`
+  (20 TFLOP/s in fp16 autocast, an A100-class GPU with a data pipeline that keeps up) and its GPU memory (activations
+  halved by fp16 autocast, fp32 weights with their gradients and three AMSGrad states, `CONTEXT_GB` for the CUDA
+  context). `--docs-json docs/recipe_cost_cpu.json` records each recipe's figures in the file the docs page "What to
+  expect" reads (its table: `--docs-table docs/recipe_cost_cpu.json`); a recipe not in the file takes the figures of
+  its method's measured recipe (the same network; only the classifiers' sizes differ).
+
+    python benchmarks/recipe_cost.py --threads 1 --repeats 3 --docs-json docs/recipe_cost_cpu.json   # CPU, every recipe
+    python benchmarks/recipe_cost.py --recipes mfgnet-vric --quick --docs-json cost.json   # one step, no data pass
+    python benchmarks/recipe_cost.py --docs-table docs/recipe_cost_cpu.json   # the docs page's table, measuring nothing
     python benchmarks/recipe_cost.py --recipes anet-veri776 --device cuda --processes 8
 """
 import argparse, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
@@ -29,6 +39,8 @@ from pathlib import Path
 
 # training images and identities of each dataset's training split (the official releases; /work/shared/notes/datasets.md)
 TRAIN_SPLITS = {'veri776': (37778, 576), 'vehicleid': (110178, 13164), 'vric': (54808, 2811), 'veriwild': (277797, 30671)}
+GPU_TFLOPS = 20   # assumed sustained training throughput of one current GPU in fp16 autocast (A100 class), TFLOP/s
+CONTEXT_GB = 1.0  # CUDA context, cuDNN workspace and allocator slack (assumed)
 
 def cpu_model() -> str:
     "The CPU's model name from /proc/cpuinfo (or `platform.processor()`)"
@@ -65,23 +77,36 @@ def _saved_bytes(model, loss_func, x, ys) -> int:
     loss.backward()
     return sum(seen.values())
 
+def recipe_model(r:dict, device:str='cpu'):
+    "The recipe's network (`recipe_parts`), `pretrained=False`, with its attribute heads, and its attribute sizes"
+    from fastreid_vehicle.models import create_reid_model
+    from fastreid_vehicle.readers import VERI_COLORS, VERI_TYPES
+    attrs = dict(zip(r['attrs'], (len(VERI_COLORS), len(VERI_TYPES))))   # attribute heads: a few classes, cost negligible
+    return create_reid_model(r['method'], n_ids=r['n_ids'], attr_classes=attrs, backbone=r['backbone'],
+                             pretrained=False, neck_feat=r['neck_feat'], **r['model_kwargs']).to(device), attrs
+
+def gpu_estimate(gflops_per_image:float, act_mb_per_image:float, params:float, batch:int, images:int) -> tuple:
+    "Estimated (hours, GB) of training `images` images on one GPU at `GPU_TFLOPS`, batches of `batch` (the docstring's assumptions)"
+    hours = images * gflops_per_image * 1e9 / (GPU_TFLOPS * 1e12) / 3600
+    gb = act_mb_per_image * batch / 1024 / 2 + params * 4 * 5 / 2**30 + CONTEXT_GB   # fp16 activations; fp32 weights, grads, 3 AMSGrad states
+    return hours, gb
+
 def measure(name:str, batch:int, repeats:int, device:str, processes:int) -> dict:
     "One recipe's training-step cost in this process (see the module's docstring)"
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
     from fastai.basics import to_float
     from fastreid_vehicle.config import split_batch
-    from fastreid_vehicle.models import create_reid_model, reid_loss, reid_splitter
+    from fastreid_vehicle.models import reid_loss, reid_splitter
     from fastreid_vehicle.pipeline import _opt_func
     from fastreid_vehicle.callbacks import resolve_precision
-    from fastreid_vehicle.readers import VERI_COLORS, VERI_TYPES
     r = recipe_parts(name)
     split = split_batch(r['P'], r['K'], processes)
     K = r['K']
     bs = split['batch_per_process'] if device == 'cuda' else batch
     torch.manual_seed(0)
-    attrs = dict(zip(r['attrs'], (len(VERI_COLORS), len(VERI_TYPES))))   # attribute heads: a few classes, cost negligible
-    model = create_reid_model(r['method'], n_ids=r['n_ids'], attr_classes=attrs, backbone=r['backbone'],
-                              pretrained=False, neck_feat=r['neck_feat'], **r['model_kwargs']).to(device).train()
+    model, attrs = recipe_model(r, device)
+    model.train()
     loss_func = reid_loss(r['method'], **({'attr_names': list(attrs)} if r['method'] == 'anet' else {}), **r['loss_kwargs'])
     opt = _opt_func(r['fit'])(reid_splitter(model), lr=r['fit'].lr, wd=r['fit'].wd)
     precision = resolve_precision('auto', device)[0]
@@ -98,6 +123,8 @@ def measure(name:str, batch:int, repeats:int, device:str, processes:int) -> dict
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     if device == 'cuda': torch.cuda.reset_peak_memory_stats()
     step(); sync()   # warm-up (allocations, kernels)
+    with FlopCounterMode(display=False) as fc: step()   # FLOPs of forward + backward (the optimiser's are negligible)
+    sync()
     times, cpu = [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -107,7 +134,8 @@ def measure(name:str, batch:int, repeats:int, device:str, processes:int) -> dict
     sec = statistics.median(cpu if device == 'cpu' else times)
     out = dict(recipe=name, method=r['method'], backbone=r['backbone'], size=r['size'], global_batch=split['batch'],
                processes=processes, batch_per_process=split['batch_per_process'], measured_batch=bs, precision=precision,
-               step_seconds=times, step_cpu_seconds=cpu, s_per_image=sec / bs, train_images=r['train_images'], epochs=r['epochs'])
+               step_seconds=times, step_cpu_seconds=cpu, s_per_image=sec / bs, train_images=r['train_images'], epochs=r['epochs'],
+               gflops_per_image=fc.get_total_flops() / bs / 1e9, params_m=sum(p.numel() for p in model.parameters()) / 1e6)
     if device == 'cuda':
         out.update(peak_mb=torch.cuda.max_memory_allocated() / 2**20, memory='measured')
     else:
@@ -152,7 +180,7 @@ def _child(args):
     torch.set_num_threads(args.threads)
     res = measure(args.child, args.batch, args.repeats, args.device, args.processes)
     torch.set_num_threads(1)
-    res['data_img_per_s_per_core'] = data_throughput(args.child, args.data_images, args.jpeg_size, args.repeats)
+    res['data_img_per_s_per_core'] = None if args.quick else data_throughput(args.child, args.data_images, args.jpeg_size, args.repeats)
     print('RESULT ' + json.dumps(res, default=str))
 
 def _fmt_time(s:float) -> str:
@@ -167,7 +195,8 @@ def table(rows:list, device:str) -> str:
     head = ['recipe', 'size', 'batch (global = per process x processes)', 'precision',
             's / image (fwd+bwd' + (', 1 core)' if device == 'cpu' else ')'),
             f's / step{" (est.)" if est else ""}', 'train images', 's / epoch (est.)', 'full recipe (est.)',
-            f'peak memory per process{" (est.)" if est else ""}', 'data: img/s per core']
+            f'peak memory per process{" (est.)" if est else ""}', 'data: img/s per core', 'GFLOP / image',
+            f'one GPU at {GPU_TFLOPS} TFLOP/s (est.)']
     out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
         spi = r['s_per_image']
@@ -177,8 +206,48 @@ def table(rows:list, device:str) -> str:
             f"{r['global_batch']} = {r['batch_per_process']} x {r['processes']}", r['precision'], f'{spi:.3f}',
             f"{est}{spi * r['batch_per_process']:.1f}", f"{r['train_images']:,}", f"{est}{_fmt_time(epoch)}",
             f"{est}{_fmt_time(epoch * r['epochs'])} ({r['epochs']} epochs)", f"{est}{r['peak_mb'] / 1024:.1f} GB",
-            f"{r['data_img_per_s_per_core']:.0f}"]) + ' |')
+            '-' if r.get('data_img_per_s_per_core') is None else f"{r['data_img_per_s_per_core']:.0f}",
+            f"{r['gflops_per_image']:.0f}" if 'gflops_per_image' in r else '', _gpu_cell(r)]) + ' |')
     return '\n'.join(out)
+
+def _gpu_cell(r:dict) -> str:
+    "The GPU estimate of a measured row: the full recipe's time and memory at the recipe's global batch"
+    if r.get('activations_mb_per_image') is None or 'gflops_per_image' not in r: return ''
+    h, gb = gpu_estimate(r['gflops_per_image'], r['activations_mb_per_image'], r['params_m'] * 1e6, r['global_batch'],
+                         r['train_images'] * r['epochs'])
+    return f'~{h:.1f} h, ~{gb:.0f} GB'
+
+def write_docs_json(rows:list, path):
+    "Record CPU-measured `rows` in the docs' measurement file `path` (recipe -> figures), keeping the recipes not measured now"
+    p = Path(path)
+    out = json.loads(p.read_text()) if p.exists() else {}
+    for r in rows:
+        out[r['recipe']] = dict(size=list(r['size']), batch=r['measured_batch'], s_per_img=r['s_per_image'],
+                                gflops_per_img=r['gflops_per_image'], act_mb_per_img=r['activations_mb_per_image'],
+                                params_m=r['params_m'], precision=r['precision'])
+    p.write_text(json.dumps(out, indent=1) + '\n')
+
+def docs_table(path) -> str:
+    "The estimate table of the docs page 'What to expect', from the measurement file `path` (`write_docs_json`)"
+    from fastreid_vehicle.recipes import RECIPES
+    m = json.loads(Path(path).read_text())
+    rows = ['| recipe | image size, batch (P x K) | epochs | GPU time (est.) | GPU memory, fp16 (est.) | images trained | GFLOP / image | activations / batch (fp32) | CPU time here |',
+            '|' + '---|' * 9]
+    for name, rec in RECIPES.items():
+        r = recipe_parts(name)
+        c = m.get(name) or next((v for k, v in m.items() if k.split('-')[0] == rec.method), None)   # same network, other classifiers
+        B, n = r['P'] * r['K'], r['train_images'] * r['epochs']
+        shape = f"{r['size'][0]}x{r['size'][1]}, {B} ({r['P']} x {r['K']})"
+        stage2 = r['fit'].stage2_epochs
+        epochs = f"{r['fit'].epochs}{' + ' + str(stage2) if stage2 else ''}"
+        if c is None:
+            rows.append(f"| `{name}` | {shape} | {epochs} | not measured |  | {n/1e6:.1f} M |  |  |  |")
+            continue
+        params = sum(p.numel() for p in recipe_model(r)[0].parameters())
+        gpu_h, mem = gpu_estimate(c['gflops_per_img'], c['act_mb_per_img'], params, B, n)
+        rows.append(f"| `{name}` | {shape} | {epochs} | {gpu_h:.1f} h | {mem:.0f} GB | {n/1e6:.1f} M | {c['gflops_per_img']:.0f} | "
+                    f"{c['act_mb_per_img'] * B / 1024:.1f} GB | {n * c['s_per_img'] / 86400:,.0f} days |")
+    return '\n'.join(rows)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,10 +262,16 @@ def main(argv=None):
                     help='height,width of the synthetic JPEGs (a typical surveillance crop)')
     ap.add_argument('--json', help='also write the rows to this JSON file')
     ap.add_argument('--table-from', help='print the table of rows saved by --json, measuring nothing')
+    ap.add_argument('--docs-json', help="CPU: record the figures in this file, the one the docs page 'What to expect' reads")
+    ap.add_argument('--docs-table', help="print the docs page's estimate table from this file (--docs-json), measuring nothing")
+    ap.add_argument('--quick', action='store_true', help='one timed step of one identity (K images), no data-pipeline pass')
     ap.add_argument('--child', help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child: return _child(args)
     if args.table_from: return print(table(json.loads(Path(args.table_from).read_text()), args.device))
+    if args.docs_table: return print(docs_table(args.docs_table))
+    if args.docs_json and args.device != 'cpu': sys.exit('--docs-json: the docs page estimates from a CPU measurement (--device cpu)')
+    if args.quick: args.repeats = 1
     import torch
     from fastreid_vehicle.recipes import RECIPES
     names = args.recipes or list(RECIPES)
@@ -206,18 +281,20 @@ def main(argv=None):
           f"python {platform.python_version()}")
     rows = []
     for n in names:   # one process per recipe: its peak memory is its own
+        batch = recipe_parts(n)['K'] if args.quick else args.batch
         cmd = [sys.executable, __file__, '--child', n, '--device', args.device, '--threads', str(args.threads),
-               '--batch', str(args.batch), '--processes', str(args.processes), '--repeats', str(args.repeats),
-               '--data-images', str(args.data_images), '--jpeg-size', ','.join(map(str, args.jpeg_size))]
+               '--batch', str(batch), '--processes', str(args.processes), '--repeats', str(args.repeats),
+               '--data-images', str(args.data_images), '--jpeg-size', ','.join(map(str, args.jpeg_size))] + ['--quick'] * args.quick
         p = subprocess.run(cmd, capture_output=True, text=True)
         line = next((l for l in p.stdout.splitlines() if l.startswith('RESULT ')), None)
         if line is None:
             print(f'{n}: failed\n{p.stderr[-2000:]}'); continue
         r = json.loads(line[7:]); rows.append(r)
         if args.json: Path(args.json).write_text(json.dumps(rows, indent=1, default=str))   # each row as it comes
+        if args.docs_json: write_docs_json([r], args.docs_json)
         print(f"{n}: steps {', '.join(f'{t:.2f}' for t in r['step_seconds'])} s wall, "
               f"{', '.join(f'{t:.2f}' for t in r['step_cpu_seconds'])} s CPU for {r['measured_batch']} images; "
-              f"data {r['data_img_per_s_per_core']:.0f} img/s", flush=True)
+              f"{r['gflops_per_image']:.0f} GFLOP/image" + ('' if args.quick else f"; data {r['data_img_per_s_per_core']:.0f} img/s"), flush=True)
     print(table(rows, args.device))
 
 if __name__ == '__main__': main()

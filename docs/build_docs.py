@@ -745,11 +745,11 @@ IFRAME_WORKER = """// Search from file://. Material's search runs in a Web Worke
 COST_TABLE = re.compile(r'<!-- recipe cost table:.*?-->')
 
 def fill_tables(md:str) -> str:
-    "A page's generated tables: the recipes' estimated cost (`docs/recipe_cost_estimate.py`, from its measurement file)."
+    "A page's generated tables: the recipes' estimated cost (`benchmarks/recipe_cost.py`, from its measurement file)."
     if not COST_TABLE.search(md): return md
-    spec = importlib.util.spec_from_file_location('recipe_cost_estimate', ROOT/'docs'/'recipe_cost_estimate.py')
+    spec = importlib.util.spec_from_file_location('recipe_cost', ROOT/'benchmarks'/'recipe_cost.py')
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    return COST_TABLE.sub(lambda m: mod.table(ROOT/'docs'/'recipe_cost_cpu.json'), md)
+    return COST_TABLE.sub(lambda m: mod.docs_table(ROOT/'docs'/'recipe_cost_cpu.json'), md)
 
 DEVELOPMENT = {'14_main_job_study', '15_files', '18_reliability', '99_all'}   # notebooks for developers, not users
 BENCH_LOG = 'benchmark_log'   # BENCHMARKS.md as is (the lab log), in the Development section

@@ -218,6 +218,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'fastreid_vehicle.config._base': ('config.html#_base', 'fastreid_vehicle/config.py'),
                                          'fastreid_vehicle.config._divisors': ('config.html#_divisors', 'fastreid_vehicle/config.py'),
                                          'fastreid_vehicle.config._flag_parser': ('config.html#_flag_parser', 'fastreid_vehicle/config.py'),
+                                         'fastreid_vehicle.config._help_default': ( 'config.html#_help_default',
+                                                                                    'fastreid_vehicle/config.py'),
                                          'fastreid_vehicle.config._show': ('config.html#_show', 'fastreid_vehicle/config.py'),
                                          'fastreid_vehicle.config.add_arguments': ( 'config.html#add_arguments',
                                                                                     'fastreid_vehicle/config.py'),

@@ -8,7 +8,6 @@ the recipes and the docs' command-line reference are all read from here."""
 from __future__ import annotations
 import argparse, dataclasses, json, os, typing
 from dataclasses import dataclass, field, fields, asdict
-import pandas as pd
 
 # %% auto #0
 __all__ = ['EVAL_OUT', 'CONFIGS', 'setting', 'DataConfig', 'ModelConfig', 'FitConfig', 'EvalConfig', 'RunConfig', 'config_fields',
@@ -280,6 +279,12 @@ def flag_name(name:str, # a setting's name
 
 def _show(v) -> str: return ','.join(map(str, v)) if isinstance(v, tuple) else str(v)
 
+def _help_default(f:dataclasses.Field) -> str:
+    "The default `--help` appends to the help of field `f`: '' where the help states it, 'none' for None or ()"
+    if 'default:' in f.metadata['help']: return ''
+    d = default_of(f)
+    return 'none' if d is None or d == () else _show(d)
+
 def _flag_parser(name:str):
     "The argparse `type` of the setting `name`: `coerce`, its error shown by argparse as it is"
     def parse(s):
@@ -292,16 +297,19 @@ def add_arguments(parser:argparse.ArgumentParser, # the (sub)command's parser
                   names=None): # only these settings (default: all of the configs `keys`)
     "Add one flag per setting of the configs `keys` to `parser` (no default stored: only typed flags appear)"
     for key in keys:
+        fs = {name: f for name, (k, f) in config_fields().items()
+              if k == key and f.metadata['flag'] and (names is None or name in names)}
+        if not fs: continue   # no group without flags in `--help`
         g = parser.add_argument_group(f'{key} settings', CONFIGS[key].__doc__)
-        for name, (k, f) in config_fields().items():
-            if k != key or not f.metadata['flag'] or (names is not None and name not in names): continue
-            tp, ch, d = _base(f.type), f.metadata['choices'], default_of(f)
-            kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {_show(d)})", dest=name)
+        for name, f in fs.items():
+            tp, ch = _base(f.type), f.metadata['choices']
+            dflt = _help_default(f)
+            kw = dict(default=argparse.SUPPRESS, help=f.metadata['help'] + (f" (default: {dflt})" if dflt else ''), dest=name)
             if tp is bool: g.add_argument(flag_name(name), action=argparse.BooleanOptionalAction, **kw)
             else:
                 conv = _flag_parser(name)
                 conv.__name__ = getattr(tp, '__name__', 'value')   # argparse names the type in its errors
-                if ch: kw['metavar'] = '{' + ','.join(_show(c) for c in ch) + '}'
+                if ch: kw['metavar'] = '{' + ','.join(_show(c) for c in ch if c is not None) + '}'   # None: the default
                 g.add_argument(flag_name(name), type=conv, **kw)
     return parser
 
@@ -317,6 +325,7 @@ def settings_from_args(ns:argparse.Namespace, # parsed flags (only those typed a
 def settings_table(keys=tuple(CONFIGS), # the configs to list ('data', 'model', 'fit', 'eval', 'run')
                   ) -> pd.DataFrame:
     "One row per setting: config, name, flag, type, default, choices and help"
+    import pandas as pd   # here, not at the top: `fastreid-vehicle --help` does not need pandas
     rows = []
     for name, (k, f) in config_fields().items():
         if k not in keys: continue

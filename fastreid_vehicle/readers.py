@@ -30,7 +30,7 @@ COLUMNS = ('path', 'pid', 'camid', 'split', 'color', 'type')
 
 # %% ../nbs/00_readers.ipynb #aeee5481
 VERI776_LAYOUT = """VeRi/
-  image_train/ image_query/ image_test/   images named {id:04d}_c{camera:03d}_{frame}_{index}.jpg
+  image_train/ image_query/ image_test/   images named <id>_c<camera>_<frame>_<index>.jpg, e.g. 0001_c001_00016450_0.jpg
   name_train.txt name_query.txt name_test.txt   one image file name per line (the lists are the authority)
   train_label.xml test_label.xml   (optional) <TrainingImages><Items><Item imageName=".." vehicleID=".."
                                    cameraID=".." colorID=".." typeID=".."/>...</Items></TrainingImages>
@@ -56,7 +56,7 @@ FOLDER_LAYOUT = """root/
   train/ query/ gallery/   one folder per split (or VeRi's image_train/ image_query/ image_test/); without any of
                            them every image under root is a training image. In each split folder, either
     <vehicle id>/<any name>.jpg       one folder per vehicle: its name is the identity ('0042' -> 42, 'car_3'), or
-    {id}_c{camera}[_anything].jpg     images named like VeRi: identity and camera from the name
+    <id>_c<camera>[_<anything>].jpg   images named like VeRi: identity and camera from the name
   camera: from a VeRi name, or from `cams` (a regular expression whose first group is the camera number, or a
   function path -> int); else 0 for training and query images, 1 for gallery images (the same-camera rule never fires)"""
 
@@ -201,7 +201,7 @@ _VERI_NAME = re.compile(r'(\d+)_c(\d+)(?:_[^/\\]*)?\.(?:jpe?g|png|bmp|webp)', re
 
 def parse_veri_name(name, # an image file name or path
                    ) -> tuple|None:
-    "`(vehicle id, camera id)` of a VeRi-style image name `{id}_c{camera}_{frame}_{index}.jpg`, or None"
+    "`(vehicle id, camera id)` of a VeRi-style image name `<id>_c<camera>_<frame>_<index>.jpg`, or None"
     m = _VERI_NAME.fullmatch(os.path.basename(os.fspath(name)))
     return None if m is None else (int(m[1]), int(m[2]))
 
@@ -597,7 +597,7 @@ def load_folder(root, # the folder (see `FOLDER_LAYOUT`)
             ids, parts = parse_veri_name(p), Path(p).relative_to(d).parts
             if ids is not None: pid, cam = ids
             elif len(parts) > 1: pid, cam = parts[0], None
-            else: raise _err(p, f"image name is not like VeRi's {{id}}_c{{camera}}[_anything].jpg, and it is not in a "
+            else: raise _err(p, f"image name is not like VeRi's <id>_c<camera>[_<anything>].jpg, and it is not in a "
                                 f"vehicle folder ({d.name}/<vehicle id>/{parts[0]})", layout=FOLDER_LAYOUT)
             if cams is not None: cam = _camera(cams, p)
             rows.append((p, pid, int(s == 'gallery') if cam is None else cam, s))

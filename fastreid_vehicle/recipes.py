@@ -6,7 +6,6 @@ value with the section of the paper it comes from, or the reason the code chose 
 # %% ../nbs/20_recipes.ipynb #d202120a
 from __future__ import annotations
 from dataclasses import dataclass
-import pandas as pd
 
 # %% auto #0
 __all__ = ['ORIGINS', 'PAPERS', 'RECIPES', 'Setting', 'paper_value', 'common_practice', 'code_choice', 'Recipe', 'get_recipe',
@@ -203,6 +202,7 @@ def recipe_args(name:str, # a recipe's name (a key of `RECIPES`), or a `Recipe`
 def recipe_table(method:str|None=None, # only this method's recipes: 'mfgnet' or 'anet' (None: all)
                 ) -> pd.DataFrame:
     "One row per (recipe, setting): value, `origin` ('paper', 'practice' or 'library'), `paper` (True: stated by the paper) and the source"
+    import pandas as pd   # here, not at the top: `fastreid-vehicle --help` does not need pandas
     rows = [dict(recipe=r.name, method=r.method, dataset=r.dataset, setting=k, value=s.value, origin=s.origin,
                  paper=s.paper, source=s.source)
             for r in RECIPES.values() if method in (None, r.method) for k, s in r.settings.items()]

@@ -45,6 +45,26 @@ def test_flags_given_are_the_only_overrides():
     assert s.fit.lr == 6e-4 and s.sources['lr'] == 'recipe'      # no --lr typed: the recipe's value stays
     assert MAIN_JOB == build_settings().flat() and 'out' not in MAIN_JOB
 
+def test_help_states_each_default_once_and_readably():
+    "A default the help line states is not appended again; None and () read 'none'; None (the default) is not listed as a choice"
+    h = ' '.join(_help().split())
+    helps = {a.dest: a.help for a in _parser()._subparsers._group_actions[0].choices['train']._actions}
+    for name in ('root', 'preload', 'threads', 'distance', 'opt_betas', 'opt_eps', 'weights', 'epochs'):
+        assert helps[name].count('default:') == 1, (name, helps[name])
+    assert '(default: None)' not in h and '(default: )' not in h
+    assert "rate by 10, e.g. '40,70' (default: none)" in h
+    assert '--distance {cosine,euclidean}' in h and '{None,' not in h
+
+def test_flags_parse_to_typed_settings():
+    a = _parser().parse_args(['train', '--resume', '--image-check', 'drop', '--epochs', '3'])
+    assert (a.resume, a.image_check, a.epochs) == (True, 'drop', 3)
+
+def test_help_does_not_import_pandas():
+    "`fastreid-vehicle --help` loads only the parser's modules (pandas costs about 0.4 s)"
+    import subprocess, sys
+    code = 'import sys, fastreid_vehicle.cli; print("pandas" in sys.modules)'
+    assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip() == 'False'
+
 def test_a_default_changed_in_one_place_reaches_help_train_and_run_json(tmp_path, monkeypatch):
     "Change FitConfig's `epochs` and DataConfig's `K` defaults in the config only: --help, train and run.json follow"
     fields = {f.name: f for f in dataclasses.fields(FitConfig)} | {f.name: f for f in dataclasses.fields(DataConfig)}
