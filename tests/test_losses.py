@@ -91,6 +91,9 @@ def test_triplet_l2():
     r = math.sqrt(2 - math.sqrt(2))
     exp = (0 + 0 + max(0, r - math.sqrt(2) + .3) + 0.3) / 4
     assert TripletLoss(l2=True)(x, y).item() == pytest.approx(exp, abs=1e-4)
+    # points on a ray collapse to the same unit vector: every distance within an identity is 0
+    ray = torch.tensor([[1., 0], [2., 0], [0., 1], [0., 3]])
+    assert TripletLoss(l2=True)(ray, y).item() == pytest.approx(0., abs=1e-3)
 
 def test_triplet_skips_anchors_and_zero_when_none():
     # the lone identity 2 has no positive: only anchors 0 and 1 count
