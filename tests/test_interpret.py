@@ -28,13 +28,16 @@ def test_worst_queries_breakdowns_and_confusions(interp_bot):
     it, _ = interp_bot
     worst = it.top_losses()
     assert list(worst['first_hit']) == sorted(worst['first_hit'], reverse=True) and len(worst) == it.result.num_valid
+    assert it.top_losses(3)['first_hit'].iloc[0] == it.result.first_hit.max() and len(it.top_losses(3)) == 3
     for by in ('camid', 'color', 'type'):
         bd = it.breakdown(by)
         assert bd['queries'].sum() == it.result.num_valid
         assert (bd['rank1'] * bd['queries']).sum() / bd['queries'].sum() == pytest.approx(it.result.rank1)
+        assert (bd['mAP'] * bd['queries']).sum() / bd['queries'].sum() == pytest.approx(it.result.mAP)
     with pytest.raises(ValueError, match="no column 'weather'"): it.breakdown('weather')
     mc = it.most_confused()
     assert mc['count'].sum() == round((1 - it.result.rank1) * it.result.num_valid)
+    assert (mc['pid'] != mc['mistaken_for']).all() and list(mc['count']) == sorted(mc['count'], reverse=True)
     idx, hit, ok = it.top_k(3)
     assert hit[:, 0].mean() == pytest.approx(it.result.rank1) and idx.shape == (len(it.q_items), 3)
 

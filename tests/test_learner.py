@@ -140,3 +140,15 @@ def test_reid_learner_defaults_are_the_configs():
     for cfg, names in ((ModelConfig, ('method', 'backbone', 'pretrained', 'weights')),
                        (FitConfig, ('lr', 'wd', 'amp', 'channels_last'))):
         for n in names: assert sig[n].default == getattr(cfg, n), n
+
+def test_sched_step_decay_values():
+    from fastreid_vehicle.learner import sched_step_decay
+    f = sched_step_decay(1., [0.5, 0.75], warmup=0.1)   # the learner page's example: warm-up, then x0.1 at 50% and 75%
+    for pct, lr in ((0., 0.1), (0.1, 1.), (0.3, 1.), (0.6, 0.1), (0.8, 0.01)):
+        assert float(f(pct)) == pytest.approx(lr, rel=1e-6), pct
+
+def test_reid_learner_is_a_fastai_learner_with_two_param_groups(tiny_dls):
+    from fastai.learner import Learner
+    learn = reid_learner(tiny_dls, 'bot', backbone='resnet18', pretrained=False)
+    assert isinstance(learn, Learner)   # backbone and heads are its two parameter groups
+    assert len(learn.opt_func(learn.splitter(learn.model), lr=1e-3).param_lists) == 2

@@ -91,6 +91,9 @@ def test_triplet_l2():
     r = math.sqrt(2 - math.sqrt(2))
     exp = (0 + 0 + max(0, r - math.sqrt(2) + .3) + 0.3) / 4
     assert TripletLoss(l2=True)(x, y).item() == pytest.approx(exp, abs=1e-4)
+    # points on a ray collapse to the same unit vector: every distance within an identity is 0
+    ray = torch.tensor([[1., 0], [2., 0], [0., 1], [0., 3]])
+    assert TripletLoss(l2=True)(ray, y).item() == pytest.approx(0., abs=1e-3)
 
 def test_triplet_skips_anchors_and_zero_when_none():
     # the lone identity 2 has no positive: only anchors 0 and 1 count
@@ -326,3 +329,93 @@ def test_reid_loss_factory_and_pickling():
     with pytest.raises(ValueError, match="method"): reid_loss('pcb')
     lf2 = pickle.loads(pickle.dumps(lf))   # learn.export pickles the loss
     assert lf2(_anet_pred(), YID, YC, YT).item() == pytest.approx(lf(_anet_pred(), YID, YC, YT).item(), abs=1e-6)
+
+
+# ---------------------------------------------------------------- the checks of the losses page (nbs/07_losses.ipynb)
+def test_losses_page_hand_values():
+    "The hand computations the page shows, checked: cross-entropies, triplet mining, patterns, AC terms, wrappers."
+    from fastcore.test import test_eq, test_close, test_fail
+    # page cell: lg = torch.tensor([[0., 0.], [math.log(3), 0.]])
+    lg = torch.tensor([[0., 0.], [math.log(3), 0.]])
+    test_close(LabelSmoothingCE(0.1, reduction='none')(lg, torch.tensor([1, 0])),
+               torch.tensor([math.log(2), 0.9*math.log(4/3) + 0.05*(math.log(4/3) + math.log(4))]))
+    test_close(LabelSmoothingCE(0.)(lg, torch.tensor([1, 0])), (math.log(2) + math.log(4/3)) / 2)
+    # missing labels (-1) are masked; an all-missing batch gives exactly 0 and a usable graph
+    test_close(AttributeCE()(lg, torch.tensor([-1, 0])), 0.9*math.log(4/3) + 0.05*(math.log(4/3) + math.log(4)))
+    z = AttributeCE()(lg.clone().requires_grad_(), torch.tensor([-1, -1]))
+    test_eq(z.item(), 0.); z.backward()
+    LabelSmoothingCE(0.1, reduction='none')(lg, torch.tensor([1, 0]))
+    # page cell: x = torch.tensor([[0.], [1.], [3.], [7.]])
+    x = torch.tensor([[0.], [1.], [3.], [7.]])
+    y = torch.tensor([0, 0, 1, 1])
+    d = euclidean_distance(x)
+    test_close(d[0], torch.tensor([0., 1., 3., 7.]), eps=1e-4)
+    d_ap, d_an, p_idx, n_idx, keep = hard_mining(d, y)
+    test_close(d_ap, torch.tensor([1., 1., 4., 4.]), eps=1e-4); test_close(d_an, torch.tensor([3., 2., 2., 6.]), eps=1e-4)
+    test_eq(p_idx.tolist(), [1, 0, 3, 2]); test_eq(n_idx.tolist(), [2, 2, 1, 1]); test_eq(keep.all(), True)
+    test_close(TripletLoss()(x, y), 2.3 / 4, eps=1e-4)
+    test_close(TripletLoss(soft_margin=True)(x, y), (sp(-2) + sp(-1) + sp(2) + sp(-2)) / 4, eps=1e-4)
+    TripletLoss()(x, y), TripletLoss(soft_margin=True)(x, y)
+    # page cell: pts, lab = torch.tensor([[0.], [1.], [3.], [7.], [20.]]), to
+    pts, lab = torch.tensor([[0.], [1.], [3.], [7.], [20.]]), torch.tensor([0, 0, 1, 1, 2])
+    per = TripletLoss(reduction='none')(pts, lab)
+    test_close(per[:4].mean(), TripletLoss()(pts, lab)); test_eq(per[4], 0.)   # anchor 20: a lone identity
+    per
+    # page cell: pat, valid = attribute_patterns(torch.tensor([1, 1, 2, 2, -1
+    pat, valid = attribute_patterns(torch.tensor([1, 1, 2, 2, -1]), torch.tensor([0, 0, 0, 0, 3]))
+    test_eq(pat[0], pat[1]); test_eq(pat[2], pat[3]); test_eq(pat[0] == pat[2], False)
+    test_eq(valid.tolist(), [True]*4 + [False])
+    g = torch.tensor([[0.], [1.], [3.], [7.], [2.]])
+    test_close(AttributeTripletLoss()(g, torch.tensor([1, 1, 2, 2, -1]), torch.tensor([0, 0, 0, 0, 3])), 2.3/4, eps=1e-4)
+    # same colour but different type: a different pattern (a negative)
+    pat, _ = attribute_patterns(torch.tensor([1, 1]), torch.tensor([0, 1])); test_eq(pat[0] == pat[1], False)
+    # nothing known -> 0
+    test_eq(AttributeTripletLoss()(g, torch.full((5,), -1), torch.full((5,), -1)).item(), 0.)
+    attribute_patterns(torch.tensor([1, 1, 2, 2, -1]), torch.tensor([0, 0, 0, 0, 3]))
+    # page cell: lj, lf = torch.tensor([[math.log(3), 0.]]), torch.tensor([[0
+    lj, lf = torch.tensor([[math.log(3), 0.]]), torch.tensor([[0., 0.]])
+    test_close(ac_id(lj, lf, torch.tensor([0]), eps=0.), math.log(1 + 2/3))
+    # detach_f: no gradient reaches f's logits
+    lj_, lf_ = lj.clone().requires_grad_(), lf.clone().requires_grad_()
+    ac_id(lj_, lf_, torch.tensor([0])).backward(); test_eq(lf_.grad, None); assert lj_.grad.abs().sum() > 0
+    lf_ = lf.clone().requires_grad_(); ac_id(lj, lf_, torch.tensor([0]), detach_f=False).backward(); assert lf_.grad.abs().sum() > 0
+    # page cell: jx, fx = torch.tensor([[0.], [1.], [3.], [7.]]), torch.tenso
+    jx, fx = torch.tensor([[0.], [1.], [3.], [7.]]), torch.tensor([[0.], [2.], [3.], [4.]])
+    exp_j = (sp(-1) + sp(0) + sp(-1) + sp(-1) + sp(3) + sp(-1) + sp(3) + sp(-4)) / 4
+    test_close(ac_triplet(jx, fx, y, mining='j'), exp_j, eps=1e-4)
+    # mined in f: anchor 0: I+=1, I-=2; anchor 1: I+=0, I-=2; anchor 2: I+=3, I-=1; anchor 3: I+=2, I-=1
+    exp_f = (sp(1-2) + sp(3-3) + sp(1-2) + sp(1-2) + sp(4-1) + sp(1-2) + sp(4-1) + sp(2-6)) / 4
+    test_close(ac_triplet(jx, fx, y, mining='f'), exp_f, eps=1e-4)
+    test_close(ac_triplet(jx, fx, y, mining='both'), (exp_j + exp_f) / 2, eps=1e-4)
+    # separate: hardest distances of each space: j (d_ap 1,1,4,4; d_an 3,2,2,6), f (d_ap 2,2,1,1; d_an 3,1,1,2)
+    exp_s = (sp(1-2) + sp(3-3) + sp(1-2) + sp(1-2) + sp(4-1) + sp(1-2) + sp(4-1) + sp(2-6)) / 4
+    test_close(ac_triplet(jx, fx, y, mining='separate'), exp_s, eps=1e-4)
+    test_fail(lambda: ac_triplet(jx, fx, y, mining='x'), contains="mining must be")
+    {m: round(ac_triplet(jx, fx, y, mining=m).item(), 4) for m in ('j', 'f', 'both', 'separate')}
+    # page cell: mh = MultiHeadLoss({'id': HeadTerm(LabelSmoothingCE(0.), 'lo
+    mh = MultiHeadLoss({'id': HeadTerm(LabelSmoothingCE(0.), 'logits'), 'tri': HeadTerm(TripletLoss(), 'feat')},
+                       weights={'tri': 2.})
+    out = {'logits': torch.tensor([[0., 0.]] * 4), 'feat': x}
+    test_close(mh(out, y), math.log(2) + 2 * 2.3 / 4, eps=1e-4)
+    test_eq(sorted(mh.components), ['id', 'tri']); test_close(mh.components['tri'], 2.3 / 4, eps=1e-4)
+    # a plain tensor (validation embeddings): batch-hard triplet on it, components untouched
+    test_close(mh(x, y), 2.3 / 4, eps=1e-4); test_eq(sorted(mh.components), ['id', 'tri'])
+    mh.reduction = 'none'   # what `get_preds(with_loss=True)` does: every term gives one value per image
+    test_eq(mh(out, y).shape, (4,)); test_eq(mh(x, y).shape, (4,)); mh.reduction = 'mean'
+    mh.components
+    # page cell: uni = torch.zeros(4, 3)
+    uni = torch.zeros(4, 3)
+    out = {'j': jx, 'f': fx, 'g': jx, 'j_logits': uni, 'f_logits': uni,
+           'attr_logits': {'color': torch.zeros(4, 2), 'type': torch.zeros(4, 5)}}
+    yc, yt = torch.tensor([0, 0, 1, 1]), torch.tensor([2, 2, 2, -1])
+    al = ANetLoss()
+    L = al(out, y, yc, yt)
+    c = al.components
+    test_eq(sorted(c), ['ac_id', 'ac_tri', 'att_color', 'att_type', 'id_f', 'id_j', 'tri_f', 'tri_g', 'tri_j'])
+    test_close(c['tri_j'], 2.3/4, eps=1e-4); test_close(c['id_j'], math.log(3)); test_close(c['att_type'], math.log(5))
+    test_close(c['ac_id'], math.log(2), eps=1e-5)   # softplus(0)
+    test_close(L, sum(c[k] for k in ['tri_j', 'id_j', 'tri_g', 'tri_f', 'id_f', 'att_color', 'att_type']), eps=1e-5)
+    al.ameliorate = True
+    L2 = al(out, y, yc, yt)
+    test_close(L2, L + c['ac_tri'] + c['ac_id'] - (c['tri_f'] + c['id_f']), eps=1e-5)
+    {k: round(v.item(), 4) for k, v in c.items()}, L, L2
