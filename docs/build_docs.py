@@ -853,7 +853,7 @@ def check_page(rel:str, h:str, user:bool=True, api:bool=False) -> list:
     body = re.sub(r'<a class="headerlink"[^>]*>.*?</a>', '', body, flags=re.S)
     nomath = re.sub(r'<(span|div) class="arithmatex">.*?</\1>', '', body, flags=re.S)
     prose = _strip_tags(re.sub(r'<(script|style|pre|code)[^>]*>.*?</\1>', ' ', nomath, flags=re.S))
-    alltext = _strip_tags(re.sub(r'<(script|style)[^>]*>.*?</\1>', ' ', body, flags=re.S))   # code blocks included
+    alltext = _strip_tags(re.sub(r'<(script|style)[^>]*>.*?</\1>', ' ', nomath, flags=re.S))   # code blocks included, maths not ($G_i$ is no private name)
     for m in re.finditer(r'\$[^$\n]{0,200}\$|\$\$', prose):
         problems.append(f'{rel}: raw TeX {m.group(0)[:60]!r}')
     for m in TEX_COMMANDS.finditer(prose): problems.append(f'{rel}: raw TeX command {prose[max(0, m.start()-20):m.end()+20]!r}')
