@@ -152,7 +152,7 @@ def reid_learner(dls:DataLoaders, # `ReidDataLoaders`: its `n_ids` and `attr_cla
                  amp:str|bool|None=FitConfig.amp, # precision, one of `AMP_CHOICES` (`resolve_precision`); None: 'auto'
                  channels_last:bool=FitConfig.channels_last, # the model in channels-last memory format
                  loss_func=None, # a loss instead of `reid_loss(method, **loss settings)`
-                 path='.', # the learner's folder
+                 path=None, # the learner's folder (None: `dls.path`, as fastai's `Learner`)
                  model_dir='models', # where `save` writes, under `path`
                  wd:float=FitConfig.wd, # weight decay (not on BatchNorm and bias parameters)
                  **settings, # the method's model and loss settings (`method_settings(method)`)

@@ -181,3 +181,12 @@ def test_reid_learner_to_fp16_refuses_on_cpu_without_native_fp16(tiny_dls):
 def test_reid_learner_refuses_plain_dataloaders(tiny_dls):
     plain = DataLoaders(tiny_dls.train, tiny_dls.valid)
     with pytest.raises(TypeError, match='ReidDataLoaders'): reid_learner(plain, 'bot', backbone='resnet18', pretrained=False)
+
+def test_reid_learner_path_follows_dls_path_as_fastai(tiny_dls, tmp_path):
+    dls = tiny_dls
+    old = dls.path
+    try:
+        dls.path = tmp_path
+        assert reid_learner(dls, 'bot', backbone='resnet18', pretrained=False).path == tmp_path
+        assert reid_learner(dls, 'bot', backbone='resnet18', pretrained=False, path=tmp_path/'x').path == tmp_path/'x'
+    finally: dls.path = old
