@@ -33,21 +33,25 @@ RECIPE = dict(preset='bands', synth={}, size=(96, 64), P=4, K=4, epochs=3)
 STAGE2 = 2   # ANet's second-stage epochs (at lr / 10)
 OUT = 'nbs/experiments/ablations.json'
 
-def _mfg(**kw): return dict(method='mfgnet', n_stripes=4, stage2=0) | kw
+def mfgnet_spec(**kw):
+    "The run spec of an MFG-Net ablation: 4 stripes, no second stage, changed by `kw`."
+    return dict(method='mfgnet', n_stripes=4, stage2=0) | kw
+
+_mfg = mfgnet_spec   # the former name
 def _anet(**kw): return dict(method='anet', stage2=0) | kw
 
 # (group, label, spec), in the order each seed trains them: the headline rows first
 CONFIGS = [
     ('reference', 'baseline (BoT)', dict(method='bot', stage2=0)),
-    ('mfgnet components', 'MFG-Net (4 stripes, all components)', _mfg()),
+    ('mfgnet components', 'MFG-Net (4 stripes, all components)', mfgnet_spec()),
     ('anet', 'ANet, without stage 2', _anet()),
     ('anet', f'ANet, with stage 2 (+{STAGE2} ep)', _anet(stage2=STAGE2)),
-    ('mfgnet components', 'MFG-Net without the local branch', _mfg(local=False)),
+    ('mfgnet components', 'MFG-Net without the local branch', mfgnet_spec(local=False)),
     ('anet', 'ANet without the Joint Module, without stage 2', _anet(joint=False)),
     ('anet', f'ANet without the Joint Module, with stage 2 (+{STAGE2} ep)', _anet(joint=False, stage2=STAGE2)),
-] + [('mfgnet stripes', f'MFG-Net {n} stripe{"s" * (n > 1)}', _mfg(n_stripes=n)) for n in (1, 2, 6, 3)] + [
-    ('mfgnet components', 'MFG-Net without channel attention', _mfg(cam=None)),
-    ('mfgnet components', 'MFG-Net without the global 1x1 convs', _mfg(global_conv=False)),
+] + [('mfgnet stripes', f'MFG-Net {n} stripe{"s" * (n > 1)}', mfgnet_spec(n_stripes=n)) for n in (1, 2, 6, 3)] + [
+    ('mfgnet components', 'MFG-Net without channel attention', mfgnet_spec(cam=None)),
+    ('mfgnet components', 'MFG-Net without the global 1x1 convs', mfgnet_spec(global_conv=False)),
 ]
 
 REF_NAMES = {'lookup': 'colour + type lookup', 'chance': 'chance'}   # the reference rankings' names in the tables
@@ -56,7 +60,7 @@ TABLE_ORDER = ['reference', 'mfgnet stripes', 'mfgnet components', 'anet']
 
 def table_configs() -> list:
     "`CONFIGS` in the tables' order (the 4-stripe MFG-Net in both MFG-Net tables)."
-    stripes = [c for c in CONFIGS if c[0] == 'mfgnet stripes'] + [('mfgnet stripes', 'MFG-Net 4 stripes', _mfg())]
+    stripes = [c for c in CONFIGS if c[0] == 'mfgnet stripes'] + [('mfgnet stripes', 'MFG-Net 4 stripes', mfgnet_spec())]
     return [c for g in TABLE_ORDER for c in (sorted(stripes, key=lambda c: c[2]['n_stripes']) if g == 'mfgnet stripes'
                                               else [c for c in CONFIGS if c[0] == g])]
 
@@ -135,17 +139,17 @@ def print_tables(res:dict, a):
         print(f"| {row['group']} | {row['config']} | {row['seeds']} | {row['rank1']} | {row['mAP']} | {row['mINP']} | {row['train_s']} |")
     ref = res.get('meta', {}).get('reference', {}).get('results', {})
     for k, rs in ref.items():
-        print(f"| reference | {REF_NAMES.get(k, k)} (no training) | {len(rs)} | {mc._ms([x['rank1'] for x in rs])} | "
-              f"{mc._ms([x['mAP'] for x in rs])} | | |")
+        print(f"| reference | {REF_NAMES.get(k, k)} (no training) | {len(rs)} | {mc.mean_std([x['rank1'] for x in rs])} | "
+              f"{mc.mean_std([x['mAP'] for x in rs])} | | |")
     by_key = {x['key']: x for x in res['runs']}
     print('\nmAP of each branch of the test feature, from the same test pass (mean ± std over seeds, %)\n')
     print('| configuration | seeds | branch mAP |')
     print('|---|---|---|')
     for g, label, spec in table_configs():
         rs = [by_key[k] for s in a.seeds if (k := mc.run_key(spec, s, a)) in by_key]
-        if not rs or not rs[0].get('branch_mAP') or (g == 'mfgnet stripes' and spec == _mfg()): continue
+        if not rs or not rs[0].get('branch_mAP') or (g == 'mfgnet stripes' and spec == mfgnet_spec()): continue
         names = list(rs[0]['branch_mAP'])
-        cells = ', '.join(f"{n} {mc._ms([x['branch_mAP'][n] for x in rs])}" for n in names)
+        cells = ', '.join(f"{n} {mc.mean_std([x['branch_mAP'][n] for x in rs])}" for n in names)
         print(f'| {label} | {len(rs)} | {cells} |')
 
 

@@ -174,10 +174,13 @@ def run_all(a, configs=None, probe=None, meta=None, seed_major:bool=False):
 
 
 # ------------------------------------------------------------------ table
-def _ms(xs, pct=True):
+def mean_std(xs, pct=True):
+    "Mean ± sample std of `xs` as the tables show it (in % when `pct`); the value alone for a single seed."
     f = 100 if pct else 1
     if len(xs) == 1: return f'{xs[0] * f:.1f}'
     return f'{statistics.mean(xs) * f:.1f} ± {statistics.stdev(xs) * f:.1f}'
+
+_ms = mean_std   # the former name
 
 
 def summary_rows(res:dict, a, configs=None) -> list:
@@ -191,8 +194,8 @@ def summary_rows(res:dict, a, configs=None) -> list:
               if (k := run_key(spec, s, a)) in by_key]
         if not rs: continue
         rows.append(dict(group=group, config=label, seeds=len(rs),
-                         **{m: _ms([r[m] for r in rs]) for m in ('rank1', 'mAP', 'mINP')},
-                         train_s=_ms([r['train_seconds'] for r in rs], pct=False)))
+                         **{m: mean_std([r[m] for r in rs]) for m in ('rank1', 'mAP', 'mINP')},
+                         train_s=mean_std([r['train_seconds'] for r in rs], pct=False)))
     return rows
 
 

@@ -813,7 +813,7 @@ TEX_COMMANDS = re.compile(r'\\(?:frac|dfrac|sqrt|sum|prod|int|mathrm|mathbf|math
                           r'cdot|times|alpha|beta|gamma|delta|epsilon|varepsilon|lambda|mu|sigma|tau|theta|omega|phi|'
                           r'log|exp|max|min|arg|leq?|geq?|neq|in|hat|bar|tilde|top|infty|partial|nabla|lVert|rVert|vert)\b')
 TEST_HELPERS = re.compile(r'\b(?:test_eq|test_ne|test_close|test_fail|test_is|test_eq_type|test_shuffled|test_stdout|'
-                          r'test_warns|test_fig_exists)\b|\bdef _\w*|Parameter containing:')
+                          r'test_warns|test_fig_exists)\b|\bdef _(?!_\w*__\b)\w*|Parameter containing:')
 PRIVATE_NAME = re.compile(r'(?<![\w/\\\-\'">])(?:\w+\.)*_[a-z][a-z0-9]*(?:_[a-z0-9]+)*\b(?!\.\w*(?:png|jpg|csv|txt|json|pth|md)\b)(?![/\\])')
 DEV_NOTES = re.compile(r'once (?:it|this|that|they) exists?|branches? in flight|\bin flight\b|\bTODO\b|\bFIXME\b|\bXXX\b|'
                        r'\b[Ss]ince issue \d+|\bissue \d+\b|\b(?:the )?lead (?:asked|wants)|\bnot (?:yet )?merged\b|'

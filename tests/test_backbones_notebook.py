@@ -165,3 +165,10 @@ def test_create_backbone_examples(tmp_path):
         test_eq(bb(torch.randn(2, 3, 64, 32)).shape, (2, chans, 4, 2))
     test_fail(lambda: create_backbone('resnet5O'), contains='Unknown backbone')
     test_fail(lambda: create_backbone('vit_tiny_patch16_224'), contains='not a CNN')
+
+
+def test_torchvision_weights_file_follows_torch_home(tmp_path):
+    from fastcore.test import test_eq
+    from fastcore.xtras import modified_env
+    with modified_env(TORCH_HOME=str(tmp_path/'torch')):
+        test_eq(torchvision_weights_file('resnet18'), tmp_path/'torch'/'hub'/'checkpoints'/'resnet18-f37072fd.pth')
