@@ -67,6 +67,10 @@ def setup_fastreid(log=print) -> Path:
     pip = [str(py), '-m', 'pip', 'install', '-q']
     subprocess.run(pip + ['--no-deps', 'fastreid==1.4.0'], check=True)
     subprocess.run(pip + list(TORCH_VERSIONS) + list(PEER_DEPS), check=True)
+    # FastReID's Cython evaluator: its Makefile calls `python3`, which must be the venv's (it has Cython)
+    cylib = next((VENV / 'lib').glob('python3*/site-packages/fastreid/evaluation/rank_cylib'))
+    subprocess.run(['make', '-C', str(cylib)], check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, 'PATH': f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"})
     ok.write_text(want)
     return py
 
@@ -191,6 +195,7 @@ def child_fastreid(a):
         def before_train(self): self.t0, self.c0 = time.perf_counter(), time.process_time()
         def after_epoch(self):
             if self.trainer.epoch + 1 == self.trainer.max_epoch: self.t1, self.c1 = time.perf_counter(), time.process_time()
+    if a.smoke: trainer.iters_per_epoch = 2       # a check of the whole path, not a measurement
     timer = Timer()
     trainer.register_hooks([timer]); trainer._hooks.insert(0, trainer._hooks.pop())   # first: before eval / checkpoint
     own = trainer.train()                                 # FastReID's own evaluation runs after the last epoch
@@ -211,7 +216,7 @@ def child_fastreid(a):
     h.remove()
     np.save(run / 'after.npy', torch.cat(after).float().numpy()); np.save(run / 'before.npy', torch.cat(before).float().numpy())
     (run / 'paths.json').write_text(json.dumps(paths))
-    own = {k: float(v) for k, v in dict(own).items() if isinstance(v, (int, float))}
+    own = {k: float(v) for k, v in dict(own or {}).items() if not isinstance(v, str) and np.ndim(v) == 0}
     res = dict(train_seconds=train_s, train_cpu_seconds=train_cpu, train_images=a.epochs * ipe * BUDGET['P'] * BUDGET['K'], iters_per_epoch=ipe,
                embed_seconds=embed_s, n_embedded=len(paths), conv1_max_change=moved, own_eval=own,
                config={k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if k != 'OUTPUT_DIR'},
@@ -319,7 +324,7 @@ def run_child(framework, seed, a, log) -> tuple:
     run_dir = PEER / 'side_by_side_runs' / f'{framework}_seed{seed}_ep{a.epochs}'
     shutil.rmtree(run_dir, ignore_errors=True)
     py = setup_fastreid(log) if framework == 'fastreid' else Path(sys.executable)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'FASTREID_DATASETS': str(DATASETS),
+    env = {**os.environ, 'PATH': f"{py.parent}{os.pathsep}{os.environ.get('PATH', '')}", 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'FASTREID_DATASETS': str(DATASETS),
            'PYTHONPATH': str(HERE.parent) if framework == 'library' else ''}
     cmd = [str(py), __file__, '--child', framework, '--run-dir', str(run_dir), '--seed', str(seed),
            '--epochs', str(a.epochs), '--pad', str(a.pad)]
@@ -428,6 +433,7 @@ def parse_args(argv=None):
     p.add_argument('--child', choices=['fastreid', 'library'], help=argparse.SUPPRESS)
     p.add_argument('--run-dir', help=argparse.SUPPRESS)
     p.add_argument('--seed', type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument('--smoke', action='store_true', help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.pad is None: a.pad = 4   # DataConfig.pad at 64x64 (MAIN_JOB['pad']); read there when the library is importable
     return a
