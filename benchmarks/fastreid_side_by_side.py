@@ -1,7 +1,7 @@
 """FastReID's own Bagtricks trainer and the library's baseline (`bot`), trained side by side on the same synthetic data
 with the same budget, scored by the same evaluator (issue 18, item 6).
 
-    python benchmarks/fastreid_side_by_side.py [--seeds 0] [--epochs 5] [--out benchmarks/.peer/side_by_side.json]
+    python benchmarks/fastreid_side_by_side.py [--seeds 0,1,2] [--epochs 5] [--out benchmarks/fastreid_side_by_side.json]
     python benchmarks/fastreid_side_by_side.py --table-only [--out FILE]         # just print the table of a results file
 
 What it does, each step idempotent:
@@ -44,8 +44,8 @@ from eval_speed import PEER, hwm_kb, load   # the peer folder (benchmarks/.peer,
 VENV = PEER / 'fastreid-venv'
 DATASETS = PEER / 'datasets'                 # FASTREID_DATASETS; the data set is DATASETS / 'veri'
 TORCH_VERSIONS = ('torch==2.14.1', 'torchvision==0.29.1')   # the library's (see `python -c "import torch"`)
-PEER_DEPS = ('yacs', 'termcolor<3', 'tabulate>=0.9,<0.10', 'scikit-learn', 'faiss-cpu', 'opencv-python-headless>=4.7,<5', 'tensorboard',
-             'scipy', 'Cython', 'numpy')
+PEER_DEPS = ('yacs', 'termcolor<3', 'tabulate>=0.9,<0.10', 'scikit-learn', 'faiss-cpu', 'opencv-python-headless>=4.7,<5',
+             'tensorboard', 'scipy', 'Cython', 'numpy')   # fastreid's own version ranges where it has them
 BUDGET = dict(backbone='resnet18', pretrained=False, size=64, P=8, K=4)
 # FastReID's schedule at 120 epochs: LR steps after 40 and 90 epochs, 2,000 warm-up iterations (VeRi-776 at batch 64:
 # 37,778 // 64 = 590 iterations per epoch), scaled below to the epoch budget
@@ -217,7 +217,8 @@ def child_fastreid(a):
     np.save(run / 'after.npy', torch.cat(after).float().numpy()); np.save(run / 'before.npy', torch.cat(before).float().numpy())
     (run / 'paths.json').write_text(json.dumps(paths))
     own = {k: float(v) for k, v in dict(own or {}).items() if not isinstance(v, str) and np.ndim(v) == 0}
-    res = dict(train_seconds=train_s, train_cpu_seconds=train_cpu, train_images=a.epochs * ipe * BUDGET['P'] * BUDGET['K'], iters_per_epoch=ipe,
+    res = dict(train_seconds=train_s, train_cpu_seconds=train_cpu, train_images=a.epochs * ipe * BUDGET['P'] * BUDGET['K'],
+               iters_per_epoch=ipe,
                embed_seconds=embed_s, n_embedded=len(paths), conv1_max_change=moved, own_eval=own,
                config={k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if k != 'OUTPUT_DIR'},
                threads=torch.get_num_threads(), torch=torch.__version__, peak_rss_kb=hwm_kb())
@@ -260,8 +261,9 @@ def child_library(a):
     for nf, f in feats.items(): np.save(run / f'{nf}.npy', f.astype(np.float32))
     paths = [str(p) for p in dls.valid.items['path']]
     (run / 'paths.json').write_text(json.dumps(paths))
-    res = dict(train_seconds=train_s, train_cpu_seconds=train_cpu, train_images=a.epochs * len(dls.train) * BUDGET['P'] * BUDGET['K'],
-               iters_per_epoch=len(dls.train), embed_seconds=embed_s, n_embedded=len(paths),
+    res = dict(train_seconds=train_s, train_cpu_seconds=train_cpu,
+               train_images=a.epochs * len(dls.train) * BUDGET['P'] * BUDGET['K'], iters_per_epoch=len(dls.train),
+               embed_seconds=embed_s, n_embedded=len(paths),
                recipe=dict(lr=r['lr'], wd=r['wd'], opt='adam', schedule='one_cycle', pad=a.pad, flip_p=r['flip_p'],
                            erase_p=r['erase_p'], camera_aware=r['camera_aware'], preload=True),
                threads=torch.get_num_threads(), torch=torch.__version__, peak_rss_kb=hwm_kb())
@@ -324,7 +326,8 @@ def run_child(framework, seed, a, log) -> tuple:
     run_dir = PEER / 'side_by_side_runs' / f'{framework}_seed{seed}_ep{a.epochs}'
     shutil.rmtree(run_dir, ignore_errors=True)
     py = setup_fastreid(log) if framework == 'fastreid' else Path(sys.executable)
-    env = {**os.environ, 'PATH': f"{py.parent}{os.pathsep}{os.environ.get('PATH', '')}", 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'FASTREID_DATASETS': str(DATASETS),
+    env = {**os.environ, 'PATH': f"{py.parent}{os.pathsep}{os.environ.get('PATH', '')}", 'OMP_NUM_THREADS': '1',
+           'MKL_NUM_THREADS': '1', 'FASTREID_DATASETS': str(DATASETS),
            'PYTHONPATH': str(HERE.parent) if framework == 'library' else ''}
     cmd = [str(py), __file__, '--child', framework, '--run-dir', str(run_dir), '--seed', str(seed),
            '--epochs', str(a.epochs), '--pad', str(a.pad)]
@@ -428,7 +431,7 @@ def parse_args(argv=None):
     p.add_argument('--epochs', type=int, default=5)
     p.add_argument('--pad', type=int, default=None, help="random-crop padding of both (default: the library's, 4)")
     p.add_argument('--frameworks', type=lambda s: [x for x in s.split(',') if x], default=['fastreid', 'library'])
-    p.add_argument('--out', default=str(PEER / 'side_by_side.json'))
+    p.add_argument('--out', default=str(HERE / 'fastreid_side_by_side.json'), help='results file (resumable)')
     p.add_argument('--table-only', action='store_true')
     p.add_argument('--child', choices=['fastreid', 'library'], help=argparse.SUPPRESS)
     p.add_argument('--run-dir', help=argparse.SUPPRESS)
