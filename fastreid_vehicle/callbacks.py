@@ -220,6 +220,7 @@ class LossComponentsLogger(Callback):
     def before_fit(self):
         if in_fit(self.learn): check_can_fit(self.learn)
         self.names = self._fit_terms()
+        self.before_train()   # sums for these names: `get_preds` / `validate` send `before_fit` but no `before_train`
         if not self.names or not hasattr(self.learn, 'recorder'): return
         mn = self.recorder.metric_names
         at = len(mn) - (1 if self.recorder.add_time else 0)

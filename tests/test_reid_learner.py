@@ -190,3 +190,13 @@ def test_reid_learner_path_follows_dls_path_as_fastai(tiny_dls, tmp_path):
         assert reid_learner(dls, 'bot', backbone='resnet18', pretrained=False).path == tmp_path
         assert reid_learner(dls, 'bot', backbone='resnet18', pretrained=False, path=tmp_path/'x').path == tmp_path/'x'
     finally: dls.path = old
+
+def test_predict_after_second_stage_fit(tiny_dls, tmp_path):
+    "After `fit(..., cbs=AmeliorationStage())` the loss columns change; `predict` (fastai's get_preds) still works"
+    from fastreid_vehicle.callbacks import AmeliorationStage
+    learn, row = _learner(tiny_dls, 'anet', path=tmp_path), _row(tiny_dls)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+        learn.fit(1, 1e-4, cbs=AmeliorationStage())
+        dec, emb, probs = learn.predict(row)
+    assert emb.ndim == 1 and set(dec) == set(tiny_dls.attr_vocabs)
