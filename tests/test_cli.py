@@ -68,7 +68,8 @@ def test_command_line_train_and_synth(tmp_path, capsys):
     capsys.readouterr()
     main(['train', '--method', 'mfgnet', '--preset', 'tiny', '--root', str(tmp_path/'veri'), '--out', str(tmp_path/'run'),
           '--backbone', 'resnet18', '--no-pretrained', '--size', '64,32', '--P', '4', '--K', '4', '--epochs', '1', '--no-progress', '--threads', '1', '--set', 'n_stripes=2'])
-    out = capsys.readouterr().out
+    cap = capsys.readouterr()
+    out, work = cap.out, cap.err   # results on stdout; the epoch table (work in progress) on stderr
     saved = json.loads((tmp_path/'run'/'metrics.json').read_text())
     assert saved['settings']['size'] == [64, 32]
     assert re.search(r'^\s+rank-1\s+mAP\s+mINP$', out, re.M), out
@@ -81,8 +82,8 @@ def test_command_line_train_and_synth(tmp_path, capsys):
     assert f"{saved['num_queries']} queries" in out
     # --no-progress prints the epoch table as text (header once, one row per epoch), not fastai's bare lists
     hist = pd.read_csv(tmp_path/'run'/'history.csv')
-    assert re.search(r'^\s+' + r'\s+'.join(hist.columns) + r'$', out, re.M), out
-    assert re.search(r'^\s+0\s+' + f"{hist['train_loss'].iloc[0]:.4f}", out, re.M), out
+    assert re.search(r'^\s+' + r'\s+'.join(hist.columns) + r'$', work, re.M), work
+    assert re.search(r'^\s+0\s+' + f"{hist['train_loss'].iloc[0]:.4f}", work, re.M), work
     assert '[0, ' not in out, out
 
 def _spy_preload(monkeypatch, stop=False):
