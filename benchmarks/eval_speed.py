@@ -25,6 +25,7 @@ loaded distance matrix (peer).
 """
 import argparse, json, os, platform, shutil, subprocess, sys, tempfile, time, zipfile
 from pathlib import Path
+from machine import cpu_model   # benchmarks/machine.py
 
 import numpy as np
 
@@ -270,7 +271,7 @@ def run_size(name, regimes, repeats, peer_py, skip_py, tmp, log):
 
 def machine():
     import torch
-    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
+    cpu = cpu_model()
     mem = next(int(l.split()[1]) for l in open('/proc/meminfo') if l.startswith('MemTotal'))
     return (f'{cpu}, {os.cpu_count()} cores, {mem / 2**20:.0f} GB RAM, Python {platform.python_version()}, '
             f'torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}')

@@ -36,9 +36,11 @@ What it does, each step idempotent:
 """
 import argparse, json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
+from machine import cpu_model   # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from method_comparison import load_results, save_results   # the resumable results file, as the other studies
 from eval_speed import PEER, hwm_kb, load   # the peer folder (benchmarks/.peer, git-ignored) and the peak-RSS probe
 
 VENV = PEER / 'fastreid-venv'
@@ -300,23 +302,6 @@ def score(items, run_dir:Path) -> dict:
 
 
 # ------------------------------------------------------------------ 5. results file and table
-def load_results(path:Path) -> dict:
-    if not path.exists(): return {'runs': []}
-    try: return json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise SystemExit(f'{path}: not a valid results file ({e}); move it away to start over')
-
-
-def save_results(res:dict, path:Path):
-    "Write `res` to `path` atomically (temp file in the same folder, then os.replace)"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: json.dump(res, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-
-
 def run_key(framework, seed, a) -> str:
     return json.dumps(dict(framework=framework, seed=seed, epochs=a.epochs, pad=a.pad, **BUDGET), sort_keys=True)
 
@@ -350,7 +335,7 @@ def run_all(a, log):
     setup_fastreid(log)
     setup_data(log)
     items = test_items()
-    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
+    cpu = cpu_model()
     res['meta'] = dict(benchmark="synthetic VeRi 'small' (seed 0): "
                        f"{int((items['split'] == 'query').sum())} queries, {int((items['split'] == 'gallery').sum())} gallery",
                        budget=dict(BUDGET, epochs=a.epochs, pad=a.pad, threads=1), machine=cpu, cores=os.cpu_count(),

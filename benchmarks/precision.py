@@ -21,6 +21,7 @@ from fastreid_vehicle.models import create_reid_model, reid_splitter
 from fastreid_vehicle.models import reid_loss
 from fastreid_vehicle.readers import VERI_COLORS, VERI_TYPES
 from fastreid_vehicle.synthetic import synth_config
+from machine import cpu_model   # benchmarks/machine.py
 
 def train_defaults() -> dict:
     "The default arguments of `train()`."
@@ -29,14 +30,6 @@ def train_defaults() -> dict:
 def _size(s): return (s, s) if isinstance(s, int) else tuple(int(v) for v in s)
 
 def _parse_size(s:str): return _size(tuple(int(v) for v in s.split(',')) if ',' in s else int(s))
-
-def cpu_model() -> str:
-    "The CPU's model name from /proc/cpuinfo (or `platform.processor()`)."
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or platform.machine()
 
 def make_step(method, backbone, size, P, K, n_ids, opt, lr, bf16:bool, channels_last:bool, seed=0):
     "A closure running one training step of the recipe in the given precision and memory format."

@@ -36,19 +36,12 @@ the threads.
 """
 import argparse, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
+from machine import cpu_model   # benchmarks/machine.py
 
 # training images and identities of each dataset's training split (the official releases; /work/shared/notes/datasets.md)
 TRAIN_SPLITS = {'veri776': (37778, 576), 'vehicleid': (110178, 13164), 'vric': (54808, 2811), 'veriwild': (277797, 30671)}
 GPU_TFLOPS = 20   # assumed sustained training throughput of one current GPU in fp16 autocast (A100 class), TFLOP/s
 CONTEXT_GB = 1.0  # CUDA context, cuDNN workspace and allocator slack (assumed)
-
-def cpu_model() -> str:
-    "The CPU's model name from /proc/cpuinfo (or `platform.processor()`)"
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or platform.machine()
 
 def _rss_mb() -> float: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
