@@ -37,7 +37,6 @@ def mfgnet_spec(**kw):
     "The run spec of an MFG-Net ablation: 4 stripes, no second stage, changed by `kw`."
     return dict(method='mfgnet', n_stripes=4, stage2=0) | kw
 
-_mfg = mfgnet_spec   # the former name
 def _anet(**kw): return dict(method='anet', stage2=0) | kw
 
 # (group, label, spec), in the order each seed trains them: the headline rows first

@@ -40,7 +40,7 @@ from machine import cpu_model   # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from method_comparison import load_results, save_results   # the resumable results file, as the other studies
+from method_comparison import load_results, save_results, mean_std   # the resumable results file, as the other studies
 from eval_speed import PEER, hwm_kb, load   # the peer folder (benchmarks/.peer, git-ignored) and the peak-RSS probe
 
 VENV = PEER / 'fastreid-venv'
@@ -366,12 +366,6 @@ def run_all(a, log):
     return res
 
 
-def _ms(xs, f=100., d=1):
-    if not xs: return '-'
-    if len(xs) == 1: return f'{xs[0] * f:.{d}f}'
-    return f'{statistics.mean(xs) * f:.{d}f} ± {statistics.stdev(xs) * f:.{d}f}'
-
-
 NAMES = {'fastreid': 'FastReID 1.4.0 Bagtricks (its trainer)', 'library': 'fastreid_vehicle `bot` (fit_one_cycle)'}
 
 
@@ -382,20 +376,20 @@ def table(res:dict, epochs:int|None=None) -> str:
     for fw in ('fastreid', 'library'):
         rs = [r for r in runs if r['framework'] == fw]
         if not rs: continue
-        ips = _ms([r['train_images'] / r['train_seconds'] for r in rs], 1)
-        rss = _ms([r['peak_rss_kb'] / 2**20 for r in rs], 1, 2)
-        cps = _ms([r['train_images'] / r['train_cpu_seconds'] for r in rs if r.get('train_cpu_seconds')], 1)
+        ips = mean_std([r['train_images'] / r['train_seconds'] for r in rs], pct=False)
+        rss = mean_std([r['peak_rss_kb'] / 2**20 for r in rs], pct=False, digits=2)
+        cps = mean_std([r['train_images'] / r['train_cpu_seconds'] for r in rs if r.get('train_cpu_seconds')], pct=False)
         for nf, what in (('after', 'after BN-neck' + (' (its protocol)' if fw == 'fastreid' else '')),
                          ('before', 'before BN-neck' + (' (library default)' if fw == 'library' else ''))):
             L.append(f'| {NAMES[fw]} | {what} | {len(rs)} | '
-                     + ' | '.join(_ms([r['scores'][nf][m] for r in rs]) for m in ('rank1', 'mAP', 'mINP'))
+                     + ' | '.join(mean_std([r['scores'][nf][m] for r in rs]) for m in ('rank1', 'mAP', 'mINP'))
                      + f' | {ips} | {cps} | {rss} |')
     for k, name in (('lookup', 'colour + type lookup'), ('chance', 'chance')):
         b = res.get('baselines', {}).get(k)
         if b: L.append(f'| {name} | - | - | ' + ' | '.join(f'{b[m] * 100:.1f}' for m in ('rank1', 'mAP', 'mINP')) + ' | - | - | - |')
     fr = [r for r in runs if r['framework'] == 'fastreid' and r.get('own_eval')]
     if fr:
-        own = lambda m: _ms([r['own_eval'].get(m, float('nan')) / 100 for r in fr])
+        own = lambda m: mean_std([r['own_eval'].get(m, float('nan')) / 100 for r in fr])
         L += ['', f"FastReID's own evaluator on its features (cross-check): rank-1 {own('Rank-1')}, mAP {own('mAP')}, "
                   f"mINP {own('mINP')}."]
     first = {fw: next((r for r in runs if r['framework'] == fw), None) for fw in ('fastreid', 'library')}

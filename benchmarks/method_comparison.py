@@ -174,13 +174,12 @@ def run_all(a, configs=None, probe=None, meta=None, seed_major:bool=False):
 
 
 # ------------------------------------------------------------------ table
-def mean_std(xs, pct=True):
-    "Mean ± sample std of `xs` as the tables show it (in % when `pct`); the value alone for a single seed."
+def mean_std(xs, pct=True, digits=1):
+    "Mean ± sample std of `xs` as the tables show it (in % when `pct`); the value alone for a single seed, '-' for none."
     f = 100 if pct else 1
-    if len(xs) == 1: return f'{xs[0] * f:.1f}'
-    return f'{statistics.mean(xs) * f:.1f} ± {statistics.stdev(xs) * f:.1f}'
-
-_ms = mean_std   # the former name
+    if not xs: return '-'
+    if len(xs) == 1: return f'{xs[0] * f:.{digits}f}'
+    return f'{statistics.mean(xs) * f:.{digits}f} ± {statistics.stdev(xs) * f:.{digits}f}'
 
 
 def summary_rows(res:dict, a, configs=None) -> list:
