@@ -25,7 +25,8 @@ loaded distance matrix (peer).
 """
 import argparse, json, os, platform, shutil, subprocess, sys, tempfile, time, zipfile
 from pathlib import Path
-from machine import cpu_model   # benchmarks/machine.py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # the other benchmark scripts, however this one is loaded
+from machine import cpu_model
 
 import numpy as np
 

@@ -36,7 +36,8 @@ What it does, each step idempotent:
 """
 import argparse, json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
-from machine import cpu_model   # benchmarks/machine.py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # the other benchmark scripts, however this one is loaded
+from machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -21,7 +21,8 @@ from fastreid_vehicle.models import create_reid_model, reid_splitter
 from fastreid_vehicle.models import reid_loss
 from fastreid_vehicle.readers import VERI_COLORS, VERI_TYPES
 from fastreid_vehicle.synthetic import synth_config
-from machine import cpu_model   # benchmarks/machine.py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # the other benchmark scripts, however this one is loaded
+from machine import cpu_model
 
 def train_defaults() -> dict:
     "The default arguments of `train()`."

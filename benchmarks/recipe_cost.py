@@ -36,7 +36,8 @@ the threads.
 """
 import argparse, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
-from machine import cpu_model   # benchmarks/machine.py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # the other benchmark scripts, however this one is loaded
+from machine import cpu_model
 
 # training images and identities of each dataset's training split (the official releases; /work/shared/notes/datasets.md)
 TRAIN_SPLITS = {'veri776': (37778, 576), 'vehicleid': (110178, 13164), 'vric': (54808, 2811), 'veriwild': (277797, 30671)}
