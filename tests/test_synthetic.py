@@ -313,3 +313,24 @@ def test_tiny_tree_counts_grid_and_labels(tiny):
     assert df['type'].tolist() == [idents[str(p)]['type'] for p in df['pid']]
     r = attribute_only_baseline('small', seed=0).set_index('ranking')
     assert r.loc['chance (no knowledge)', 'mAP'] < r.loc['colour + type', 'mAP'] < r.loc['colour + type + all coarse details', 'mAP'] - 20
+
+
+def test_band_marks_and_attribute_pairs():
+    from fastreid_vehicle.synthetic import SYNTH_MARK_RGB, band_marks
+    cfg = synth_config('tiny', band_marks=4)
+    assert band_marks(synth_config('tiny'), 0, 3) == ()
+    assert sorted(band_marks(cfg, 0, 3)) == sorted(SYNTH_MARK_RGB[:4])        # the same colours on every vehicle ...
+    assert len({band_marks(cfg, 0, p) for p in range(1, 19)}) > 1               # ... in orders of their own
+    a = np.asarray(render_image(cfg, 0, 3, 2, 0), float)
+    b = np.asarray(render_image(SYNTH_PRESETS['tiny'], 0, 3, 2, 0), float)
+    assert np.abs(a - b).mean() > 1
+    with pytest.raises(Exception, match='band_marks'): synth_config('tiny', band_marks=7)
+    ids = make_identities(range(1, 41), seed=0, attr_pairs=3)                  # few colour + type pairs, shared
+    assert len({(i.color, i.type) for i in ids.values()}) == 3
+    assert make_identities(range(1, 9), seed=0) == make_identities(range(1, 9), seed=0, attr_pairs=0)
+
+
+def test_later_fields_left_out_of_manifest_at_defaults():
+    "Trees written before `band_marks` / `attr_pairs` existed keep matching their manifest."
+    assert not {'band_marks', 'attr_pairs'} & set(syn._manifest(SYNTH_PRESETS['small'], 'small', 0)['config'])
+    assert syn._manifest(SYNTH_PRESETS['bands'], 'bands', 0)['config']['band_marks'] == 4
