@@ -432,24 +432,74 @@ def output_markdown(o:dict, figs:Figures) -> str:
     if re.fullmatch(r'<(Figure|Axes|matplotlib)[^>]*>', txt.strip()): return ''
     return _code_block(short_paths(txt), 'text') if txt.strip() else ''
 
+class _Uncounted(Figures):
+    "Figures that are only counted (to know whether a cell shows an output), not written."
+    def __init__(self): self.n = 0
+    def add(self, b64:str, ext:str) -> str: self.n += 1; return f'![figure {self.n}]()'
+
+def shown_outputs(c:dict, figs:Figures|None=None) -> list:
+    "The Markdown of the outputs of code cell `c` a reader sees (stdout, tables, figures; not stderr or object reprs)."
+    if _directives(''.join(c['source'])).get('output') == 'false': return []
+    figs = figs or _Uncounted()
+    return [m for m in (output_markdown(o, figs) for o in c.get('outputs', [])) if m]
+
+SHOW_DOC = re.compile(r'\s*show_doc\(\s*[\w.]+\s*(?:,[^)]*)?\)\s*')
+
+def code_body(src:str) -> str: return '\n'.join(l for l in src.split('\n') if not l.startswith('#|')).strip('\n')
+
+def cell_role(c:dict) -> str:
+    """What a notebook cell is on its page: 'markdown'; 'module' (`default_exp`); 'hidden' (`hide`, `exporti`,
+    `include: false`); 'export' (documented by signature; a reader imports it); 'show_doc'; 'checks' (only checks and no
+    shown output: it runs in the tests, not on the page); 'output' (`echo: false`: its output without its code);
+    'example' (shown, and run by a reader, minus its check statements)."""
+    if c['cell_type'] != 'code': return c['cell_type']
+    src = ''.join(c['source']); d = _directives(src)
+    if 'default_exp' in d: return 'module'
+    if 'hide' in d or 'exporti' in d or d.get('include') == 'false': return 'hidden'
+    if 'export' in d or 'exports' in d: return 'export'
+    body = code_body(src)
+    if SHOW_DOC.fullmatch(body): return 'show_doc'
+    shown, had_tests = strip_tests(body)
+    if (had_tests or checks_anywhere(body)) and not shown_outputs(c): return 'checks'
+    if d.get('echo') == 'false' or not shown.strip(): return 'output'
+    return 'example'
+
+PRELUDE = 'from fastreid_vehicle.all import *'
+
+def page_prelude(module:str|None) -> str:
+    """The imports a page's examples start from: the package's star import, and the page's module where the star import
+    does not bring all of it. Shown at the top of every page with examples, and run first by `run_examples`."""
+    if not module: return PRELUDE
+    all_ = set(vars(importlib.import_module('fastreid_vehicle.all')))
+    m = importlib.import_module(f'fastreid_vehicle.{module}')
+    return PRELUDE if set(getattr(m, '__all__', [])) <= all_ else f'{PRELUDE}\nfrom fastreid_vehicle.{module} import *'
+
+def nb_module(nb:dict) -> str|None:
+    "The module a notebook exports to (`#| default_exp`), if any."
+    for c in nb['cells']:
+        if c['cell_type'] == 'code' and 'default_exp' in (d := _directives(''.join(c['source']))): return d['default_exp']
+    return None
+
 def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
     "The Markdown page of a notebook (see the module docstring for what is shown)."
     nb = json.loads(nb_path.read_text())
     figs, module, parts, level = Figures(dest, page), None, [], 2
-    ns = {}
-    for c in nb['cells']:
+    ns, roles = {}, [cell_role(c) for c in nb['cells']]
+    prelude = 'example' in roles and page_prelude(nb_module(nb))
+    for c, role in zip(nb['cells'], roles):
         src = ''.join(c['source'])
-        if c['cell_type'] == 'markdown':
+        if role == 'markdown':
             for h in re.findall(r'^(#+)\s', src, re.M): level = len(h)
-            parts.append(links(toc_labels(src))); continue
-        if c['cell_type'] != 'code': continue
-        d = _directives(src)
-        if 'default_exp' in d:
-            module = importlib.import_module(f"fastreid_vehicle.{d['default_exp']}"); ns = vars(module); continue
-        if 'hide' in d or 'exporti' in d or d.get('include') == 'false': continue
-        body = '\n'.join(l for l in src.split('\n') if not l.startswith('#|')).strip('\n')
-        if 'export' in d or 'exports' in d:
-            if 'exports' in d or _reexports_only(body): parts.append(_code_block(body, 'python'))
+            parts.append(links(toc_labels(src)))
+            if prelude and level == 1:   # after the title and its introduction
+                parts.append(f'Examples on this page start from\n\n{_code_block(prelude, "python")}'); prelude = None
+            continue
+        if role == 'module':
+            module = importlib.import_module(f"fastreid_vehicle.{_directives(src)['default_exp']}"); ns = vars(module); continue
+        if role in ('hidden', 'checks', 'raw'): continue
+        body = code_body(src)
+        if role == 'export':
+            if 'exports' in _directives(src) or _reexports_only(body): parts.append(_code_block(body, 'python'))
             for name, obj in _defined_names(body, module):
                 parts.append(doc_entry(name, obj, '', links, level=min(max(level + 1, 3), 4), ident=False))
                 if inspect.isclass(obj):   # its documented methods, one level down (as `show_doc(Class.method)`)
@@ -457,16 +507,76 @@ def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
                         if isinstance(v, property) or not getattr(v, '__doc__', None): continue
                         parts.append(doc_entry(f'{name}.{k}', v, '', links, level=min(max(level + 2, 4), 5), ident=False))
             continue
-        sd = _show_doc_target(body, ns)
+        sd = role == 'show_doc' and _show_doc_target(body, ns)
         if sd:
             parts.append(doc_entry(sd[0], sd[1], module.__name__.split('.')[-1] if module else '', links,
                                    level=min(max(level + 1, 3), 4), ident=False)); continue
-        shown, had_tests = strip_tests(body)
-        outs = [m for m in (output_markdown(o, figs) for o in c.get('outputs', [])) if m]
-        if (had_tests or checks_anywhere(body)) and not outs: continue   # a test cell: it runs in the tests, not on the page
-        if shown.strip() and d.get('echo') != 'false': parts.append(_code_block(shown, 'python'))
-        if d.get('output') != 'false': parts.extend(outs)
+        if role == 'example': parts.append(_code_block(strip_tests(body)[0], 'python'))
+        parts.extend(shown_outputs(c, figs))
     return '\n\n'.join(p for p in parts if p.strip()) + '\n'
+
+# ---------------------------------------------------------------- running a page's examples
+
+def _skip_flags() -> set:
+    "The flags of cells `nbdev-test` skips by default (`tst_flags` in settings.ini)."
+    import configparser
+    cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini')
+    return set(cfg['DEFAULT'].get('tst_flags', '').split())
+
+class RunApart:
+    """Runs code its page does not show (hidden cells, check cells and statements) in a namespace of its own: the
+    page's names, over what earlier unshown code defined, over the module's own (private names too) and fastcore's test
+    helpers. What it defines stays there, so a shown cell can never use it; what it adds to `sys.path` is taken back."""
+    def __init__(self, module, page:dict):
+        import fastcore.test
+        self.page = page
+        self.hidden = {**(vars(module) if module else {}), **{k: getattr(fastcore.test, k) for k in fastcore.test.__all__}}
+    def __call__(self, code:str, label:str):
+        ns, path = {**self.hidden, **self.page}, list(sys.path)
+        try: exec(compile(code, label, 'exec'), ns)
+        finally: sys.path[:] = path   # a folder it adds to the import path (the tests' helpers) is not the page's
+        self.hidden.update({k: v for k, v in ns.items() if self.page.get(k, self) is not v})
+
+def checks_apart(src:str, label:str) -> str:
+    "Code `src` with each top-level check statement (see `strip_tests`) replaced by a `_run_apart` call running it."
+    tree = ast.parse(src)
+    if not any(_is_test(n) for n in tree.body): return src
+    tree.body = [ast.Expr(ast.Call(ast.Name('_run_apart', ast.Load()), [ast.Constant(ast.get_source_segment(src, n)),
+                                   ast.Constant(f'{label}, line {n.lineno}')], [])) if _is_test(n) else n for n in tree.body]
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+def run_examples(nb_path:Path, skip_flags=None) -> None:
+    """Run notebook `nb_path` as its page shows it, in a fresh IPython shell: its prelude (`page_prelude`), then each
+    example cell as shown, in order. What the page does not show (hidden cells, check cells, the check statements of
+    examples) still runs, in place, but apart (`RunApart`): a shown cell that needs a hidden definition fails here.
+    Exported cells are not run: the prelude imports them. Cells flagged `skip_flags` (default: settings.ini's
+    `tst_flags`) or `eval: false` are skipped. Raises `RuntimeError` naming the cell on the first failure."""
+    from execnb.shell import CaptureShell
+    from fastcore.xtras import working_directory, modified_env
+    nb_path = Path(nb_path).resolve()
+    nb = json.loads(nb_path.read_text())
+    skip = _skip_flags() if skip_flags is None else set(skip_flags)
+    module = nb_module(nb)
+    k = CaptureShell(nb_path)
+    def run(code, what):
+        k.run(code)
+        if k.exc is not None:
+            raise RuntimeError(f"{nb_path.name}, {what}:\n{textwrap.indent(code, '    ')}\n\n{''.join(format_exc(k.exc))}")
+    with working_directory(nb_path.parent), modified_env(IN_TEST='1'):   # as nbdev-test runs notebooks
+        run(page_prelude(module), 'the prelude')
+        k.user_ns['_run_apart'] = RunApart(importlib.import_module(f'fastreid_vehicle.{module}') if module else None, k.user_ns)
+        for i, c in enumerate(nb['cells']):
+            role = cell_role(c)
+            if role in ('markdown', 'raw', 'module', 'export', 'show_doc'): continue
+            src = ''.join(c['source']); d = _directives(src)
+            if d.get('eval') == 'false' or skip & set(d) or 'exporti' in d: continue   # exporti: the module has it
+            code = k.transform_cell(code_body(src))
+            if role == 'example': run(checks_apart(code, f'<cell {i}>'), f'shown cell {i}')
+            else: run(f"_run_apart({code!r}, '<cell {i} ({role})>')", f'cell {i} ({role}, run apart)')
+
+def format_exc(e) -> list:
+    import traceback
+    return traceback.format_exception(type(e), e, e.__traceback__)
 
 # ---------------------------------------------------------------- API pages
 
@@ -954,7 +1064,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--readme', action='store_true', help='only rewrite README.md from nbs/index.ipynb')
     p.add_argument('--out', default=str(ROOT/'_docs'/'site'), help='output folder of the site')
+    p.add_argument('--run-examples', nargs='+', metavar='NOTEBOOK',
+                   help='only run these notebooks as their pages show them (see `run_examples`), then exit')
     a = p.parse_args()
+    if a.run_examples:
+        for nb in a.run_examples: run_examples(Path(nb)); print(f'{nb}: the examples run as shown')
+        return
     write_atomic(ROOT/'README.md', readme_text())
     if a.readme: return print('wrote README.md')
     try: print('site:', build(Path(a.out), quiet=False))

@@ -305,3 +305,35 @@ def test_expect_page_cost_table():
     assert 'recipe cost table' not in md and 'estimate' in md.lower()
     for name in RECIPES: assert re.search(rf'^\| `{name}` \|', md, re.M), name
     for t in ('Table 5', 'Table 6', 'Table 7', 'Table 8', 'Table 9'): assert t in md
+
+def test_pages_start_from_their_prelude(tmp_path):
+    "A page with examples says what they start from (`from fastreid_vehicle.all import *`); `run_examples` runs that."
+    nb = {'cells': [{'cell_type': 'markdown', 'source': '# Toy\n\n> A page', 'metadata': {}},
+                    {'cell_type': 'code', 'source': 'x = 1', 'metadata': {}, 'outputs': []}],
+          'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    (tmp_path/'toy.ipynb').write_text(json.dumps(nb))
+    md = build_docs.nb_markdown(tmp_path/'toy.ipynb', tmp_path, 'toy.md', build_docs.Names().linker('toy.md'))
+    assert md.index('Examples on this page start from') < md.index('x = 1')
+    assert build_docs.page_prelude(None) == 'from fastreid_vehicle.all import *'
+    assert build_docs.page_prelude('data') == 'from fastreid_vehicle.all import *'           # in the star import
+    assert build_docs.page_prelude('cli').endswith('from fastreid_vehicle.cli import *')     # not in it
+
+def _toy_nb(tmp_path, *cells):
+    nb = {'cells': [{'cell_type': 'code', 'source': s, 'metadata': {}, 'outputs': []} for s in cells],
+          'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    p = tmp_path/'toy.ipynb'; p.write_text(json.dumps(nb)); return p
+
+def test_run_examples_fails_on_a_shown_cell_needing_a_hidden_one(tmp_path):
+    "The shown cells run as the page shows them: what hidden cells, check cells or `sys.path` changes define is not theirs."
+    hidden = '#| hide\nimport sys\nsys.path.insert(0, "elsewhere")\nsecret = 41'
+    build_docs.run_examples(_toy_nb(tmp_path, hidden,
+        'test_eq(secret, 41)',                            # a check cell sees the hidden names ...
+        'y = np.ones(2).sum()\ntest_eq(y + secret, 43)',  # ... so do a shown cell's checks; np comes from the prelude
+        'import sys\ntest_eq("elsewhere" in sys.path, False)',
+        '#| slow\nundefined_name'))                       # skipped, as nbdev-test skips it
+    for cells, failing in [((hidden, 'secret + 1'), 1),
+                           (('v = 3\nassert v == 3', 'v + 1'), 1),           # a check cell is not on the page
+                           ((hidden, '#| echo: false\nw = secret', 'w + 1'), 2),
+                           (('_vocab([1])',), 0)]:                           # private: not in the star import
+        with pytest.raises(RuntimeError, match=f'toy.ipynb, shown cell {failing}:'):
+            build_docs.run_examples(_toy_nb(tmp_path, *cells))

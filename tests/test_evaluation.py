@@ -380,7 +380,7 @@ def _path_feats(union, seed=0, dim=8):
 
 
 def test_vehicleid_three_sizes_ten_draws(tmp_path):
-    from dataset_trees import make_vehicleid_tree
+    from fastreid_vehicle.example_trees import make_vehicleid_tree
     tree = make_vehicleid_tree(tmp_path/'vid', test_sizes={800: 4, 1600: 6, 2400: 8})
     tables = protocol_tables('VehicleID', tree['root'])
     assert list(tables) == ['800', '1600', '2400']
@@ -404,7 +404,7 @@ def test_vehicleid_three_sizes_ten_draws(tmp_path):
 
 
 def test_veriwild_three_sizes_reported(tmp_path):
-    from dataset_trees import make_veriwild_tree
+    from fastreid_vehicle.example_trees import make_veriwild_tree
     tree = make_veriwild_tree(tmp_path/'vw')
     tables = protocol_tables('VeRi-Wild', tree['root'])
     union = protocol_union(tables)
@@ -417,7 +417,7 @@ def test_veriwild_three_sizes_reported(tmp_path):
 
 
 def test_vric_keeps_same_camera_gallery_images(tmp_path):
-    from dataset_trees import make_vric_tree
+    from fastreid_vehicle.example_trees import make_vric_tree
     tree = make_vric_tree(tmp_path/'vric', n_test_ids=4, n_cams=1)    # one camera: every match is same-camera
     tables = protocol_tables('VRIC', tree['root'])
     assert list(tables) == ['vric']
@@ -501,7 +501,7 @@ def test_protocol_draws_and_tables_worked_examples(tmp_path):
     assert protocol_draws(it, 'veri776')[0]['remove_junk'] is True
     assert len(protocol_draws(it, 'vehicleid', protocol='plain')) == 1
     with pytest.raises(ValueError, match='protocol must be'): protocol_draws(it, protocol='standard')
-    from dataset_trees import make_vehicleid_tree
+    from fastreid_vehicle.example_trees import make_vehicleid_tree
     root = make_vehicleid_tree(tmp_path/'vid')['root']
     tabs = protocol_tables('VehicleID', root)
     assert list(tabs) == ['800', '1600', '2400']

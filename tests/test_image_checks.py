@@ -6,7 +6,7 @@ from PIL import Image
 from fastreid_vehicle.images import open_rgb, to_rgb8, check_images, find_bad_images, BadImagesError, ImageDecodeError
 from fastreid_vehicle.readers import load_dataset, load_veri776, load_custom, DatasetFormatError
 from fastreid_vehicle.data import ReidDataLoaders, ReidImage, preload_images
-from dataset_trees import make_veri776_tree
+from fastreid_vehicle.example_trees import make_veri776_tree
 
 def _truncate(p, keep=300): Path(p).write_bytes(Path(p).read_bytes()[:keep])
 

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 import pytest
-from dataset_trees import make_vehicleid_tree, make_veriwild_tree, make_vric_tree
+from fastreid_vehicle.example_trees import make_vehicleid_tree, make_veriwild_tree, make_vric_tree
 from fastreid_vehicle.pipeline import train, evaluate_run
 
 TINY = dict(backbone='resnet18', pretrained=False, size=32, P=2, K=2, epochs=1, progress=False, threads=1, bs_valid=16)

@@ -1,4 +1,4 @@
-"""Tests of `fastreid_vehicle.readers` on tiny trees in each official format (see `dataset_trees.py`)."""
+"""Tests of `fastreid_vehicle.readers` on tiny trees in each official format (`fastreid_vehicle.example_trees`)."""
 import os, re, shutil, warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from fastreid_vehicle.readers import *
 from fastreid_vehicle import readers
-from dataset_trees import make_veri776_tree, make_vehicleid_tree, make_veriwild_tree, make_vric_tree
+from fastreid_vehicle.example_trees import make_veri776_tree, make_vehicleid_tree, make_veriwild_tree, make_vric_tree
 
 
 def _err(fn, *parts):
