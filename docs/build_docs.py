@@ -466,13 +466,15 @@ def cell_role(c:dict) -> str:
 
 PRELUDE = 'from fastreid_vehicle.all import *'
 
+def in_star_import(module:str) -> bool:
+    "Whether `from fastreid_vehicle.all import *` brings every public name of `fastreid_vehicle.<module>`."
+    all_ = set(vars(importlib.import_module('fastreid_vehicle.all')))
+    return set(getattr(importlib.import_module(f'fastreid_vehicle.{module}'), '__all__', [])) <= all_
+
 def page_prelude(module:str|None) -> str:
     """The imports a page's examples start from: the package's star import, and the page's module where the star import
     does not bring all of it. Shown at the top of every page with examples, and run first by `run_examples`."""
-    if not module: return PRELUDE
-    all_ = set(vars(importlib.import_module('fastreid_vehicle.all')))
-    m = importlib.import_module(f'fastreid_vehicle.{module}')
-    return PRELUDE if set(getattr(m, '__all__', [])) <= all_ else f'{PRELUDE}\nfrom fastreid_vehicle.{module} import *'
+    return PRELUDE if not module or in_star_import(module) else f'{PRELUDE}\nfrom fastreid_vehicle.{module} import *'
 
 def nb_module(nb:dict) -> str|None:
     "The module a notebook exports to (`#| default_exp`), if any."
@@ -605,7 +607,7 @@ def api_page(m:str, names:Names, counts:dict) -> str:
     rest = [n for n in callables if n not in entry]
     doc = (mod.__doc__ or '').strip()
     out = [f'# `fastreid_vehicle.{m}`', links(doc) if doc else '',
-           f'Import with `from fastreid_vehicle.{m} import *` (or `from fastreid_vehicle.all import *`). '
+           f'Import with `from fastreid_vehicle.{m} import *`' + (' (or `from fastreid_vehicle.all import *`). ' if in_star_import(m) else '. ') +
            f'The guide page [{m}](../{guide_page_of(m)}) explains it with examples.' if guide_page_of(m) else '']
     pt = patched(mod)
     def entries(ns):

@@ -12,6 +12,7 @@ from fastai.vision.all import *   # fastai's vision API, as `from fastai.vision.
 from . import __version__
 from .images import *
 from .readers import *
+from .example_trees import *
 from .synthetic import *
 from .data import *
 from .metrics import *
