@@ -36,7 +36,7 @@ class DataConfig:
     reader_kwargs:dict = setting({}, "extra arguments of the dataset reader, e.g. {'test_size': 1600}", flag=False)
     size:tuple = setting((64, 64), "image size (height, width): '256' or '384,128'")
     P:int = setting(8, "identities per training step over all processes (global batch P x K; each of N processes takes P/N)")
-    K:int = setting(4, "images per identity in a training batch")
+    K:int = setting(2, "images per identity in a training batch")
     camera_aware:bool = setting(True, "draw each identity's K images from different cameras where it has them")
     pad:int = setting(4, "pixels of padding before the random crop")
     flip_p:float = setting(0.5, "probability of a horizontal flip in training")
@@ -61,13 +61,13 @@ class ModelConfig:
     pretrained:bool = setting(True, "start from ImageNet weights (packaged offline for tf_efficientnet_lite0/1/2)")
     weights:str|None = setting(None, "a local backbone weights file (.pth / .safetensors); replaces the ImageNet weights")
     neck_feat:str = setting('before', "the evaluated feature: before or after the BN-neck", choices=('before', 'after'))
-    settings:dict = setting({}, "the method's model and loss settings, e.g. n_stripes=4 (command line: --set NAME=VALUE)",
-                            flag=False)
+    settings:dict = setting({'soft_margin': True}, "the method's model and loss settings, e.g. n_stripes=4 (command line: "
+                            "--set NAME=VALUE); a recipe starts from the method's own, not from this default", flag=False)
 
 @dataclass
 class FitConfig:
     "How the model is trained"
-    epochs:int = setting(5, "training epochs (stage 1)")
+    epochs:int = setting(7, "training epochs (stage 1)")
     lr:float = setting(3e-3, "peak learning rate")
     opt:str = setting('adam', "optimiser", choices=('adam', 'amsgrad', 'sgd'))
     schedule:str = setting('one_cycle', "learning-rate schedule", choices=('one_cycle', 'step'))
@@ -225,6 +225,7 @@ def build_settings(recipe=None, # a recipe name or `Recipe` whose values replace
     if recipe is not None:
         from .recipes import get_recipe
         recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+        values['settings'] = {}   # a recipe states its method's settings: the main job's (the default) do not carry over
         for k, v in recipe.args.items():
             if k in allf: values[k] = v
             else: values['settings'] = {**values['settings'], k: v}

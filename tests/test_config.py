@@ -27,7 +27,7 @@ def test_precedence_argument_over_recipe_over_default():
     assert (s.fit.opt, s.sources['opt']) == ('amsgrad', 'recipe')          # the recipe beats the default
     assert (s.fit.seed, s.sources.get('seed', 'default')) == (0, 'default')
     assert s.model.settings['n_stripes'] == 4 and s.sources['n_stripes'] == 'recipe'   # a method's own setting
-    assert build_settings(n_stripes=6).model.settings == {'n_stripes': 6}
+    assert build_settings(n_stripes=6).model.settings == {'soft_margin': True, 'n_stripes': 6}   # beside the main job's
 
 def test_values_are_checked_and_named():
     assert parse_size('384,128') == (384, 128) and parse_size(256) == (256, 256) and parse_size('64x32') == (64, 32)
@@ -105,3 +105,13 @@ def test_optimizer_constants_resolved_and_checked():
 def test_main_job_is_the_synthetic_small_benchmark():
     "Moved from nbs/24_pipeline.ipynb"
     assert MAIN_JOB['preset'] == 'small' and MAIN_JOB['dataset'] == 'synthetic' and 'out' not in MAIN_JOB
+
+
+def test_main_job_settings_do_not_leak_into_recipes():
+    "The main job's method settings (soft-margin triplet) are the default; a recipe starts from its method's own."
+    assert build_settings().model.settings == {'soft_margin': True}
+    assert build_settings(n_stripes=6, method='mfgnet').model.settings == {'soft_margin': True, 'n_stripes': 6}
+    for name in ('mfgnet-veri776', 'anet-veri776'):
+        s = build_settings(name)
+        assert 'soft_margin' not in s.model.settings and s.model.settings['margin'] == 0.3
+        assert build_settings(name, soft_margin=True).model.settings['soft_margin'] is True   # an argument still wins

@@ -98,7 +98,7 @@ def test_cli_reference_matches_help():
             for o in a.option_strings:
                 if o not in ('-h', '--help'): assert f'`{o}`' in sec, (name, o)
         if q.epilog: assert q.epilog in sec and all(f'`{r}`' in sec for r in RECIPES), name
-    assert '| `--epochs` | 5 |' in md and "| `--amp` | auto |" in md, 'defaults as typed on the command line'
+    assert '| `--epochs` | 7 |' in md and "| `--amp` | auto |" in md, 'defaults as typed on the command line'
     assert not build_docs.check_cli_examples(p)
     assert build_docs.readable(__import__('fastai.callback.fp16', fromlist=['AMPMode']).AMPMode.FP16) == 'AMPMode.FP16'
 
