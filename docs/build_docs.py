@@ -23,7 +23,7 @@ paths, test code, private names and developer notes on user pages, private names
 API pages, and sentences announcing something that does not follow.
 Quarto is not needed; nbdev's own configuration (`nbs/_quarto.yml`, `nbs/nbdev.yml`) is kept for `nbdev-docs`.
 """
-import argparse, ast, html, importlib, importlib.util, inspect, json, os, re, shutil, subprocess, sys, tempfile, textwrap
+import argparse, ast, html, importlib, importlib.util, inspect, json, os, re, shutil, subprocess, sys, tempfile, textwrap, traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -519,12 +519,6 @@ def nb_markdown(nb_path:Path, dest:Path, page:str, links) -> str:
 
 # ---------------------------------------------------------------- running a page's examples
 
-def _skip_flags() -> set:
-    "The flags of cells `nbdev-test` skips by default (`tst_flags` in settings.ini)."
-    import configparser
-    cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini')
-    return set(cfg['DEFAULT'].get('tst_flags', '').split())
-
 class RunApart:
     """Runs code its page does not show (hidden cells, check cells and statements) in a namespace of its own: the
     page's names, over what earlier unshown code defined, over the module's own (private names too) and fastcore's test
@@ -557,13 +551,16 @@ def run_examples(nb_path:Path, skip_flags=None) -> None:
     from fastcore.xtras import working_directory, modified_env
     nb_path = Path(nb_path).resolve()
     nb = json.loads(nb_path.read_text())
-    skip = _skip_flags() if skip_flags is None else set(skip_flags)
+    if skip_flags is None:   # what `nbdev-test` skips by default (settings.ini's `tst_flags`)
+        from nbdev.config import get_config
+        skip_flags = get_config(ROOT).tst_flags.split()
+    skip = set(skip_flags)
     module = nb_module(nb)
     k = CaptureShell(nb_path)
     def run(code, what):
         k.run(code)
         if k.exc is not None:
-            raise RuntimeError(f"{nb_path.name}, {what}:\n{textwrap.indent(code, '    ')}\n\n{''.join(format_exc(k.exc))}")
+            raise RuntimeError(f"{nb_path.name}, {what}:\n{textwrap.indent(code, '    ')}\n\n{''.join(traceback.format_exception(k.exc))}")
     with working_directory(nb_path.parent), modified_env(IN_TEST='1'):   # as nbdev-test runs notebooks
         run(page_prelude(module), 'the prelude')
         k.user_ns['_run_apart'] = RunApart(importlib.import_module(f'fastreid_vehicle.{module}') if module else None, k.user_ns)
@@ -575,10 +572,6 @@ def run_examples(nb_path:Path, skip_flags=None) -> None:
             code = k.transform_cell(code_body(src))
             if role == 'example': run(checks_apart(code, f'<cell {i}>'), f'shown cell {i}')
             else: run(f"_run_apart({code!r}, '<cell {i} ({role})>')", f'cell {i} ({role}, run apart)')
-
-def format_exc(e) -> list:
-    import traceback
-    return traceback.format_exception(type(e), e, e.__traceback__)
 
 # ---------------------------------------------------------------- API pages
 
